@@ -1,0 +1,1 @@
+//! demail-milter library.

@@ -1,0 +1,213 @@
+//! Typed, validated settings read from `demail.toml`.
+//!
+//! Key names follow the configuration contract (`shared/demail.example.toml`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::ConfigErrors;
+use crate::options::Options;
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub source: PathBuf,
+    pub gateway: Gateway,
+    pub inbound: Inbound,
+    pub evidence: EvidenceSettings,
+    pub trust: TrustSettings,
+    pub tags: Tags,
+    pub milter: MilterSettings,
+    /// Absent until the site runs the IMAP proxy.
+    pub imap_proxy: Option<ImapProxySettings>,
+    pub tenants: Vec<Tenant>,
+}
+
+impl Config {
+    /// Read and validate a configuration file. Errors list every problem with file:line:key.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        crate::config_parse::load(path)
+    }
+
+    /// Validate configuration text; `source` names the file in messages.
+    pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
+        crate::config_parse::parse(text, source)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayTls {
+    /// TLS from the first byte (SMTPS, port 465/1465).
+    Implicit,
+    Starttls,
+}
+
+/// `[gateway]`: the provider's gateway that takes the city's outbound De-Mail.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub host: String,
+    pub port: u16,
+    pub tls: GatewayTls,
+    pub client_certificate: PathBuf,
+    pub client_key: PathBuf,
+    pub provider_ca: PathBuf,
+    /// `user:password` file for SMTP AUTH; never logged.
+    pub auth_credentials: Option<PathBuf>,
+    pub domains: Vec<DomainPattern>,
+    /// Bytes.
+    pub max_message_size: u64,
+}
+
+/// A De-Mail domain: `*.de-mail.de` (any subdomain) or an exact provider domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainPattern {
+    /// Lower-case domain; matches only itself.
+    Exact(String),
+    /// Lower-case parent domain from `*.parent`; matches every subdomain of it, not the parent.
+    Subdomains(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliverConfirmations {
+    /// Deliver to the mailbox and keep the evidence.
+    Mailbox,
+    /// Keep only as evidence (the milter discards after storing).
+    EvidenceOnly,
+}
+
+/// `[inbound]`
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// master.cf service name seen as `{daemon_name}` for the provider's traffic.
+    pub provider_service: String,
+    /// SHA-256 fingerprints (32 bytes) of the provider's TLS client certificates.
+    pub provider_client_fingerprints: Vec<[u8; 32]>,
+    /// Lower-case addresses whose mail gets QES checks.
+    pub poststelle: Vec<String>,
+    pub deliver_confirmations: DeliverConfirmations,
+}
+
+/// `[evidence]`
+#[derive(Debug, Clone)]
+pub struct EvidenceSettings {
+    pub database: PathBuf,
+    pub blobs: PathBuf,
+    pub retention_years: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidationModel {
+    Chain,
+    Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    Ocsp,
+    Crl,
+    Off,
+}
+
+/// `[trust]`
+#[derive(Debug, Clone)]
+pub struct TrustSettings {
+    pub trusted_lists: PathBuf,
+    pub anchors: Vec<PathBuf>,
+    pub list_signers: Vec<PathBuf>,
+    pub validation_model: ValidationModel,
+    pub revocation: Revocation,
+    pub ocsp_timeout: Duration,
+}
+
+/// `[tags]`: subject tags clerks see on inbound mail; an empty string disables a tag.
+#[derive(Debug, Clone)]
+pub struct Tags {
+    pub authoritative: String,
+    pub qes_valid: String,
+    pub signed_not_qualified: String,
+    pub signature_invalid: String,
+    pub signature_indeterminate: String,
+}
+
+/// `inet:host:port` or `unix:/path`, as Postfix and OpenDKIM write milter sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketSpec {
+    Inet { host: String, port: u16 },
+    Unix(PathBuf),
+}
+
+/// `[milter]`
+#[derive(Debug, Clone)]
+pub struct MilterSettings {
+    pub listen: SocketSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendTls {
+    None,
+    Starttls,
+    Implicit,
+}
+
+/// `[imap_proxy.folders]`: names of the virtual folders (UTF-8 here, modified UTF-7 on the wire).
+#[derive(Debug, Clone)]
+pub struct FolderNames {
+    pub root: String,
+    pub dispatch: String,
+    pub receipt: String,
+    pub retrieve: String,
+    pub failed: String,
+    pub pending: String,
+    pub deemed_served: String,
+}
+
+/// `[imap_proxy]`
+#[derive(Debug, Clone)]
+pub struct ImapProxySettings {
+    pub listen_imaps: Option<String>,
+    pub listen_imap: Option<String>,
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub backend: String,
+    pub backend_tls: BackendTls,
+    pub state: PathBuf,
+    pub folders: FolderNames,
+}
+
+/// `[[tenant]]`: one town (a municipal association serves many).
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    /// Only public bodies may request an Abholbestätigung.
+    pub public_body: bool,
+    /// Lower-case mail domains of the town's ordinary mail.
+    pub internal_domains: Vec<String>,
+    pub accounts: Vec<Account>,
+}
+
+/// `[[tenant.account]]`: one De-Mail account of a tenant.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Lower-case De-Mail address.
+    pub address: String,
+    /// Internal mailboxes that inbound De-Mail to this account is delivered to.
+    pub deliver_to: Vec<String>,
+    /// Who may send as this account.
+    pub senders: Vec<SenderPattern>,
+    /// IMAP logins that see all evidence of this account.
+    pub visible_to: Vec<String>,
+    pub default_options: Options,
+    /// Keep the clerk as `Reply-To` when the sender is rewritten to the account (then the
+    /// provider sends confirmations to the clerk). Key `reply_to_clerk`, default false.
+    pub reply_to_clerk: bool,
+}
+
+/// An entry of `senders`: an address glob (`*@magdeburg.example`) or `sasl:` login glob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderPattern {
+    /// Lower-case glob over the envelope sender; `*` matches any run of characters.
+    Address(String),
+    /// Glob over the SASL login (`{auth_authen}`), compared case-insensitively.
+    Sasl(String),
+}
