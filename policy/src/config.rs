@@ -86,6 +86,14 @@ pub struct Inbound {
     /// Lower-case addresses whose mail gets QES checks.
     pub poststelle: Vec<String>,
     pub deliver_confirmations: DeliverConfirmations,
+    /// Key `listen`: address:port of the `demail-in` smtpd (implicit TLS, provider client
+    /// certificate required). Default `0.0.0.0:1465` (the TR's inter-provider SMTPS port).
+    pub listen: String,
+    /// Keys `certificate` / `key`: the server certificate `demail-in` presents to the provider.
+    /// Default: the gateway client certificate and key (the city has one identity towards the
+    /// provider). Must exist when given.
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 /// `[evidence]`
