@@ -1,1 +1,131 @@
-fn main() {}
+//! demailctl: the admin's command line for demail-gateway.
+
+mod dovecot;
+mod postfix;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use demail_policy::{Config, DEFAULT_CONFIG_PATH};
+
+#[derive(Parser)]
+#[command(name = "demailctl", version, about = "Administer demail-gateway")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration; prints every error as FILE:LINE: KEY: MESSAGE.
+    CheckConfig {
+        /// File to check (default: --config).
+        file: Option<PathBuf>,
+    },
+    /// Print (or write) the Postfix settings that route De-Mail only to the provider.
+    PostfixConfig {
+        /// Directory the lookup tables live in (referenced from main.cf/master.cf).
+        #[arg(long, default_value = "/etc/postfix/demail")]
+        dir: PathBuf,
+        /// Write main.cf and master.cf fragments and all tables into --dir instead of printing.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Print the Dovecot settings the IMAP proxy needs.
+    DovecotConfig,
+    /// Outbound De-Mails and their per-recipient status.
+    Status {
+        /// Only this tenant (its name as configured).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only messages since this time: RFC 3339 (2026-11-01T00:00:00Z), a date (2026-11-01)
+        /// or an age (90m, 12h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many messages.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One De-Mail with everything recorded about it, by private-id or Message-ID.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("demailctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, String> {
+    Config::load(path).map_err(|e| {
+        let n = e.errors.len();
+        format!("{e}\n{n} error(s) in {}", path.display())
+    })
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::CheckConfig { file } => {
+            let path = file.unwrap_or(cli.config);
+            let config = load(&path)?;
+            let accounts: usize = config.tenants.iter().map(|t| t.accounts.len()).sum();
+            println!(
+                "{}: OK ({} tenant(s), {} De-Mail account(s))",
+                path.display(),
+                config.tenants.len(),
+                accounts
+            );
+        }
+        Command::PostfixConfig { dir, write } => {
+            let config = load(&cli.config)?;
+            let pf = postfix::render(&config, &dir)?;
+            if write {
+                let files = pf.write(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                for f in files {
+                    println!("wrote {}", f.display());
+                }
+                println!(
+                    "Add {0}/main.cf to main.cf and {0}/master.cf to master.cf, then `postfix check && postfix reload`.",
+                    dir.display()
+                );
+            } else {
+                print!("{}", pf.to_text(&dir, &cli.config));
+            }
+        }
+        Command::DovecotConfig => {
+            let config = load(&cli.config)?;
+            print!("{}", dovecot::render(&config));
+        }
+        Command::Status { tenant, since, limit, json } => {
+            let config = load(&cli.config)?;
+            let since = since.as_deref().map(report::parse_since).transpose()?;
+            let store = report::open_store(&config)?;
+            report::status(&store, tenant.as_deref(), since, limit, json)?;
+        }
+        Command::Show { id, json } => {
+            let config = load(&cli.config)?;
+            let store = report::open_store(&config)?;
+            if !report::show(&store, &id, json)? {
+                eprintln!("demailctl: no De-Mail with private-id or Message-ID {id}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

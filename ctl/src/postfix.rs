@@ -1,0 +1,251 @@
+//! `demailctl postfix-config`: the Postfix settings that make De-Mail fail closed.
+//!
+//! Everything the city's Postfix needs is derived from the one configuration file, so the
+//! routing (only ever to the provider gateway) cannot drift from what the milter enforces.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use demail_policy::{Config, DomainPattern, GatewayTls, SocketSpec};
+
+/// Lookup tables written next to each other in one directory (`--dir`).
+pub struct PostfixConfig {
+    /// `key = value` settings for main.cf, in order, each with a comment saying why.
+    pub main_cf: Vec<(String, String, &'static str)>,
+    /// master.cf entries (first line + `-o` continuation lines).
+    pub master_cf: String,
+    /// Table files: (file name, content, secret?).
+    pub tables: Vec<(String, String, bool)>,
+}
+
+/// Name of the smtp transport that carries outbound De-Mail (master.cf).
+pub const TRANSPORT: &str = "demail";
+/// Name of the cleanup service that maps De-Mail accounts to mailboxes (inbound only).
+pub const CLEANUP: &str = "demail-cleanup";
+
+pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
+    let table = |name: &str| format!("texthash:{}", dir.join(name).display());
+    let gw = &config.gateway;
+    let nexthop = format!("{TRANSPORT}:[{}]:{}", gw.host, gw.port);
+
+    // Transport map: every De-Mail domain goes to the gateway, bracketed so no MX is looked up.
+    let mut transport = String::from("# De-Mail domains: only ever to the provider gateway\n");
+    for d in &gw.domains {
+        let key = match d {
+            DomainPattern::Exact(domain) => domain.clone(),
+            // A leading dot matches every subdomain in transport_maps, not the parent itself.
+            DomainPattern::Subdomains(parent) => format!(".{parent}"),
+        };
+        let _ = writeln!(transport, "{key}\t{nexthop}");
+    }
+
+    // Our accounts: the public smtpd refuses them, demail-in accepts only them.
+    let accounts: Vec<&str> = config
+        .tenants
+        .iter()
+        .flat_map(|t| t.accounts.iter().map(|a| a.address.as_str()))
+        .collect();
+    let mut public_access = String::from(
+        "# Mail to our De-Mail accounts comes only from the provider (demail-in), never from here\n",
+    );
+    let mut demail_in_access = String::from("# Accounts the provider may deliver to\n");
+    let mut virtual_alias = String::from("# Inbound De-Mail: account -> internal mailbox(es)\n");
+    for t in &config.tenants {
+        for a in &t.accounts {
+            let _ = writeln!(
+                public_access,
+                "{}\tREJECT 5.7.1 De-Mail an dieses Konto kommt nur ueber den De-Mail-Anbieter / \
+                 De-Mail to this account is accepted only from the De-Mail provider",
+                a.address
+            );
+            let _ = writeln!(demail_in_access, "{}\tOK", a.address);
+            let _ = writeln!(virtual_alias, "{}\t{}", a.address, a.deliver_to.join(", "));
+        }
+    }
+    if accounts.is_empty() {
+        return Err("no De-Mail accounts configured".into());
+    }
+
+    let milter = match &config.milter.listen {
+        SocketSpec::Inet { host, port } => format!("inet:{host}:{port}"),
+        SocketSpec::Unix(path) => format!("unix:{}", path.display()),
+    };
+
+    let main_cf = vec![
+        (
+            "transport_maps".into(),
+            table("transport"),
+            "De-Mail domains are routed to the provider gateway only",
+        ),
+        (
+            "smtpd_milters".into(),
+            milter.clone(),
+            "demail-milter authorises senders, sets the De-Mail options and records evidence",
+        ),
+        (
+            "non_smtpd_milters".into(),
+            "$smtpd_milters".into(),
+            "mail submitted with sendmail(1) is checked too",
+        ),
+        (
+            "milter_default_action".into(),
+            "tempfail".into(),
+            "milter down: mail waits, it is never passed unchecked",
+        ),
+        ("milter_protocol".into(), "6".into(), "indymilter speaks milter protocol 6"),
+        (
+            "smtpd_recipient_restrictions".into(),
+            format!(
+                "permit_sasl_authenticated, check_recipient_access {}, permit_mynetworks, reject_unauth_destination",
+                table("public_access")
+            ),
+            "merge with your own list: the access check must precede every permit but permit_sasl_authenticated",
+        ),
+    ];
+
+    let mut master = String::new();
+    let _ = writeln!(master, "# outbound De-Mail: TLS with the city's client certificate, no MX, no fallback");
+    let _ = writeln!(master, "{TRANSPORT}     unix  -       -       n       -       -       smtp");
+    let mut o = |k: &str, v: &str| {
+        let _ = writeln!(master, "  -o {k}={v}");
+    };
+    o("smtp_tls_security_level", "secure");
+    o("smtp_tls_mandatory_protocols", ">=TLSv1.2");
+    o("smtp_tls_CAfile", &path(&gw.provider_ca));
+    o("smtp_tls_cert_file", &path(&gw.client_certificate));
+    o("smtp_tls_key_file", &path(&gw.client_key));
+    o("smtp_tls_verify_cert_match", "hostname");
+    o("smtp_tls_wrappermode", if gw.tls == GatewayTls::Implicit { "yes" } else { "no" });
+    o("smtp_host_lookup", "native");
+    o("smtp_fallback_relay", "");
+    o("smtp_tls_loglevel", "1");
+    // The bytes recorded as evidence are the bytes that leave: Received fields (which the
+    // milter never sees, and which reveal internal hosts) are dropped on this transport.
+    o("smtp_header_checks", &format!("regexp:{}", dir.join("header_checks").display()));
+    let mut tables = vec![
+        ("transport".to_string(), transport, false),
+        ("header_checks".into(), "/^Received:/ IGNORE\n".into(), false),
+        ("public_access".into(), public_access, false),
+        ("demail_in_access".into(), demail_in_access, false),
+        ("virtual_alias".into(), virtual_alias, false),
+    ];
+    if let Some(secret) = &gw.auth_credentials {
+        o("smtp_sasl_auth_enable", "yes");
+        o("smtp_sasl_password_maps", &table("sasl_passwd"));
+        o("smtp_sasl_security_options", "noanonymous");
+        o("smtp_sasl_tls_security_options", "noanonymous");
+        let creds = std::fs::read_to_string(secret)
+            .map_err(|e| format!("{}: {e}", secret.display()))?;
+        let creds = creds.trim();
+        if !creds.contains(':') {
+            return Err(format!("{}: expected user:password", secret.display()));
+        }
+        tables.push((
+            "sasl_passwd".into(),
+            format!("[{}]:{}\t{}\n", gw.host, gw.port, creds),
+            true,
+        ));
+    }
+
+    let inbound = &config.inbound;
+    let _ = writeln!(master, "# inbound De-Mail and confirmations: only the provider, TLS with its client certificate");
+    let _ = writeln!(master, "{}  inet  n       -       n       -       -       smtpd", inbound.listen);
+    let mut o = |k: &str, v: &str| {
+        let _ = writeln!(master, "  -o {k}={v}");
+    };
+    o("syslog_name", &format!("postfix/{}", inbound.provider_service));
+    o("milter_macro_daemon_name", &inbound.provider_service);
+    o("smtpd_tls_wrappermode", "yes");
+    o("smtpd_tls_security_level", "encrypt");
+    o("smtpd_tls_req_ccert", "yes");
+    o("smtpd_tls_CAfile", &path(&gw.provider_ca));
+    o("smtpd_tls_cert_file", &path(&inbound.certificate));
+    o("smtpd_tls_key_file", &path(&inbound.key));
+    o("smtpd_sasl_auth_enable", "no");
+    if inbound.provider_client_fingerprints.is_empty() {
+        o("smtpd_client_restrictions", "");
+    } else {
+        o("smtpd_tls_fingerprint_digest", "sha256");
+        o(
+            "smtpd_client_restrictions",
+            &format!("check_ccert_access {}, reject", table("provider_ccerts")),
+        );
+        let mut ccerts = String::from("# pinned TLS client certificates of the provider\n");
+        for fp in &inbound.provider_client_fingerprints {
+            let hex: Vec<String> = fp.iter().map(|b| format!("{b:02X}")).collect();
+            let _ = writeln!(ccerts, "{}\tOK", hex.join(":"));
+        }
+        tables.push(("provider_ccerts".into(), ccerts, false));
+    }
+    o(
+        "smtpd_relay_restrictions",
+        &format!("check_recipient_access {}, reject", table("demail_in_access")),
+    );
+    o("smtpd_recipient_restrictions", "");
+    o("cleanup_service_name", CLEANUP);
+    let _ = writeln!(master, "# account -> mailbox mapping, applied only to what demail-in received");
+    let _ = writeln!(master, "{CLEANUP} unix n       -       n       -       0       cleanup");
+    let _ = writeln!(
+        master,
+        "  -o virtual_alias_maps=$virtual_alias_maps,{}",
+        table("virtual_alias")
+    );
+    let _ = writeln!(master, "# needed by TLS in the smtp client");
+    let _ = writeln!(master, "tlsmgr    unix  -       -       n       1000?   1       tlsmgr");
+
+    Ok(PostfixConfig { main_cf, master_cf: master, tables })
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+impl PostfixConfig {
+    /// Human-readable form: main.cf block, master.cf block, then every table.
+    pub fn to_text(&self, dir: &Path, source: &Path) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# Generated by demailctl postfix-config from {}", source.display());
+        let _ = writeln!(s, "# Tables live in {} (texthash: no postmap needed; postfix reload after a change)\n", dir.display());
+        let _ = writeln!(s, "### main.cf ###");
+        s.push_str(&self.main_cf_text());
+        let _ = writeln!(s, "\n### master.cf ###");
+        s.push_str(&self.master_cf);
+        for (name, content, secret) in &self.tables {
+            let _ = writeln!(s, "\n### {} ###", dir.join(name).display());
+            if *secret {
+                let _ = writeln!(s, "# (secret: written with --write, mode 0600, never printed)");
+            } else {
+                s.push_str(content);
+            }
+        }
+        s
+    }
+
+    pub fn main_cf_text(&self) -> String {
+        let mut s = String::new();
+        for (k, v, why) in &self.main_cf {
+            let _ = writeln!(s, "# {why}\n{k} = {v}");
+        }
+        s
+    }
+
+    /// Write `main.cf`, `master.cf` fragments and every table into `dir`.
+    pub fn write(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir)?;
+        let mut written = Vec::new();
+        let mut put = |name: &str, content: &str, mode: u32| -> std::io::Result<()> {
+            let p = dir.join(name);
+            std::fs::write(&p, content)?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+            written.push(p);
+            Ok(())
+        };
+        put("main.cf", &self.main_cf_text(), 0o644)?;
+        put("master.cf", &self.master_cf, 0o644)?;
+        for (name, content, secret) in &self.tables {
+            put(name, content, if *secret { 0o600 } else { 0o644 })?;
+        }
+        Ok(written)
+    }
+}

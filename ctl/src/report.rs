@@ -1,0 +1,151 @@
+//! `demailctl status` and `show`: read-only views of the evidence store.
+
+use demail_evidence::{Store, Submission};
+use demail_policy::Config;
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+pub fn open_store(config: &Config) -> Result<Store, String> {
+    let ev = &config.evidence;
+    if !ev.database.exists() {
+        return Err(format!(
+            "evidence database {} does not exist yet (nothing recorded, or wrong --config)",
+            ev.database.display()
+        ));
+    }
+    Store::open(&ev.database, &ev.blobs).map_err(|e| format!("{}: {e}", ev.database.display()))
+}
+
+/// RFC 3339, a plain date (midnight UTC) or an age such as `90m`, `12h`, `7d`.
+pub fn parse_since(s: &str) -> Result<OffsetDateTime, String> {
+    parse_since_at(s, OffsetDateTime::now_utc())
+}
+
+fn parse_since_at(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let s = s.trim();
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    if let Ok(d) = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")) {
+        return Ok(d.midnight().assume_utc());
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("--since {s:?}: expected RFC 3339, YYYY-MM-DD or an age like 7d"))?;
+    let age = match unit {
+        "m" => Duration::minutes(n),
+        "h" => Duration::hours(n),
+        "d" => Duration::days(n),
+        _ => return Err(format!("--since {s:?}: unit must be m, h or d")),
+    };
+    Ok(now - age)
+}
+
+fn ts(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+pub fn status(
+    store: &Store,
+    tenant: Option<&str>,
+    since: Option<OffsetDateTime>,
+    limit: usize,
+    json: bool,
+) -> Result<(), String> {
+    let subs = store.list(tenant, since, limit).map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for s in &subs {
+        let statuses = store.recipient_status(&s.private_id).map_err(|e| e.to_string())?;
+        rows.push((s, statuses));
+    }
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(s, st)| serde_json::json!({ "submission": s, "recipients": st }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no De-Mail recorded{}", tenant.map(|t| format!(" for {t}")).unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "{:<20}  {:<34}  {:<28}  {:<10}  {:<20}  SUBJECT",
+        "SUBMITTED", "PRIVATE-ID", "RECIPIENT", "STATUS", "SINCE"
+    );
+    for (s, statuses) in rows {
+        for r in statuses {
+            println!(
+                "{:<20}  {:<34}  {:<28}  {:<10}  {:<20}  {}",
+                ts(s.time),
+                s.private_id,
+                r.recipient,
+                r.status.to_string(),
+                ts(r.since),
+                s.subject
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Prints one submission; false when nothing matches `id`.
+pub fn show(store: &Store, id: &str, json: bool) -> Result<bool, String> {
+    let Some(s) = store.find(id).map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
+    let statuses = store.recipient_status(&s.private_id).map_err(|e| e.to_string())?;
+    if json {
+        let v = serde_json::json!({
+            "submission": s,
+            "recipients": statuses,
+            "content_path": store.blob_path(&s.content),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+        return Ok(true);
+    }
+    print_submission(store, &s);
+    println!("recipients:");
+    for r in statuses {
+        println!("  {:<32} {:<10} since {}", r.recipient, r.status.to_string(), ts(r.since));
+    }
+    Ok(true)
+}
+
+fn print_submission(store: &Store, s: &Submission) {
+    let field = |k: &str, v: &str| println!("{k:<12} {v}");
+    field("private-id", &s.private_id);
+    field("message-id", &s.message_id);
+    field("submitted", &ts(s.time));
+    field("tenant", &s.tenant);
+    field("account", &s.account);
+    field("clerk", &s.clerk);
+    if let Some(login) = &s.sasl_login {
+        field("login", login);
+    }
+    field("subject", &s.subject);
+    field("options", &s.options.join(", "));
+    field("queue-id", &s.queue_id);
+    field("sha256", &s.content.hex());
+    field("size", &format!("{} bytes", s.size));
+    field("content", &store.blob_path(&s.content).display().to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn since_accepts_rfc3339_dates_and_ages() {
+        let now = datetime!(2026-11-23 12:00 UTC);
+        assert_eq!(parse_since_at("2026-11-01T08:00:00Z", now).unwrap(), datetime!(2026-11-01 8:00 UTC));
+        assert_eq!(parse_since_at("2026-11-01", now).unwrap(), datetime!(2026-11-01 0:00 UTC));
+        assert_eq!(parse_since_at("7d", now).unwrap(), datetime!(2026-11-16 12:00 UTC));
+        assert_eq!(parse_since_at("90m", now).unwrap(), datetime!(2026-11-23 10:30 UTC));
+        assert!(parse_since_at("7w", now).unwrap_err().contains("unit"));
+        assert!(parse_since_at("yesterday", now).is_err());
+    }
+}
