@@ -9,7 +9,9 @@ use crate::options::Options;
 #[derive(Debug, Clone, Copy)]
 pub enum AddressClass<'a> {
     /// In a configured De-Mail domain. `own` is set when it is one of our tenants' accounts.
-    DeMail { own: Option<(&'a Tenant, &'a Account)> },
+    DeMail {
+        own: Option<(&'a Tenant, &'a Account)>,
+    },
     /// In a tenant's internal mail domain.
     Internal { tenant: &'a Tenant },
     /// Anything else (the Internet).

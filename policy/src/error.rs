@@ -28,7 +28,14 @@ impl fmt::Display for ConfigErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}: {}: {}", self.file.display(), e.line, e.key, e.message)?;
+            write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file.display(),
+                e.line,
+                e.key,
+                e.message
+            )?;
         }
         Ok(())
     }

@@ -3,12 +3,16 @@
 //! Everything the daemons decide about addresses, senders and shipping options is asked here,
 //! so the business rules live in one place and are unit-tested without sockets.
 
+mod address;
 mod config;
+mod config_parse;
 mod decide;
+mod decide_impl;
 mod error;
 mod options;
-mod config_parse;
-mod decide_impl;
+mod suggest;
+#[cfg(test)]
+mod testutil;
 
 pub use config::*;
 pub use decide::*;
