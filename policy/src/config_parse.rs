@@ -6,6 +6,8 @@ mod ctx;
 mod reader;
 mod sections;
 mod tenants;
+#[cfg(test)]
+mod tests;
 mod values;
 
 use std::path::Path;
@@ -34,7 +36,7 @@ pub(crate) fn load(path: &Path) -> Result<Config, ConfigErrors> {
         file: path.to_path_buf(),
         errors: vec![ConfigError {
             line: 0,
-            key: String::new(),
+            key: "file".into(),
             message,
         }],
     };
@@ -52,7 +54,7 @@ pub(crate) fn load(path: &Path) -> Result<Config, ConfigErrors> {
                 file: path.to_path_buf(),
                 errors: vec![ConfigError {
                     line,
-                    key: String::new(),
+                    key: "encoding".into(),
                     message: "the file is not valid UTF-8".into(),
                 }],
             })

@@ -159,9 +159,12 @@ impl<'a> Section<'a> {
         self.lookup(ctx, name, "an integer", Item::as_integer)
     }
 
+    pub fn boolean(&self, ctx: &mut Ctx<'_>, name: &str) -> Got<bool> {
+        self.lookup(ctx, name, "true or false", Item::as_bool)
+    }
+
     pub fn bool_or(&self, ctx: &mut Ctx<'_>, name: &str, default: bool) -> bool {
-        let got = self.lookup(ctx, name, "true or false", Item::as_bool);
-        got.found().map_or(default, |s| s.value)
+        self.boolean(ctx, name).found().map_or(default, |s| s.value)
     }
 
     /// A string or an integer (sizes may be written either way).

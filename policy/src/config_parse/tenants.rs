@@ -1,7 +1,7 @@
 //! `[[tenant]]` and `[[tenant.account]]`.
 
 use super::ctx::{Ctx, Spanned};
-use super::reader::Section;
+use super::reader::{Got, Section};
 use super::sections::{addresses, convert};
 use crate::address::{parse_addr_spec, parse_domain};
 use crate::config::{Account, SenderPattern, Tenant};
@@ -54,7 +54,12 @@ fn tenant(ctx: &mut Ctx<'_>, s: &Section<'_>, index: usize, seen: &mut Seen) -> 
         }
         n.value
     });
-    let public_body = s.bool_or(ctx, "public_body", false);
+    // `None` when the value was wrong: then "retrieve" cannot be judged and is not reported.
+    let public_body = match s.boolean(ctx, "public_body") {
+        Got::Found(b) => Some(b.value),
+        Got::Absent => Some(false),
+        Got::Bad => None,
+    };
     let mut internal_domains = Vec::new();
     for d in s.strings_or_empty(ctx, "internal_domains") {
         if let Some(value) = convert(ctx, &d, parse_domain) {
@@ -82,13 +87,18 @@ fn tenant(ctx: &mut Ctx<'_>, s: &Section<'_>, index: usize, seen: &mut Seen) -> 
     };
     Tenant {
         name: name.unwrap_or_default(),
-        public_body,
+        public_body: public_body.unwrap_or(false),
         internal_domains,
         accounts,
     }
 }
 
-fn account(ctx: &mut Ctx<'_>, s: &Section<'_>, public_body: bool, seen: &mut Seen) -> Account {
+fn account(
+    ctx: &mut Ctx<'_>,
+    s: &Section<'_>,
+    public_body: Option<bool>,
+    seen: &mut Seen,
+) -> Account {
     let address = s.req_string(ctx, "address").and_then(|a| {
         let value = convert(ctx, &a, parse_addr_spec)?;
         seen.accounts.push(Spanned {
@@ -135,7 +145,7 @@ fn account(ctx: &mut Ctx<'_>, s: &Section<'_>, public_body: bool, seen: &mut See
     }
 }
 
-fn default_options(ctx: &mut Ctx<'_>, s: &Section<'_>, public_body: bool) -> Options {
+fn default_options(ctx: &mut Ctx<'_>, s: &Section<'_>, public_body: Option<bool>) -> Options {
     let mut options = Options::default();
     let keywords: Vec<&str> = DeMailOption::ALL.iter().map(|o| o.keyword()).collect();
     for word in s.strings_or_empty(ctx, "default_options") {
@@ -150,7 +160,7 @@ fn default_options(ctx: &mut Ctx<'_>, s: &Section<'_>, public_body: bool) -> Opt
             ctx.bad(&word, format!("unknown option {:?}{hint}", word.value));
             continue;
         };
-        if option == DeMailOption::Retrieve && !public_body {
+        if option == DeMailOption::Retrieve && public_body == Some(false) {
             ctx.bad(
                 &word,
                 "\"retrieve\" (Abholbestätigung) is only for public bodies; \
