@@ -3,6 +3,8 @@
 
 mod crosscheck;
 mod ctx;
+mod gateway;
+mod imap_proxy;
 mod reader;
 mod sections;
 mod tenants;
@@ -17,6 +19,8 @@ use toml_edit::{Document, Table};
 use crate::config::Config;
 use crate::error::{ConfigError, ConfigErrors};
 use ctx::Ctx;
+use gateway::{GATEWAY_KEYS, placeholder_gateway};
+use imap_proxy::IMAP_PROXY_KEYS;
 use reader::Section;
 use sections::*;
 
@@ -108,7 +112,7 @@ fn walk(ctx: &mut Ctx<'_>, doc: &Table, source: &Path) -> Config {
     };
 
     let (gateway, domains_ok) = match section(ctx, "gateway", GATEWAY_KEYS) {
-        Some(s) => sections::gateway(ctx, &s),
+        Some(s) => gateway::gateway(ctx, &s),
         None => {
             if !root.contains("gateway") {
                 ctx.error(1, "gateway", "required section [gateway] is missing");
@@ -129,8 +133,8 @@ fn walk(ctx: &mut Ctx<'_>, doc: &Table, source: &Path) -> Config {
     let s =
         section(ctx, "milter", MILTER_KEYS).unwrap_or_else(|| defaults("milter", MILTER_KEYS, ctx));
     let milter = sections::milter(ctx, &s);
-    let imap_proxy =
-        section(ctx, "imap_proxy", IMAP_PROXY_KEYS).map(|s| sections::imap_proxy(ctx, &s, &empty));
+    let imap_proxy = section(ctx, "imap_proxy", IMAP_PROXY_KEYS)
+        .map(|s| imap_proxy::imap_proxy(ctx, &s, &empty));
 
     let mut seen = tenants::Seen::default();
     let tenants = tenants::tenants(ctx, &root, &mut seen);

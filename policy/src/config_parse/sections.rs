@@ -1,26 +1,17 @@
-//! The single-table sections: `[gateway]`, `[inbound]`, `[evidence]`, `[trust]`, `[tags]`,
-//! `[milter]`, `[imap_proxy]`.
+//! The small sections: `[inbound]`, `[evidence]`, `[trust]`, `[tags]`, `[milter]`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ctx::{Ctx, Spanned};
-use super::reader::{Got, Section, StrOrInt};
+use super::reader::{Got, Section};
 use super::values;
 use crate::address::parse_addr_spec;
-use crate::config::*;
+use crate::config::{
+    DeliverConfirmations, EvidenceSettings, Gateway, Inbound, MilterSettings, Revocation,
+    SocketSpec, Tags, TrustSettings, ValidationModel,
+};
 
-pub(super) const GATEWAY_KEYS: &[&str] = &[
-    "host",
-    "port",
-    "tls",
-    "client_certificate",
-    "client_key",
-    "provider_ca",
-    "auth_credentials",
-    "domains",
-    "max_message_size",
-];
 pub(super) const INBOUND_KEYS: &[&str] = &[
     "provider_service",
     "provider_client_fingerprints",
@@ -47,28 +38,6 @@ pub(super) const TAGS_KEYS: &[&str] = &[
     "signature_indeterminate",
 ];
 pub(super) const MILTER_KEYS: &[&str] = &["listen"];
-pub(super) const IMAP_PROXY_KEYS: &[&str] = &[
-    "listen_imaps",
-    "listen_imap",
-    "certificate",
-    "key",
-    "backend",
-    "backend_tls",
-    "state",
-    "folders",
-];
-const FOLDER_KEYS: &[&str] = &[
-    "root",
-    "dispatch",
-    "receipt",
-    "retrieve",
-    "failed",
-    "pending",
-    "deemed_served",
-];
-
-const DEFAULT_MAX_MESSAGE_SIZE: u64 = 20 << 20;
-
 /// Parses a string value with `parse`, reporting a failure at the value's line.
 pub(super) fn convert<T>(
     ctx: &mut Ctx<'_>,
@@ -76,112 +45,6 @@ pub(super) fn convert<T>(
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Option<T> {
     parse(&s.value).map_err(|e| ctx.bad(s, e)).ok()
-}
-
-/// `[gateway]`; the flag says whether `domains` is usable for cross-checks.
-pub(super) fn gateway(ctx: &mut Ctx<'_>, s: &Section<'_>) -> (Gateway, bool) {
-    let host = s.req_string(ctx, "host").map(|h| {
-        if h.value.is_empty() || h.value.chars().any(|c| c.is_whitespace() || c == '/') {
-            ctx.bad(
-                &h,
-                format!("expected a host name or IP address, found {:?}", h.value),
-            );
-        }
-        h.value
-    });
-    let port = s.integer(ctx, "port");
-    let port = s
-        .required(ctx, "port", port)
-        .and_then(|p| match u16::try_from(p.value) {
-            Ok(v) if v > 0 => Some(v),
-            _ => {
-                ctx.bad(&p, format!("port must be 1..65535, found {}", p.value));
-                None
-            }
-        });
-    let tls = s.req_string(ctx, "tls").and_then(|t| {
-        convert(ctx, &t, |v| {
-            values::choice(
-                v,
-                &[
-                    ("implicit", GatewayTls::Implicit),
-                    ("starttls", GatewayTls::Starttls),
-                ],
-            )
-        })
-    });
-    let file = |ctx: &mut Ctx<'_>, name: &str| {
-        s.req_string(ctx, name)
-            .map(|p| ctx.readable_file(&p))
-            .unwrap_or_default()
-    };
-    let client_certificate = file(ctx, "client_certificate");
-    let client_key = file(ctx, "client_key");
-    let provider_ca = file(ctx, "provider_ca");
-    let auth_credentials = s
-        .string(ctx, "auth_credentials")
-        .found()
-        .map(|p| ctx.readable_file(&p));
-    let (domains, domains_ok) = domains(ctx, s);
-    let max_message_size = match s.string_or_integer(ctx, "max_message_size") {
-        Got::Found(v) => match v.value {
-            StrOrInt::Str(ref text) => values::size(text).map_err(|e| ctx.bad(&v, e)).ok(),
-            StrOrInt::Int(n) if n > 0 => u64::try_from(n).ok(),
-            StrOrInt::Int(n) => {
-                ctx.bad(&v, format!("size must be greater than zero, found {n}"));
-                None
-            }
-        },
-        _ => None,
-    };
-    let gw = Gateway {
-        host: host.unwrap_or_default(),
-        port: port.unwrap_or(0),
-        tls: tls.unwrap_or(GatewayTls::Implicit),
-        client_certificate,
-        client_key,
-        provider_ca,
-        auth_credentials,
-        domains,
-        max_message_size: max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
-    };
-    (gw, domains_ok)
-}
-
-/// Stand-in when `[gateway]` is missing (the error is already reported).
-pub(super) fn placeholder_gateway() -> Gateway {
-    Gateway {
-        host: String::new(),
-        port: 0,
-        tls: GatewayTls::Implicit,
-        client_certificate: PathBuf::new(),
-        client_key: PathBuf::new(),
-        provider_ca: PathBuf::new(),
-        auth_credentials: None,
-        domains: Vec::new(),
-        max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-    }
-}
-
-fn domains(ctx: &mut Ctx<'_>, s: &Section<'_>) -> (Vec<DomainPattern>, bool) {
-    let got = s.strings(ctx, "domains");
-    let Some(list) = s.required(ctx, "domains", got) else {
-        return (Vec::new(), false);
-    };
-    let errors_before = ctx.errors.len();
-    if list.value.is_empty() {
-        ctx.bad(
-            &list,
-            "needs at least one De-Mail domain, e.g. [\"*.de-mail.de\"]",
-        );
-    }
-    let patterns: Vec<DomainPattern> = list
-        .value
-        .iter()
-        .filter_map(|d| convert(ctx, d, values::domain_pattern))
-        .collect();
-    let ok = ctx.errors.len() == errors_before;
-    (patterns, ok)
 }
 
 /// Validated addresses of a list, with their lines (for later cross-checks).
@@ -345,92 +208,4 @@ pub(super) fn milter(ctx: &mut Ctx<'_>, s: &Section<'_>) -> MilterSettings {
         port: 8891,
     });
     MilterSettings { listen }
-}
-
-/// `[imap_proxy]` (present). `empty` stands in for a missing `[imap_proxy.folders]`.
-pub(super) fn imap_proxy(
-    ctx: &mut Ctx<'_>,
-    s: &Section<'_>,
-    empty: &toml_edit::Table,
-) -> ImapProxySettings {
-    let listen = |ctx: &mut Ctx<'_>, name: &str| {
-        let l = s.string(ctx, name).found()?;
-        convert(ctx, &l, values::host_port)?;
-        Some(l.value)
-    };
-    let listen_imaps = listen(ctx, "listen_imaps");
-    let listen_imap = listen(ctx, "listen_imap");
-    if !s.contains("listen_imaps") && !s.contains("listen_imap") {
-        ctx.error(
-            s.line,
-            s.path.clone(),
-            "set at least one of listen_imaps (implicit TLS, 993) and listen_imap (STARTTLS, 143)",
-        );
-    }
-    let certificate = s
-        .req_string(ctx, "certificate")
-        .map(|p| ctx.readable_file(&p))
-        .unwrap_or_default();
-    let key = s
-        .req_string(ctx, "key")
-        .map(|p| ctx.readable_file(&p))
-        .unwrap_or_default();
-    let backend = s.string_or(ctx, "backend", "127.0.0.1:143");
-    convert(ctx, &backend, values::host_port);
-    let backend_tls = s.string_or(ctx, "backend_tls", "none");
-    let backend_tls = convert(ctx, &backend_tls, |v| {
-        values::choice(
-            v,
-            &[
-                ("none", BackendTls::None),
-                ("starttls", BackendTls::Starttls),
-                ("implicit", BackendTls::Implicit),
-            ],
-        )
-    })
-    .unwrap_or(BackendTls::None);
-    let state = s.string_or(ctx, "state", "/var/lib/demail/proxy-state.sqlite");
-    let folders_table = s.table(ctx, "folders").found();
-    let folders = match folders_table {
-        Some(t) => Section::open(ctx, t.value, t.key, t.line, FOLDER_KEYS),
-        None => Section::open(ctx, empty, s.key("folders"), s.line, FOLDER_KEYS),
-    };
-    ImapProxySettings {
-        listen_imaps,
-        listen_imap,
-        certificate,
-        key,
-        backend: backend.value,
-        backend_tls,
-        state: ctx.path(&state),
-        folders: folder_names(ctx, &folders),
-    }
-}
-
-fn folder_names(ctx: &mut Ctx<'_>, s: &Section<'_>) -> FolderNames {
-    let mut name = |key: &str, default: &str| {
-        let n = s.string_or(ctx, key, default);
-        if n.value.is_empty() {
-            ctx.bad(&n, "a folder name must not be empty");
-        } else if let Some(c) = n
-            .value
-            .chars()
-            .find(|c| c.is_control() || matches!(c, '*' | '%' | '"' | '\\'))
-        {
-            ctx.bad(
-                &n,
-                format!("a folder name must not contain {c:?} (IMAP reserves it)"),
-            );
-        }
-        n.value
-    };
-    FolderNames {
-        root: name("root", "De-Mail"),
-        dispatch: name("dispatch", "Versandbestätigungen"),
-        receipt: name("receipt", "Eingangsbestätigungen"),
-        retrieve: name("retrieve", "Abholbestätigungen"),
-        failed: name("failed", "Fehlermeldungen"),
-        pending: name("pending", "Ausstehend"),
-        deemed_served: name("deemed_served", "Zustellfiktion"),
-    }
 }
