@@ -1,0 +1,262 @@
+//! Content-addressed blob files under the blob directory: `ab/abcdef…` (the SHA-256 in hex).
+//!
+//! A writer streams into a hidden temp file in the blob directory, holding an advisory lock on
+//! it; `finish` fsyncs the file, renames it to its address and fsyncs the directory. A crash
+//! therefore leaves at most an unlocked temp file, which `Store::open` removes. The lock keeps a
+//! store opened by another process (say `demailctl status`) from deleting a temp file that a
+//! live writer is still filling.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::digest::Hasher;
+use crate::{Digest, Error, Result};
+
+/// Names of in-progress blob files start with this; nothing else in the directory does.
+pub(crate) const TMP_PREFIX: &str = ".tmp-";
+const CHUNK: usize = 64 * 1024;
+
+pub(crate) fn blob_path(dir: &Path, d: &Digest) -> PathBuf {
+    let hex = d.hex();
+    dir.join(&hex[..2]).join(hex)
+}
+
+/// Streams bytes into the blob directory while hashing; `finish` fsyncs the file, renames it to
+/// its content address (blobs/ab/abcdef...), fsyncs the directory, returns the digest.
+///
+/// Memory use is one 64 KiB buffer whatever the size. Dropping a writer without `finish`
+/// removes its temp file. `BlobWriter` is `Send`.
+pub struct BlobWriter {
+    dir: PathBuf,
+    /// `Some` until renamed; what `Drop` cleans up.
+    tmp: Option<PathBuf>,
+    out: Option<BufWriter<File>>,
+    hasher: Hasher,
+    len: u64,
+}
+
+impl BlobWriter {
+    pub(crate) fn create(dir: &Path) -> Result<BlobWriter> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        for _ in 0..100 {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let name = format!(
+                "{TMP_PREFIX}{}-{}-{nanos}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            );
+            let tmp = dir.join(name);
+            let file = match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(&tmp, e)),
+            };
+            // A cleaner may have locked and unlinked the file between create and lock: then
+            // the path no longer names our inode, and we start over with a fresh name.
+            if file.try_lock().is_ok() && same_inode(&file, &tmp) {
+                return Ok(BlobWriter {
+                    dir: dir.to_path_buf(),
+                    tmp: Some(tmp),
+                    out: Some(BufWriter::with_capacity(CHUNK, file)),
+                    hasher: Hasher::new(),
+                    len: 0,
+                });
+            }
+        }
+        Err(Error::io(
+            dir,
+            io::Error::other("could not create a temp file for a blob"),
+        ))
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn finish(mut self) -> Result<(Digest, u64)> {
+        let (Some(out), Some(tmp)) = (self.out.take(), self.tmp.clone()) else {
+            return Err(Error::io(
+                &self.dir,
+                io::Error::other("blob writer already finished"),
+            ));
+        };
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        // Blobs are immutable; read-only files make an accidental edit less likely.
+        file.set_permissions(fs::Permissions::from_mode(0o444))
+            .map_err(|e| Error::io(&tmp, e))?;
+        let digest = std::mem::replace(&mut self.hasher, Hasher::new()).finish();
+        let dest = blob_path(&self.dir, &digest);
+        let sub = dest.parent().unwrap_or(&self.dir);
+        ensure_subdir(&self.dir, sub)?;
+        // Replacing an existing blob is harmless: same name, same content.
+        fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+        self.tmp = None;
+        sync_dir(sub)?;
+        // The lock goes with `file` here, after the rename.
+        drop(file);
+        Ok((digest, self.len))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob writer already finished"))?;
+        let n = out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.out.as_mut() {
+            Some(out) => out.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            // Best effort: what remains is removed by the next `Store::open`.
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+fn same_inode(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+fn ensure_subdir(dir: &Path, sub: &Path) -> Result<()> {
+    match fs::create_dir(sub) {
+        // The new directory entry must survive a crash too.
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(sub, e)),
+    }
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Removes temp files no live writer holds (left by a crash); returns how many.
+pub(crate) fn remove_stale_temps(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if !entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        // Locked: a writer (in this or another process) is still at work.
+        if file.try_lock().is_ok() {
+            match fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+fn open_blob(dir: &Path, d: &Digest) -> Result<(File, PathBuf)> {
+    let path = blob_path(dir, d);
+    match File::open(&path) {
+        Ok(f) => Ok((f, path)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(Error::BlobMissing { digest: *d, path })
+        }
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// The whole blob, after checking that it hashes to its name.
+pub(crate) fn read(dir: &Path, d: &Digest) -> Result<Vec<u8>> {
+    let (mut file, path) = open_blob(dir, d)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io(&path, e))?;
+    check(d, Digest::of(&bytes), path)?;
+    Ok(bytes)
+}
+
+/// Hashes the blob in chunks (bounded memory); returns its length.
+pub(crate) fn verify(dir: &Path, d: &Digest) -> Result<u64> {
+    let (mut file, path) = open_blob(dir, d)?;
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut len = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    check(d, hasher.finish(), path)?;
+    Ok(len)
+}
+
+/// Length of a stored blob without reading it (cheap existence check).
+pub(crate) fn stored_len(dir: &Path, d: &Digest) -> Result<u64> {
+    let path = blob_path(dir, d);
+    match fs::metadata(&path) {
+        Ok(m) if m.is_file() => Ok(m.len()),
+        Ok(_) => Err(Error::BlobMissing { digest: *d, path }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(Error::BlobMissing { digest: *d, path })
+        }
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn check(expected: &Digest, actual: Digest, path: PathBuf) -> Result<()> {
+    if actual == *expected {
+        Ok(())
+    } else {
+        Err(Error::BlobMismatch {
+            expected: *expected,
+            actual,
+            path,
+        })
+    }
+}

@@ -1,0 +1,240 @@
+//! `Store`: one SQLite connection plus the blob directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Params, TransactionBehavior, params};
+use time::OffsetDateTime;
+
+use crate::chain::{self, KIND_SUBMISSION, NewEvent};
+use crate::status::{self, RecipientStatus};
+use crate::submission::{self, NewSubmission, Recorded, Submission};
+use crate::verify::{self, ChainHead, ChainReport};
+use crate::{BlobWriter, Digest, Error, Result, blob, schema};
+
+/// How long a writer waits for another connection's write lock before giving up
+/// (the milter then answers tempfail and Postfix retries).
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The evidence store: an append-only SQLite event log (WAL, `synchronous=FULL`) and a
+/// directory of content-addressed blob files.
+///
+/// Concurrency: `Store` is `Send` but not `Sync` (it owns one SQLite connection). Several
+/// threads or processes may each open their own `Store` on the same files; writers serialise
+/// on SQLite's write lock (waiting up to the busy timeout), readers never block. Sharing one
+/// `Store` behind a `Mutex` works as well but serialises reads too; the milter should open one
+/// per worker or per connection.
+pub struct Store {
+    conn: Connection,
+    database: PathBuf,
+    blobs: PathBuf,
+}
+
+impl Store {
+    /// Creates the database (schema migrations, WAL) and blob dir if missing.
+    /// Also removes blob temp files left by a crashed writer.
+    pub fn open(database: &Path, blobs: &Path) -> Result<Store> {
+        fs::create_dir_all(blobs).map_err(|e| Error::io(blobs, e))?;
+        if let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let conn = Connection::open(database)?;
+        schema::configure(&conn, DEFAULT_BUSY_TIMEOUT)?;
+        // Refuse a foreign database before changing anything in it (even its journal mode).
+        schema::check_identity(&conn, database)?;
+        schema::enable_wal(&conn, database)?;
+        schema::migrate(&conn, database)?;
+        blob::remove_stale_temps(blobs)?;
+        Ok(Store {
+            conn,
+            database: database.to_path_buf(),
+            blobs: blobs.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing store for reading only (no migrations, no temp clean-up): for
+    /// readers such as the IMAP proxy that must never write evidence.
+    pub fn open_read_only(database: &Path, blobs: &Path) -> Result<Store> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(database, flags)?;
+        conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
+        schema::check_current(&conn, database)?;
+        Ok(Store {
+            conn,
+            database: database.to_path_buf(),
+            blobs: blobs.to_path_buf(),
+        })
+    }
+
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<()> {
+        Ok(self.conn.busy_timeout(timeout)?)
+    }
+
+    pub fn database_path(&self) -> &Path {
+        &self.database
+    }
+
+    pub fn blob_dir(&self) -> &Path {
+        &self.blobs
+    }
+
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        BlobWriter::create(&self.blobs)
+    }
+
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        let mut w = self.blob_writer()?;
+        std::io::Write::write_all(&mut w, bytes).map_err(|e| Error::io(&self.blobs, e))?;
+        Ok(w.finish()?.0)
+    }
+
+    /// The whole blob; fails with `BlobMismatch` if it does not hash to `d`.
+    pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
+        blob::read(&self.blobs, d)
+    }
+
+    /// Hashes the stored blob in chunks (bounded memory) and returns its length.
+    pub fn verify_blob(&self, d: &Digest) -> Result<u64> {
+        blob::verify(&self.blobs, d)
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        blob::blob_path(&self.blobs, d)
+    }
+
+    /// Records an outbound De-Mail in one SQLite transaction, fsynced (synchronous=FULL) before
+    /// returning. Idempotent: if `private_id` exists already, nothing is written and
+    /// `Recorded::AlreadyPresent(existing)` returns the stored record (even if `s` differs).
+    ///
+    /// The content blob must be stored already, with exactly `s.size` bytes: the evidence
+    /// must be complete before the milter accepts the message.
+    pub fn record_submission(&self, s: &NewSubmission) -> Result<Recorded> {
+        submission::validate(s)?;
+        let stored = blob::stored_len(&self.blobs, &s.content)?;
+        if stored != s.size {
+            return Err(Error::Invalid {
+                field: "size",
+                reason: format!("{} bytes, but blob {} holds {stored}", s.size, s.content),
+            });
+        }
+        let payload = serde_json::to_string(s).map_err(|e| Error::Invalid {
+            field: "submission",
+            reason: e.to_string(),
+        })?;
+        let time = submission::unix_nanos(s.time)?;
+
+        // IMMEDIATE: take the write lock before reading, so the existence check, the chain
+        // head and the insert see one state even with other writers around.
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        if let Some(existing) = self.one(submission::BY_PRIVATE_ID_SQL, params![s.private_id])? {
+            return Ok(Recorded::AlreadyPresent(existing));
+        }
+        let event = NewEvent {
+            kind: KIND_SUBMISSION,
+            private_id: &s.private_id,
+            payload: &payload,
+            blobs: &[s.content],
+        };
+        let event_id = chain::append(&tx, &event)?;
+        tx.prepare_cached(submission::INSERT_SQL)?.execute(params![
+            s.private_id,
+            event_id,
+            &s.origin_key.0[..],
+            submission::message_id_key(&s.message_id),
+            s.tenant,
+            time
+        ])?;
+        tx.commit()?;
+        Ok(Recorded::Inserted(Submission::from_new(
+            s.clone(),
+            event_id,
+        )))
+    }
+
+    /// A previous submission recorded for the same original-message key (milter retries after a
+    /// crash/tempfail reuse the private-id), if any; the newest if several.
+    pub fn submission_by_origin_key(&self, key: &Digest) -> Result<Option<Submission>> {
+        self.one(submission::BY_ORIGIN_KEY_SQL, params![&key.0[..]])
+    }
+
+    /// Look up by private-id, else by Message-ID (with or without angle brackets; the newest
+    /// submission if several share it).
+    pub fn find(&self, id: &str) -> Result<Option<Submission>> {
+        let id = id.trim();
+        if id.is_empty() {
+            return Ok(None);
+        }
+        if let Some(s) = self.one(submission::BY_PRIVATE_ID_SQL, params![id])? {
+            return Ok(Some(s));
+        }
+        let key = submission::message_id_key(id);
+        if key.is_empty() {
+            return Ok(None);
+        }
+        self.one(submission::BY_MESSAGE_ID_SQL, params![key])
+    }
+
+    /// Newest first (by submission time); filters optional; `since` is inclusive.
+    pub fn list(
+        &self,
+        tenant: Option<&str>,
+        since: Option<OffsetDateTime>,
+        limit: usize,
+    ) -> Result<Vec<Submission>> {
+        let since = since.map_or(i64::MIN, submission::unix_nanos_clamped);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match tenant {
+            Some(t) => self.many(submission::LIST_TENANT_SQL, params![since, limit, t]),
+            None => self.many(submission::LIST_SQL, params![since, limit]),
+        }
+    }
+
+    /// Per-recipient status (projection of the events; today only `submitted`). Empty if the
+    /// private-id is unknown.
+    pub fn recipient_status(&self, private_id: &str) -> Result<Vec<RecipientStatus>> {
+        let mut stmt = self.conn.prepare_cached(submission::EVENTS_OF_SQL)?;
+        let rows = stmt.query_map(params![private_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        status::project(rows.map(|r| r.map_err(Error::from)))
+    }
+
+    /// The newest event (for anchoring the chain outside the store).
+    pub fn head(&self) -> Result<Option<ChainHead>> {
+        Ok(chain::head(&self.conn)?.map(|(event_id, hash)| ChainHead { event_id, hash }))
+    }
+
+    /// Walks the whole chain in one read snapshot: recomputes every event hash and link,
+    /// hashes every referenced blob, and compares the lookup tables with the events.
+    /// Tampering is reported in the `ChainReport`; `Err` means the walk itself failed.
+    pub fn verify_chain(&self) -> Result<ChainReport> {
+        verify::verify(&self.conn, &self.blobs)
+    }
+
+    fn one<P: Params>(&self, sql: &str, p: P) -> Result<Option<Submission>> {
+        Ok(self.many(sql, p)?.into_iter().next())
+    }
+
+    fn many<P: Params>(&self, sql: &str, p: P) -> Result<Vec<Submission>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|r| {
+            let (id, payload) = r?;
+            submission::decode(id, &payload)
+        })
+        .collect()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+// The milter moves stores and writers between threads.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<Store>();
+    send::<BlobWriter>();
+};

@@ -1,0 +1,367 @@
+//! `verify_chain`: walks every event in order, recomputes the links, checks each referenced
+//! blob against its digest and the lookup projection against the payloads.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::chain::{self, EventRow, KIND_SUBMISSION};
+use crate::submission::{self, Submission};
+use crate::{Digest, Error, Result, blob};
+
+/// More problems than this are counted, not listed.
+const MAX_LISTED: usize = 1000;
+
+/// Result of [`crate::Store::verify_chain`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChainReport {
+    /// Events walked.
+    pub events: u64,
+    /// Distinct blobs hashed.
+    pub blobs: u64,
+    /// The last event. Dropping events from the end leaves a valid chain, so keep this hash
+    /// somewhere else (a log, a printout) to detect truncation later.
+    pub head: Option<ChainHead>,
+    /// In event order: the first is the first event where the evidence was changed.
+    pub problems: Vec<Problem>,
+    /// Problems found beyond the listed ones.
+    pub problems_omitted: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ChainHead {
+    pub event_id: i64,
+    pub hash: Digest,
+}
+
+impl ChainReport {
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty() && self.problems_omitted == 0
+    }
+
+    /// The first event that does not check out.
+    pub fn first_bad_event(&self) -> Option<i64> {
+        self.problems.iter().find_map(Problem::event_id)
+    }
+
+    fn push(&mut self, p: Problem) {
+        if self.problems.len() < MAX_LISTED {
+            self.problems.push(p);
+        } else {
+            self.problems_omitted += 1;
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "kebab-case")]
+pub enum Problem {
+    /// Event ids `from..=to` are absent.
+    MissingEvents { from: i64, to: i64 },
+    /// The event's prev_hash is not the hash of the event before it.
+    PrevHash {
+        event_id: i64,
+        expected: Digest,
+        found: Digest,
+    },
+    /// The event's columns do not hash to its stored hash: the row was altered.
+    Hash {
+        event_id: i64,
+        stored: Digest,
+        computed: Digest,
+    },
+    /// The row's hash column itself is not 32 bytes, or its payload cannot be read.
+    Malformed { event_id: i64, reason: String },
+    BlobMissing {
+        event_id: i64,
+        digest: Digest,
+        path: PathBuf,
+    },
+    BlobMismatch {
+        event_id: i64,
+        digest: Digest,
+        actual: Digest,
+        path: PathBuf,
+    },
+    BlobUnreadable {
+        event_id: i64,
+        digest: Digest,
+        reason: String,
+    },
+    /// The lookup tables disagree with the events.
+    Projection {
+        event_id: Option<i64>,
+        reason: String,
+    },
+}
+
+impl Problem {
+    pub fn event_id(&self) -> Option<i64> {
+        match self {
+            Problem::MissingEvents { from, .. } => Some(*from),
+            Problem::PrevHash { event_id, .. }
+            | Problem::Hash { event_id, .. }
+            | Problem::Malformed { event_id, .. }
+            | Problem::BlobMissing { event_id, .. }
+            | Problem::BlobMismatch { event_id, .. }
+            | Problem::BlobUnreadable { event_id, .. } => Some(*event_id),
+            Problem::Projection { event_id, .. } => *event_id,
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::MissingEvents { from, to } if from == to => write!(f, "event {from}: missing"),
+            Problem::MissingEvents { from, to } => write!(f, "events {from}..{to}: missing"),
+            Problem::PrevHash {
+                event_id,
+                expected,
+                found,
+            } => write!(
+                f,
+                "event {event_id}: prev_hash {found} is not the hash of the event before ({expected})"
+            ),
+            Problem::Hash {
+                event_id,
+                stored,
+                computed,
+            } => write!(
+                f,
+                "event {event_id}: content hashes to {computed}, stored hash is {stored} (altered)"
+            ),
+            Problem::Malformed { event_id, reason } => write!(f, "event {event_id}: {reason}"),
+            Problem::BlobMissing {
+                event_id,
+                digest,
+                path,
+            } => {
+                write!(
+                    f,
+                    "event {event_id}: blob {digest} missing ({})",
+                    path.display()
+                )
+            }
+            Problem::BlobMismatch {
+                event_id,
+                digest,
+                actual,
+                path,
+            } => write!(
+                f,
+                "event {event_id}: blob {} hashes to {actual}, not {digest} (altered)",
+                path.display()
+            ),
+            Problem::BlobUnreadable {
+                event_id,
+                digest,
+                reason,
+            } => {
+                write!(f, "event {event_id}: blob {digest}: {reason}")
+            }
+            Problem::Projection {
+                event_id: Some(id),
+                reason,
+            } => write!(f, "event {id}: lookup table: {reason}"),
+            Problem::Projection {
+                event_id: None,
+                reason,
+            } => write!(f, "lookup table: {reason}"),
+        }
+    }
+}
+
+pub(crate) fn verify(conn: &Connection, blobs: &Path) -> Result<ChainReport> {
+    // One read transaction: a consistent snapshot while writers keep appending.
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Deferred)?;
+    let mut report = ChainReport {
+        events: 0,
+        blobs: 0,
+        head: None,
+        problems: Vec::new(),
+        problems_omitted: 0,
+    };
+    let mut checked_blobs = HashSet::new();
+    let mut submissions = 0u64;
+    let mut prev: Option<(i64, Vec<u8>)> = None;
+    let mut stmt = tx.prepare(chain::SELECT_ALL)?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let ev = EventRow::from_row(r)?;
+        report.events += 1;
+        check_link(&mut report, &ev, prev.as_ref());
+        if ev.kind == KIND_SUBMISSION {
+            submissions += 1;
+        }
+        for p in check_payload(&tx, blobs, &ev, &mut checked_blobs)? {
+            report.push(p);
+        }
+        report.blobs = checked_blobs.len() as u64;
+        if let Ok(hash) = Digest::from_slice(&ev.hash, "hash") {
+            report.head = Some(ChainHead {
+                event_id: ev.id,
+                hash,
+            });
+        }
+        prev = Some((ev.id, ev.hash));
+    }
+    let rows_in_table: i64 = tx.query_row("SELECT count(*) FROM submissions", [], |r| r.get(0))?;
+    if rows_in_table as u64 != submissions {
+        report.push(Problem::Projection {
+            event_id: None,
+            reason: format!("{rows_in_table} submission rows for {submissions} submission events"),
+        });
+    }
+    Ok(report)
+}
+
+fn check_link(report: &mut ChainReport, ev: &EventRow, prev: Option<&(i64, Vec<u8>)>) {
+    let (expected_id, expected_prev) = match prev {
+        None => (1, Digest::ZERO.0.to_vec()),
+        Some((id, hash)) => (id + 1, hash.clone()),
+    };
+    if ev.id != expected_id {
+        report.push(Problem::MissingEvents {
+            from: expected_id,
+            to: ev.id - 1,
+        });
+    }
+    if ev.prev_hash != expected_prev {
+        report.push(Problem::PrevHash {
+            event_id: ev.id,
+            expected: lossy_digest(&expected_prev),
+            found: lossy_digest(&ev.prev_hash),
+        });
+    }
+    let computed = ev.computed_hash();
+    if ev.hash.len() != 32 {
+        let reason = format!("stored hash is {} bytes, not 32", ev.hash.len());
+        report.push(Problem::Malformed {
+            event_id: ev.id,
+            reason,
+        });
+    } else if ev.hash != computed.0 {
+        report.push(Problem::Hash {
+            event_id: ev.id,
+            stored: lossy_digest(&ev.hash),
+            computed,
+        });
+    }
+}
+
+/// For the report only: a value of the wrong length is zero-padded or cut to 32 bytes.
+fn lossy_digest(bytes: &[u8]) -> Digest {
+    let mut d = [0u8; 32];
+    let n = bytes.len().min(32);
+    d[..n].copy_from_slice(&bytes[..n]);
+    Digest(d)
+}
+
+fn check_payload(
+    conn: &Connection,
+    blob_dir: &Path,
+    ev: &EventRow,
+    checked: &mut HashSet<Digest>,
+) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    let malformed = |reason: String| Problem::Malformed {
+        event_id: ev.id,
+        reason,
+    };
+    let digests = match chain::parse_blobs(&ev.blobs) {
+        Ok(d) => d,
+        Err(e) => return Ok(vec![malformed(format!("blobs column: {e}"))]),
+    };
+    for d in &digests {
+        if checked.insert(*d) {
+            problems.extend(check_blob(blob_dir, ev.id, d));
+        }
+    }
+    if ev.kind != KIND_SUBMISSION {
+        problems.push(malformed(format!("unknown kind {:?}", ev.kind)));
+        return Ok(problems);
+    }
+    let s = match submission::decode(ev.id, &ev.payload) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(malformed(e.to_string()));
+            return Ok(problems);
+        }
+    };
+    if s.private_id != ev.private_id {
+        problems.push(malformed(format!(
+            "payload private-id {:?} differs from the column {:?}",
+            s.private_id, ev.private_id
+        )));
+    }
+    if !digests.contains(&s.content) {
+        problems.push(malformed(format!(
+            "content blob {} not listed in the blobs column",
+            s.content
+        )));
+    }
+    if let Some(reason) = check_projection(conn, &s)? {
+        problems.push(Problem::Projection {
+            event_id: Some(ev.id),
+            reason,
+        });
+    }
+    Ok(problems)
+}
+
+fn check_blob(dir: &Path, event_id: i64, digest: &Digest) -> Option<Problem> {
+    match blob::verify(dir, digest) {
+        Ok(_) => None,
+        Err(Error::BlobMissing { path, .. }) => Some(Problem::BlobMissing {
+            event_id,
+            digest: *digest,
+            path,
+        }),
+        Err(Error::BlobMismatch { actual, path, .. }) => Some(Problem::BlobMismatch {
+            event_id,
+            digest: *digest,
+            actual,
+            path,
+        }),
+        Err(e) => Some(Problem::BlobUnreadable {
+            event_id,
+            digest: *digest,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The submissions row of this event, compared with its payload.
+fn check_projection(conn: &Connection, s: &Submission) -> Result<Option<String>> {
+    type Row = (String, Vec<u8>, String, String, i64);
+    let row: Option<Row> = conn
+        .prepare_cached(submission::BY_EVENT_SQL)?
+        .query_row(params![s.event_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    let Some((private_id, origin_key, message_id, tenant, time)) = row else {
+        return Ok(Some("no submissions row".into()));
+    };
+    let mut diffs = Vec::new();
+    if private_id != s.private_id {
+        diffs.push("private_id");
+    }
+    if origin_key != s.origin_key.0 {
+        diffs.push("origin_key");
+    }
+    if message_id != submission::message_id_key(&s.message_id) {
+        diffs.push("message_id");
+    }
+    if tenant != s.tenant {
+        diffs.push("tenant");
+    }
+    if Some(time) != submission::unix_nanos(s.time).ok() {
+        diffs.push("time");
+    }
+    Ok((!diffs.is_empty()).then(|| format!("submissions row differs in {}", diffs.join(", "))))
+}
