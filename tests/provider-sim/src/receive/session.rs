@@ -166,15 +166,15 @@ impl Session<'_> {
         }
     }
 
-    /// Writes one reply line; 4xx/5xx replies are recorded as rejections.
+    /// Writes one reply line; 4xx/5xx replies are recorded as rejections, before they are
+    /// sent, so a client that has read the reply finds it in [`crate::Simulator::rejected`].
     fn reply(&mut self, stage: Stage, line: &str) -> io::Result<Flow> {
-        self.conn.write_all(line.as_bytes())?;
-        self.conn.write_all(b"\r\n")?;
-        self.conn.flush()?;
         if line.starts_with('4') || line.starts_with('5') {
             self.errors += 1;
             self.shared.record_rejection(stage, line, self.peer);
         }
+        self.conn.write_all(format!("{line}\r\n").as_bytes())?;
+        self.conn.flush()?;
         Ok(if line.starts_with("421") {
             Flow::Close
         } else {
