@@ -1,1 +1,46 @@
-//! demail-milter library.
+//! demail-milter: the Postfix milter of demail-gateway, outbound part.
+//!
+//! At RCPT it refuses De-Mail recipients the sender may not write to and messages that would
+//! mix De-Mail and ordinary recipients; ordinary mail is accepted at DATA without changes. At
+//! end of a De-Mail it maps the sender to the tenant's account, turns subject tags and
+//! `X-DeMail-Options` into TR-01201 option fields, sets `X-de-mail-private-id`, records exactly
+//! the bytes that will leave in the evidence store (fsynced) and only then accepts. Every
+//! internal error answers tempfail, so Postfix keeps the mail.
+//!
+//! The library is published so that tests start the milter in-process: [`bind`] then [`run`].
+
+mod callbacks;
+mod error;
+mod header;
+mod listener;
+mod outbound;
+mod record;
+mod session;
+mod text;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use demail_policy::Config;
+
+pub use callbacks::{REQUIRED_ACTIONS, REQUIRED_OPTS};
+pub use error::Error;
+pub use listener::{Listener, UnixSocket, bind};
+
+/// Serves MTA connections on `listener` until `shutdown` completes; sessions in progress finish
+/// the command they are processing. Errors only when the listener fails.
+pub async fn run(
+    listener: Listener,
+    config: Arc<Config>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let evidence = Arc::new(record::Evidence::new(&config.evidence));
+    let shared = Arc::new(session::Shared { config, evidence });
+    let callbacks = callbacks::make(shared);
+    let milter_config = indymilter::Config {
+        actions: REQUIRED_ACTIONS,
+        ..Default::default()
+    };
+    indymilter::run(listener, callbacks, milter_config, shutdown).await
+}

@@ -1,0 +1,244 @@
+//! Thin indymilter glue: negotiation, macros in, verdicts out. Logic lives in `Session` and
+//! `outbound`; every internal error becomes a tempfail here.
+
+use std::ffi::{CStr, CString};
+use std::sync::Arc;
+
+use indymilter::{
+    Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, Macros, NegotiateContext,
+    ProtoOpts, SetErrorReply, SmtpReply, Status,
+};
+use tracing::{Instrument, Span, error, info_span, warn};
+
+use crate::error::Error;
+use crate::header::Edit;
+use crate::outbound::{self, Outcome};
+use crate::session::{Session, Shared, Verdict};
+
+/// The changes we make at end of message; a connection that cannot grant them is refused.
+pub const REQUIRED_ACTIONS: Actions = Actions::ADD_HEADER
+    .union(Actions::CHANGE_HEADER)
+    .union(Actions::CHANGE_SENDER);
+
+/// Header values exactly as written (leading space included): needed to rebuild the bytes
+/// that leave, which are what the evidence records.
+pub const REQUIRED_OPTS: ProtoOpts = ProtoOpts::LEADING_SPACE;
+
+const MACROS: [(MacroStage, &str); 5] = [
+    (MacroStage::Connect, "{daemon_name} {client_addr} j"),
+    (MacroStage::Helo, "{cert_subject} {cert_issuer}"),
+    (
+        MacroStage::Mail,
+        "i {auth_authen} {mail_addr} {cert_subject} {cert_issuer}",
+    ),
+    (MacroStage::Eoh, "i"),
+    (MacroStage::Eom, "i"),
+];
+
+pub fn make(shared: Arc<Shared>) -> Callbacks<Session> {
+    let on_connect = Arc::clone(&shared);
+    Callbacks::new()
+        .on_negotiate(|cx, actions, opts| Box::pin(async move { negotiate(cx, actions, opts) }))
+        .on_connect(move |cx, _host, _socket| {
+            let shared = Arc::clone(&on_connect);
+            Box::pin(async move {
+                let daemon = macro_text(&cx.macros, c"{daemon_name}");
+                let client = macro_text(&cx.macros, c"{client_addr}").unwrap_or_default();
+                let span = info_span!("conn", client = %client);
+                let mut session = Session::new(shared);
+                let verdict = span.in_scope(|| session.connect(daemon.as_deref()));
+                cx.data = Some(session);
+                answer(&mut cx.reply, verdict)
+            })
+        })
+        .on_helo(|_cx, _host| Box::pin(async { Status::Continue }))
+        .on_mail(|cx, args| {
+            Box::pin(async move {
+                let sender = args.first().map(|a| a.to_string_lossy().into_owned());
+                let sender = sender
+                    .or_else(|| macro_text(&cx.macros, c"{mail_addr}"))
+                    .unwrap_or_default();
+                let sasl = macro_text(&cx.macros, c"{auth_authen}");
+                let qid = macro_text(&cx.macros, c"i");
+                stage(cx, |s| s.mail(&sender, sasl.as_deref(), qid.as_deref()))
+            })
+        })
+        .on_rcpt(|cx, args| {
+            Box::pin(async move {
+                let rcpt = args.first().map(|a| a.to_string_lossy().into_owned());
+                let rcpt = rcpt.unwrap_or_default();
+                stage(cx, |s| s.rcpt(&rcpt))
+            })
+        })
+        .on_data(|cx| Box::pin(async move { stage(cx, Session::data) }))
+        .on_header(|cx, name, value| {
+            Box::pin(async move { stage(cx, |s| s.header(name.as_bytes(), value.as_bytes())) })
+        })
+        .on_eoh(|cx| Box::pin(async move { stage(cx, Session::eoh) }))
+        .on_body(|cx, chunk| {
+            Box::pin(async move {
+                stage(cx, |s| {
+                    s.body(&chunk).unwrap_or_else(|e| {
+                        error!("{e}; tempfail");
+                        Verdict::Tempfail
+                    })
+                })
+            })
+        })
+        .on_eom(|cx| Box::pin(eom(cx)))
+        .on_abort(|cx| {
+            Box::pin(async move {
+                if let Some(s) = cx.data.as_mut() {
+                    s.abort();
+                }
+                Status::Continue
+            })
+        })
+        .on_close(|cx| {
+            Box::pin(async move {
+                cx.data = None;
+                Status::Continue
+            })
+        })
+}
+
+fn negotiate(cx: &mut NegotiateContext<Session>, actions: Actions, opts: ProtoOpts) -> Status {
+    let missing_actions = REQUIRED_ACTIONS.difference(actions);
+    let missing_opts = REQUIRED_OPTS.difference(opts);
+    if !missing_actions.is_empty() || !missing_opts.is_empty() {
+        error!(
+            ?missing_actions,
+            ?missing_opts,
+            "the MTA does not offer what the milter needs; refusing the connection \
+             (Postfix then applies milter_default_action)"
+        );
+        return Status::Reject;
+    }
+    cx.requested_actions = REQUIRED_ACTIONS | (actions & Actions::REQUEST_MACROS);
+    cx.requested_opts |= REQUIRED_OPTS;
+    for (stage, names) in MACROS {
+        if let Ok(names) = CString::new(names) {
+            cx.requested_macros.insert(stage, names);
+        }
+    }
+    Status::Continue
+}
+
+/// Runs a synchronous session stage inside the message's log span.
+fn stage(cx: &mut Context<Session>, f: impl FnOnce(&mut Session) -> Verdict) -> Status {
+    let span = message_span(&cx.macros);
+    let verdict = match cx.data.as_mut() {
+        Some(session) => span.in_scope(|| f(session)),
+        None => {
+            span.in_scope(|| error!("no session (connect was not seen); tempfail"));
+            Verdict::Tempfail
+        }
+    };
+    answer(&mut cx.reply, verdict)
+}
+
+async fn eom(cx: &mut EomContext<Session>) -> Status {
+    let span = message_span(&cx.macros);
+    let result = async {
+        let session = cx
+            .data
+            .as_mut()
+            .ok_or(Error::State("no session at end of message"))?;
+        let Some(msg) = session.message.take() else {
+            // Accepted earlier (ordinary mail) or aborted: nothing to do.
+            return Ok(Verdict::Continue);
+        };
+        if !msg.demail {
+            return Ok(Verdict::Continue);
+        }
+        let shared = Arc::clone(&session.shared);
+        match outbound::finish(&shared, msg).await? {
+            Outcome::Reject(reply) => Ok(Verdict::Reject(reply)),
+            Outcome::Accept { sender, edits } => {
+                apply(&cx.actions, &sender, edits).await?;
+                Ok(Verdict::Accept)
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let verdict = result.unwrap_or_else(|e: Error| {
+        span.in_scope(|| error!("{e}; tempfail"));
+        Verdict::Tempfail
+    });
+    answer(&mut cx.reply, verdict)
+}
+
+async fn apply(actions: &impl ContextActions, sender: &str, edits: Vec<Edit>) -> Result<(), Error> {
+    let act = |action: &'static str| move |source| Error::Action { action, source };
+    actions
+        .change_sender(
+            cstring("MAIL FROM", format!("<{sender}>").into_bytes())?,
+            None::<CString>,
+        )
+        .await
+        .map_err(act("change_sender"))?;
+    for edit in edits {
+        match edit {
+            Edit::Change { name, index, value } => {
+                let value = cstring(&String::from_utf8_lossy(&name), value)?;
+                actions
+                    .change_header(cstring("header name", name)?, index, Some(value))
+                    .await
+                    .map_err(act("change_header"))?;
+            }
+            Edit::Delete { name, index } => actions
+                .change_header(cstring("header name", name)?, index, None::<CString>)
+                .await
+                .map_err(act("delete_header"))?,
+            Edit::Add { name, value } => {
+                let value = cstring(&String::from_utf8_lossy(&name), value)?;
+                actions
+                    .add_header(cstring("header name", name)?, value)
+                    .await
+                    .map_err(act("add_header"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cstring(what: &str, bytes: Vec<u8>) -> Result<CString, Error> {
+    CString::new(bytes).map_err(|_| Error::Nul(what.to_string()))
+}
+
+/// Turns a verdict into the indymilter status, setting the custom reply for a rejection.
+fn answer(reply: &mut SmtpReply, verdict: Verdict) -> Status {
+    match verdict {
+        Verdict::Continue => Status::Continue,
+        Verdict::Accept => Status::Accept,
+        Verdict::Tempfail => Status::Tempfail,
+        Verdict::Reject(r) => {
+            match reply.set_error_reply(r.code, Some(&r.xcode), [r.text.as_str()]) {
+                Ok(()) => Status::Reject,
+                Err(source) => {
+                    let e = Error::Reply {
+                        code: r.code,
+                        xcode: r.xcode,
+                        source,
+                    };
+                    warn!("{e}; tempfail instead");
+                    Status::Tempfail
+                }
+            }
+        }
+    }
+}
+
+fn macro_text(macros: &Macros, name: &CStr) -> Option<String> {
+    macros
+        .get(name)
+        .map(|v| v.to_string_lossy().into_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Log span keyed by the Postfix queue id, so a message's lines can be found with its id.
+fn message_span(macros: &Macros) -> Span {
+    let qid = macro_text(macros, c"i").unwrap_or_else(|| "-".into());
+    info_span!("msg", qid = %qid)
+}

@@ -1,0 +1,137 @@
+//! The evidence store, seen from the milter: opened on first use (so a store that is briefly
+//! unavailable tempfails De-Mail only, while ordinary mail keeps flowing), used off the async
+//! runtime because SQLite and fsync block.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use demail_evidence::{Digest, NewSubmission, Recorded, Store, Submission};
+use demail_policy::EvidenceSettings;
+use tempfile::SpooledTempFile;
+
+use crate::error::Error;
+
+pub struct Evidence {
+    database: PathBuf,
+    blobs: PathBuf,
+    /// Idle connections. A `Store` is one SQLite connection (`Send`, not `Sync`): each task
+    /// takes its own, so messages are recorded in parallel and SQLite serialises the writes.
+    idle: Mutex<Vec<Store>>,
+}
+
+/// Idle connections kept open beyond this are closed.
+const MAX_IDLE: usize = 8;
+
+/// What a stored message became.
+pub struct Stored {
+    pub recorded: Recorded,
+    pub content: Digest,
+    pub size: u64,
+}
+
+impl Evidence {
+    pub fn new(settings: &EvidenceSettings) -> Evidence {
+        Evidence {
+            database: settings.database.clone(),
+            blobs: settings.blobs.clone(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> Error {
+        Error::Evidence {
+            database: self.database.clone(),
+            blobs: self.blobs.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Runs `f` with a store connection, opening one if none is idle. Blocking.
+    fn with_store<R>(&self, f: impl FnOnce(&Store) -> Result<R, Error>) -> Result<R, Error> {
+        // A panic elsewhere while holding the lock cannot leave the list inconsistent.
+        let lock = || self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = lock().pop();
+        let store = match taken {
+            Some(s) => s,
+            None => Store::open(&self.database, &self.blobs).map_err(|e| self.error(e))?,
+        };
+        let result = f(&store);
+        let mut idle = lock();
+        if idle.len() < MAX_IDLE {
+            idle.push(store);
+        }
+        result
+    }
+
+    /// The submission recorded earlier for a message with this origin key, if any.
+    pub async fn lookup(self: &Arc<Self>, origin_key: Digest) -> Result<Option<Submission>, Error> {
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            this.with_store(|s| {
+                s.submission_by_origin_key(&origin_key)
+                    .map_err(|e| this.error(e))
+            })
+        })
+        .await?
+    }
+
+    /// Writes `head` + the spooled body as a blob (fsynced), then records the submission with
+    /// that blob's digest and size (fsynced). `build` completes the record from the digest.
+    /// The spool is handed back for a possible second attempt.
+    pub async fn store(
+        self: &Arc<Self>,
+        head: Vec<u8>,
+        mut body: SpooledTempFile,
+        build: impl FnOnce(Digest, u64) -> NewSubmission + Send + 'static,
+    ) -> (Result<Stored, Error>, SpooledTempFile) {
+        let this = Arc::clone(self);
+        let task = tokio::task::spawn_blocking(move || {
+            let result = this.store_blocking(&head, &mut body, build);
+            (result, body)
+        });
+        match task.await {
+            Ok(done) => done,
+            // The spool went down with the task; the caller only needs one to return.
+            Err(e) => (Err(Error::Task(e)), SpooledTempFile::new(0)),
+        }
+    }
+
+    fn store_blocking(
+        &self,
+        head: &[u8],
+        body: &mut SpooledTempFile,
+        build: impl FnOnce(Digest, u64) -> NewSubmission,
+    ) -> Result<Stored, Error> {
+        self.with_store(|store| {
+            let mut writer = store.blob_writer().map_err(|e| self.error(e))?;
+            writer.write_all(head).map_err(Error::Blob)?;
+            body.seek(SeekFrom::Start(0)).map_err(Error::Spool)?;
+            copy(body, &mut writer)?;
+            // Both steps fsync: the blob first, then the record that names it.
+            let (content, size) = writer.finish().map_err(|e| self.error(e))?;
+            let recorded = store
+                .record_submission(&build(content, size))
+                .map_err(|e| self.error(e))?;
+            Ok(Stored {
+                recorded,
+                content,
+                size,
+            })
+        })
+    }
+}
+
+/// `io::copy`, keeping read (spool) and write (blob) errors apart in the log.
+fn copy(from: &mut impl Read, to: &mut impl Write) -> Result<(), Error> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Spool(e)),
+        };
+        to.write_all(&buf[..n]).map_err(Error::Blob)?;
+    }
+}

@@ -1,0 +1,315 @@
+//! Per-connection state and the decisions of the envelope and content stages. The indymilter
+//! glue (`callbacks.rs`) only moves data in and verdicts out; the rules come from the policy.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use demail_policy::{Config, RecipientMix, Refusal};
+use openssl::sha::Sha256;
+use tempfile::SpooledTempFile;
+use tracing::{debug, info};
+
+use crate::header::{Field, render_received};
+use crate::record::Evidence;
+use crate::text::smtp_text;
+
+/// Bodies larger than this are spooled to a temporary file instead of memory.
+pub const SPOOL_IN_MEMORY: usize = 1024 * 1024;
+
+/// What every connection shares.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub evidence: Arc<Evidence>,
+}
+
+/// The answer to one milter stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Continue,
+    /// No more callbacks for this message (or, at connect, this connection), no changes.
+    Accept,
+    Reject(Reply),
+    Tempfail,
+}
+
+/// A permanent SMTP refusal: `code xcode text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: &'static str,
+    pub xcode: String,
+    pub text: String,
+}
+
+impl Reply {
+    /// `code` for a policy refusal; a transient status class (4.x.x) gets 451 instead, since
+    /// Postfix insists that reply code and enhanced status code agree.
+    pub fn refusal(code: &'static str, refusal: &Refusal) -> Reply {
+        let code = if refusal.status.starts_with('4') {
+            "451"
+        } else {
+            code
+        };
+        Reply {
+            code,
+            xcode: refusal.status.to_string(),
+            text: smtp_text(&refusal.to_string()),
+        }
+    }
+
+    /// `552 5.3.4`: the message exceeds `[gateway] max_message_size`.
+    pub fn too_large(limit: u64) -> Reply {
+        let mib = limit as f64 / (1024.0 * 1024.0);
+        Reply {
+            code: "552",
+            xcode: "5.3.4".into(),
+            text: smtp_text(&format!(
+                "Die Nachricht ist zu groß: eine De-Mail darf höchstens {limit} Bytes \
+                 ({mib:.1} MiB) haben / Message too large: a De-Mail may have at most \
+                 {limit} bytes ({mib:.1} MiB)"
+            )),
+        }
+    }
+}
+
+/// One connection from the MTA.
+pub struct Session {
+    pub shared: Arc<Shared>,
+    /// Set once the connection is known to come from the provider service.
+    pub provider: bool,
+    pub message: Option<Message>,
+}
+
+/// One mail transaction.
+pub struct Message {
+    pub queue_id: Option<String>,
+    /// Envelope sender without angle brackets ("" for the null sender).
+    pub sender: String,
+    pub sasl_login: Option<String>,
+    pub recipients: Vec<String>,
+    /// Decided at DATA: every recipient is De-Mail, so the content is ours to process.
+    pub demail: bool,
+    pub fields: Vec<Field>,
+    pub header_end_seen: bool,
+    /// SHA-256 of the message as received: the origin key that makes retries idempotent.
+    pub origin: Sha256,
+    pub body: SpooledTempFile,
+    pub body_len: u64,
+    /// Bytes received so far (headers as rendered, plus body), for the early size check.
+    pub received_len: u64,
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>) -> Session {
+        Session {
+            shared,
+            provider: false,
+            message: None,
+        }
+    }
+
+    fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Connect: traffic on the provider's dedicated smtpd is inbound, not ours to rewrite.
+    pub fn connect(&mut self, daemon_name: Option<&str>) -> Verdict {
+        if daemon_name == Some(self.config().inbound.provider_service.as_str()) {
+            // Inbound verification is a later stage of the project; until then the provider's
+            // mail passes unchanged and without further callbacks.
+            self.provider = true;
+            debug!("provider service connection: passing through");
+            return Verdict::Accept;
+        }
+        Verdict::Continue
+    }
+
+    /// MAIL FROM: a new transaction.
+    pub fn mail(
+        &mut self,
+        sender: &str,
+        sasl_login: Option<&str>,
+        queue_id: Option<&str>,
+    ) -> Verdict {
+        self.message = Some(Message {
+            queue_id: queue_id.map(str::to_string),
+            sender: strip_brackets(sender).to_string(),
+            sasl_login: sasl_login.filter(|s| !s.is_empty()).map(str::to_string),
+            recipients: Vec::new(),
+            demail: false,
+            fields: Vec::new(),
+            header_end_seen: false,
+            origin: Sha256::new(),
+            body: SpooledTempFile::new(SPOOL_IN_MEMORY),
+            body_len: 0,
+            received_len: 0,
+        });
+        Verdict::Continue
+    }
+
+    /// RCPT TO: refuse a De-Mail recipient the sender may not write to, and any recipient that
+    /// would mix De-Mail and ordinary mail in one message.
+    pub fn rcpt(&mut self, recipient: &str) -> Verdict {
+        let config = Arc::clone(&self.shared.config);
+        let Some(msg) = self.message.as_mut() else {
+            return Verdict::Tempfail;
+        };
+        let recipient = strip_brackets(recipient).to_string();
+        if config.is_demail(&recipient)
+            && let Err(refusal) = config.authorise_sender(&msg.sender, msg.sasl_login.as_deref())
+        {
+            info!(sender = %msg.sender, %recipient, "De-Mail recipient refused: {refusal}");
+            return Verdict::Reject(Reply::refusal("550", &refusal));
+        }
+        let mut all: Vec<&str> = msg.recipients.iter().map(String::as_str).collect();
+        all.push(&recipient);
+        if let Err(refusal) = config.check_recipients(&all) {
+            info!(sender = %msg.sender, %recipient, "recipient refused: {refusal}");
+            return Verdict::Reject(Reply::refusal("550", &refusal));
+        }
+        msg.recipients.push(recipient);
+        Verdict::Continue
+    }
+
+    /// DATA: ordinary mail is accepted here, so its content is never streamed to us.
+    pub fn data(&mut self) -> Verdict {
+        let config = Arc::clone(&self.shared.config);
+        let Some(msg) = self.message.as_mut() else {
+            return Verdict::Tempfail;
+        };
+        if msg.demail {
+            return Verdict::Continue;
+        }
+        match config.check_recipients(&msg.recipients) {
+            Ok(RecipientMix::NoDeMail) => {
+                debug!("ordinary mail: accepted without changes");
+                self.message = None;
+                Verdict::Accept
+            }
+            Ok(RecipientMix::AllDeMail) => {
+                msg.demail = true;
+                Verdict::Continue
+            }
+            Err(refusal) => Verdict::Reject(Reply::refusal("554", &refusal)),
+        }
+    }
+
+    pub fn header(&mut self, name: &[u8], value: &[u8]) -> Verdict {
+        let verdict = self.data();
+        if verdict != Verdict::Continue {
+            return verdict;
+        }
+        let limit = self.config().gateway.max_message_size;
+        let Some(msg) = self.message.as_mut() else {
+            return Verdict::Tempfail;
+        };
+        let field = Field::new(name, value);
+        msg.received_len += (name.len() + value.len() + 3) as u64;
+        msg.fields.push(field);
+        if msg.received_len > limit {
+            info!(limit, "De-Mail too large (header)");
+            return Verdict::Reject(Reply::too_large(limit));
+        }
+        Verdict::Continue
+    }
+
+    /// End of header: the received header section starts the origin key.
+    pub fn eoh(&mut self) -> Verdict {
+        let verdict = self.data();
+        if verdict != Verdict::Continue {
+            return verdict;
+        }
+        let Some(msg) = self.message.as_mut() else {
+            return Verdict::Tempfail;
+        };
+        end_header(msg);
+        Verdict::Continue
+    }
+
+    /// A body chunk: hashed for the origin key, spooled (memory, then disk) for the evidence.
+    pub fn body(&mut self, chunk: &[u8]) -> Result<Verdict, crate::error::Error> {
+        let verdict = self.data();
+        if verdict != Verdict::Continue {
+            return Ok(verdict);
+        }
+        let limit = self.config().gateway.max_message_size;
+        let Some(msg) = self.message.as_mut() else {
+            return Ok(Verdict::Tempfail);
+        };
+        end_header(msg);
+        msg.received_len += chunk.len() as u64;
+        if msg.received_len > limit {
+            info!(limit, "De-Mail too large");
+            return Ok(Verdict::Reject(Reply::too_large(limit)));
+        }
+        msg.origin.update(chunk);
+        msg.body
+            .write_all(chunk)
+            .map_err(crate::error::Error::Spool)?;
+        msg.body_len += chunk.len() as u64;
+        Ok(Verdict::Continue)
+    }
+
+    pub fn abort(&mut self) {
+        self.message = None;
+    }
+}
+
+fn end_header(msg: &mut Message) {
+    if !msg.header_end_seen {
+        msg.header_end_seen = true;
+        let head = render_received(&msg.fields);
+        msg.origin.update(&head);
+        // The rendered size is exact (CRLF folding), replacing the estimate.
+        let estimate: u64 = msg
+            .fields
+            .iter()
+            .map(|f| (f.name.len() + f.value.len() + 3) as u64)
+            .sum();
+        msg.received_len = msg.received_len - estimate + head.len() as u64;
+    }
+}
+
+/// `<a@b>` -> `a@b`; ESMTP parameters are passed separately by the MTA.
+pub fn strip_brackets(addr: &str) -> &str {
+    let a = addr.trim();
+    a.strip_prefix('<')
+        .and_then(|a| a.strip_suffix('>'))
+        .unwrap_or(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brackets() {
+        assert_eq!(strip_brackets("<a@b>"), "a@b");
+        assert_eq!(strip_brackets("<>"), "");
+        assert_eq!(strip_brackets(" a@b "), "a@b");
+    }
+
+    #[test]
+    fn refusal_codes_follow_the_status_class() {
+        let r = Refusal {
+            status: "5.7.1",
+            german: "Nicht erlaubt".into(),
+            english: "Not allowed".into(),
+        };
+        let reply = Reply::refusal("550", &r);
+        assert_eq!((reply.code, reply.xcode.as_str()), ("550", "5.7.1"));
+        assert_eq!(reply.text, "Nicht erlaubt / Not allowed");
+        let t = Refusal {
+            status: "4.7.0",
+            ..r
+        };
+        assert_eq!(Reply::refusal("550", &t).code, "451");
+    }
+
+    #[test]
+    fn too_large_text() {
+        let r = Reply::too_large(20 * 1024 * 1024);
+        assert_eq!((r.code, r.xcode.as_str()), ("552", "5.3.4"));
+        assert!(r.text.contains("20971520 Bytes (20.0 MiB)"), "{}", r.text);
+        assert!(r.text.is_ascii());
+    }
+}
