@@ -69,10 +69,10 @@ impl SimConfig {
                 )
             })?,
         };
-        let auth = match file.auth {
-            None => None,
-            Some(a) => Some((a.user, a.password)),
-        };
+        let auth = file.auth.map(|a| match a {
+            FileAuth::Table(t) => (t.user, t.password),
+            FileAuth::Pair(user, password) => (user, password),
+        });
         let cfg = SimConfig {
             listen: file.listen,
             tls: file.tls,
@@ -122,7 +122,7 @@ impl SimConfig {
     }
 }
 
-/// The TOML shape: the same keys as [`SimConfig`]; `auth = { user = "..", password = ".." }`.
+/// The TOML shape: the same keys as [`SimConfig`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -139,9 +139,17 @@ struct FileConfig {
     max_message_size: Size,
 }
 
+/// `auth = { user = "..", password = ".." }` or `auth = ["user", "password"]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FileAuth {
+    Table(FileAuthTable),
+    Pair(String, String),
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileAuth {
+struct FileAuthTable {
     user: String,
     password: String,
 }
@@ -218,6 +226,19 @@ max_message_size = "20MiB"
         assert_eq!(cfg.store_dir, PathBuf::from("/etc/sim/store"));
         assert_eq!(cfg.auth, Some(("gw".into(), "secret".into())));
         assert_eq!(cfg.max_message_size, 20 * 1024 * 1024);
+    }
+
+    #[test]
+    fn auth_as_a_pair() {
+        let text = SAMPLE.replace(
+            r#"auth = { user = "gw", password = "secret" }"#,
+            r#"auth = ["gw", "pa:ss"]"#,
+        );
+        let cfg = SimConfig::from_toml_str(&text, Path::new("x"), Path::new(".")).expect("parses");
+        assert_eq!(cfg.auth, Some(("gw".into(), "pa:ss".into())));
+        let text = SAMPLE.replace(r#"auth = { user = "gw", password = "secret" }"#, "");
+        let cfg = SimConfig::from_toml_str(&text, Path::new("x"), Path::new(".")).expect("parses");
+        assert_eq!(cfg.auth, None);
     }
 
     #[test]
