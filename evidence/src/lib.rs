@@ -15,6 +15,9 @@ mod store;
 mod submission;
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 pub use blob::BlobWriter;
 pub use digest::{Digest, ParseDigestError};
 pub use error::{Error, Result};

@@ -46,7 +46,7 @@ pub fn submission(store: &Store, tenant: &str, n: u32, time: OffsetDateTime) -> 
         tenant: tenant.to_string(),
         account: format!("{tenant}@{tenant}.de-mail.de"),
         clerk: format!("clerk{n}@{tenant}.example"),
-        sasl_login: (n % 2 == 0).then(|| format!("login{n}")),
+        sasl_login: n.is_multiple_of(2).then(|| format!("login{n}")),
         recipients: vec![
             format!("buerger{n}@example.de-mail.de"),
             format!("amt{n}@behoerde.de-mail.de"),
