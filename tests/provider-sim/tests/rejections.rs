@@ -313,7 +313,7 @@ fn too_many_errors_close_the_connection() {
 #[test]
 fn idle_client_times_out() {
     let rig = Rig::with_limits(Limits {
-        command_timeout: Duration::from_millis(300),
+        command_timeout: Duration::from_secs(1),
         ..Limits::default()
     });
     let mut c = rig.client();

@@ -63,7 +63,7 @@ fn starttls_without_client_certificate_fails() {
         failed,
         "the server must not talk to a client without certificate"
     );
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(common::eventually(|| !sim.rejected().is_empty()));
     let rejected = sim.rejected();
     let last = rejected.last().expect("rejection");
     assert_eq!(last.stage, Stage::Tls);

@@ -87,9 +87,8 @@ fn swaks_tls_on_connect_with_client_certificate() {
         show(&out)
     );
     assert_eq!(sim.accepted().len(), 1);
-    std::thread::sleep(Duration::from_millis(200));
     assert!(
-        sim.rejected().iter().any(|r| r.stage == Stage::Tls),
+        common::eventually(|| sim.rejected().iter().any(|r| r.stage == Stage::Tls)),
         "{:?}",
         sim.rejected()
     );

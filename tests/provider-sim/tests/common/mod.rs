@@ -285,3 +285,16 @@ pub fn cert_sha256(pem: &Path) -> String {
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(openssl::sha::sha256(data))
 }
+
+/// Polls `cond` until it holds or 10 s pass (server-side bookkeeping after a failed
+/// handshake can trail the client's view by a moment on a loaded machine).
+pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
