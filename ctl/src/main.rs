@@ -96,7 +96,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let config = load(&cli.config)?;
             let pf = postfix::render(&config, &dir)?;
             if write {
-                let files = pf.write(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let files = pf
+                    .write(&dir)
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
                 for f in files {
                     println!("wrote {}", f.display());
                 }
@@ -112,7 +114,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let config = load(&cli.config)?;
             print!("{}", dovecot::render(&config));
         }
-        Command::Status { tenant, since, limit, json } => {
+        Command::Status {
+            tenant,
+            since,
+            limit,
+            json,
+        } => {
             let config = load(&cli.config)?;
             let since = since.as_deref().map(report::parse_since).transpose()?;
             let store = report::open_store(&config)?;

@@ -92,7 +92,11 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
             "tempfail".into(),
             "milter down: mail waits, it is never passed unchecked",
         ),
-        ("milter_protocol".into(), "6".into(), "indymilter speaks milter protocol 6"),
+        (
+            "milter_protocol".into(),
+            "6".into(),
+            "indymilter speaks milter protocol 6",
+        ),
         (
             "smtpd_recipient_restrictions".into(),
             format!(
@@ -104,27 +108,45 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
     ];
 
     let mut master = String::new();
-    let _ = writeln!(master, "# outbound De-Mail: TLS with the city's client certificate, no MX, no fallback");
-    let _ = writeln!(master, "{TRANSPORT}     unix  -       -       n       -       -       smtp");
-    let mut o = |k: &str, v: &str| {
-        let _ = writeln!(master, "  -o {k}={v}");
-    };
+    let _ = writeln!(
+        master,
+        "# outbound De-Mail: TLS with the city's client certificate, no MX, no fallback"
+    );
+    let _ = writeln!(
+        master,
+        "{TRANSPORT}     unix  -       -       n       -       -       smtp"
+    );
+    let mut o = |k: &str, v: &str| master_option(&mut master, k, v);
     o("smtp_tls_security_level", "secure");
     o("smtp_tls_mandatory_protocols", ">=TLSv1.2");
     o("smtp_tls_CAfile", &path(&gw.provider_ca));
     o("smtp_tls_cert_file", &path(&gw.client_certificate));
     o("smtp_tls_key_file", &path(&gw.client_key));
     o("smtp_tls_verify_cert_match", "hostname");
-    o("smtp_tls_wrappermode", if gw.tls == GatewayTls::Implicit { "yes" } else { "no" });
+    o(
+        "smtp_tls_wrappermode",
+        if gw.tls == GatewayTls::Implicit {
+            "yes"
+        } else {
+            "no"
+        },
+    );
     o("smtp_host_lookup", "native");
     o("smtp_fallback_relay", "");
     o("smtp_tls_loglevel", "1");
     // The bytes recorded as evidence are the bytes that leave: Received fields (which the
     // milter never sees, and which reveal internal hosts) are dropped on this transport.
-    o("smtp_header_checks", &format!("regexp:{}", dir.join("header_checks").display()));
+    o(
+        "smtp_header_checks",
+        &format!("regexp:{}", dir.join("header_checks").display()),
+    );
     let mut tables = vec![
         ("transport".to_string(), transport, false),
-        ("header_checks".into(), "/^Received:/ IGNORE\n".into(), false),
+        (
+            "header_checks".into(),
+            "/^Received:/ IGNORE\n".into(),
+            false,
+        ),
         ("public_access".into(), public_access, false),
         ("demail_in_access".into(), demail_in_access, false),
         ("virtual_alias".into(), virtual_alias, false),
@@ -134,8 +156,8 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
         o("smtp_sasl_password_maps", &table("sasl_passwd"));
         o("smtp_sasl_security_options", "noanonymous");
         o("smtp_sasl_tls_security_options", "noanonymous");
-        let creds = std::fs::read_to_string(secret)
-            .map_err(|e| format!("{}: {e}", secret.display()))?;
+        let creds =
+            std::fs::read_to_string(secret).map_err(|e| format!("{}: {e}", secret.display()))?;
         let creds = creds.trim();
         if !creds.contains(':') {
             return Err(format!("{}: expected user:password", secret.display()));
@@ -148,12 +170,20 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
     }
 
     let inbound = &config.inbound;
-    let _ = writeln!(master, "# inbound De-Mail and confirmations: only the provider, TLS with its client certificate");
-    let _ = writeln!(master, "{}  inet  n       -       n       -       -       smtpd", inbound.listen);
-    let mut o = |k: &str, v: &str| {
-        let _ = writeln!(master, "  -o {k}={v}");
-    };
-    o("syslog_name", &format!("postfix/{}", inbound.provider_service));
+    let _ = writeln!(
+        master,
+        "# inbound De-Mail and confirmations: only the provider, TLS with its client certificate"
+    );
+    let _ = writeln!(
+        master,
+        "{}  inet  n       -       n       -       -       smtpd",
+        inbound.listen
+    );
+    let mut o = |k: &str, v: &str| master_option(&mut master, k, v);
+    o(
+        "syslog_name",
+        &format!("postfix/{}", inbound.provider_service),
+    );
     o("milter_macro_daemon_name", &inbound.provider_service);
     o("smtpd_tls_wrappermode", "yes");
     o("smtpd_tls_security_level", "encrypt");
@@ -179,21 +209,46 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
     }
     o(
         "smtpd_relay_restrictions",
-        &format!("check_recipient_access {}, reject", table("demail_in_access")),
+        &format!(
+            "check_recipient_access {}, reject",
+            table("demail_in_access")
+        ),
     );
     o("smtpd_recipient_restrictions", "");
     o("cleanup_service_name", CLEANUP);
-    let _ = writeln!(master, "# account -> mailbox mapping, applied only to what demail-in received");
-    let _ = writeln!(master, "{CLEANUP} unix n       -       n       -       0       cleanup");
+    let _ = writeln!(
+        master,
+        "# account -> mailbox mapping, applied only to what demail-in received"
+    );
+    let _ = writeln!(
+        master,
+        "{CLEANUP} unix n       -       n       -       0       cleanup"
+    );
     let _ = writeln!(
         master,
         "  -o virtual_alias_maps=$virtual_alias_maps,{}",
         table("virtual_alias")
     );
-    let _ = writeln!(master, "# needed by TLS in the smtp client");
-    let _ = writeln!(master, "tlsmgr    unix  -       -       n       1000?   1       tlsmgr");
+    let _ = writeln!(
+        master,
+        "# TLS in the smtp client needs the tlsmgr service (present in Debian's stock master.cf)"
+    );
 
-    Ok(PostfixConfig { main_cf, master_cf: master, tables })
+    Ok(PostfixConfig {
+        main_cf,
+        master_cf: master,
+        tables,
+    })
+}
+
+/// One `-o` line; values with white space need Postfix's `{ name = value }` form, since
+/// master.cf splits arguments at white space.
+fn master_option(master: &mut String, key: &str, value: &str) {
+    if value.contains(char::is_whitespace) {
+        let _ = writeln!(master, "  -o {{ {key} = {value} }}");
+    } else {
+        let _ = writeln!(master, "  -o {key}={value}");
+    }
 }
 
 fn path(p: &Path) -> String {
@@ -204,8 +259,16 @@ impl PostfixConfig {
     /// Human-readable form: main.cf block, master.cf block, then every table.
     pub fn to_text(&self, dir: &Path, source: &Path) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# Generated by demailctl postfix-config from {}", source.display());
-        let _ = writeln!(s, "# Tables live in {} (texthash: no postmap needed; postfix reload after a change)\n", dir.display());
+        let _ = writeln!(
+            s,
+            "# Generated by demailctl postfix-config from {}",
+            source.display()
+        );
+        let _ = writeln!(
+            s,
+            "# Tables live in {} (texthash: no postmap needed; postfix reload after a change)\n",
+            dir.display()
+        );
         let _ = writeln!(s, "### main.cf ###");
         s.push_str(&self.main_cf_text());
         let _ = writeln!(s, "\n### master.cf ###");
@@ -213,7 +276,10 @@ impl PostfixConfig {
         for (name, content, secret) in &self.tables {
             let _ = writeln!(s, "\n### {} ###", dir.join(name).display());
             if *secret {
-                let _ = writeln!(s, "# (secret: written with --write, mode 0600, never printed)");
+                let _ = writeln!(
+                    s,
+                    "# (secret: written with --write, mode 0600, never printed)"
+                );
             } else {
                 s.push_str(content);
             }
@@ -247,5 +313,112 @@ impl PostfixConfig {
             put(name, content, if *secret { 0o600 } else { 0o644 })?;
         }
         Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_with(extra_gateway: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let pkg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging");
+        let text = std::fs::read_to_string(pkg.join("demail.toml"))
+            .unwrap()
+            .replace("\"tls/", &format!("\"{}/tls/", pkg.display()))
+            .replace(
+                "domains = [\"*.de-mail.de\"]",
+                &format!(
+                    "domains = [\"*.de-mail.de\", \"provider-eigen.example\"]\n{extra_gateway}"
+                ),
+            );
+        let file = dir.path().join("demail.toml");
+        std::fs::write(&file, &text).unwrap();
+        let config = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        (dir, config)
+    }
+
+    #[test]
+    fn every_demail_domain_goes_to_the_bracketed_gateway_only() {
+        let (_d, config) = sample_with("");
+        let pf = render(&config, Path::new("/etc/postfix/demail")).unwrap();
+        let transport = &pf.tables.iter().find(|t| t.0 == "transport").unwrap().1;
+        assert!(transport.contains(".de-mail.de\tdemail:[gateway.provider.example]:465\n"));
+        assert!(
+            transport.contains("provider-eigen.example\tdemail:[gateway.provider.example]:465\n")
+        );
+        assert!(pf.master_cf.contains("-o smtp_tls_security_level=secure"));
+        assert!(pf.master_cf.contains("-o smtp_fallback_relay=\n"));
+        assert!(pf.master_cf.contains("-o smtp_tls_wrappermode=yes"));
+        let main = pf.main_cf_text();
+        assert!(main.contains("milter_default_action = tempfail"));
+        assert!(main.contains("transport_maps = texthash:/etc/postfix/demail/transport"));
+    }
+
+    #[test]
+    fn only_demail_in_takes_the_accounts() {
+        let (_d, config) = sample_with("");
+        let pf = render(&config, Path::new("/x")).unwrap();
+        let table = |n: &str| &pf.tables.iter().find(|t| t.0 == n).unwrap().1;
+        for t in &config.tenants {
+            for a in &t.accounts {
+                assert!(table("public_access").contains(&format!("{}\tREJECT 5.7.1", a.address)));
+                assert!(table("demail_in_access").contains(&format!("{}\tOK", a.address)));
+                assert!(table("virtual_alias").contains(&format!(
+                    "{}\t{}",
+                    a.address,
+                    a.deliver_to.join(", ")
+                )));
+            }
+        }
+        assert!(
+            pf.master_cf
+                .contains("-o milter_macro_daemon_name=demail-in")
+        );
+        assert!(pf.master_cf.contains("-o smtpd_tls_req_ccert=yes"));
+        // The account mapping lives in demail-in's own cleanup, so a clerk's mail to another
+        // tenant's De-Mail account still goes through the provider.
+        assert!(!pf.main_cf.iter().any(|(k, _, _)| k == "virtual_alias_maps"));
+        assert!(
+            pf.master_cf
+                .contains("-o cleanup_service_name=demail-cleanup")
+        );
+    }
+
+    #[test]
+    fn values_with_spaces_use_the_braced_form() {
+        let (_d, config) = sample_with("");
+        let pf = render(&config, Path::new("/x")).unwrap();
+        for line in pf
+            .master_cf
+            .lines()
+            .filter(|l| l.trim_start().starts_with("-o "))
+        {
+            let arg = line.trim_start().trim_start_matches("-o ");
+            assert!(arg.starts_with('{') || !arg.contains(' '), "{line}");
+        }
+    }
+
+    #[test]
+    fn sasl_secret_is_written_0600_and_never_printed() {
+        use std::os::unix::fs::PermissionsExt;
+        let secret_dir = tempfile::tempdir().unwrap();
+        let secret = secret_dir.path().join("gateway.secret");
+        std::fs::write(&secret, "stadt-md:s3cret-Passw0rt\n").unwrap();
+        let (_d, config) = sample_with(&format!("auth_credentials = \"{}\"", secret.display()));
+        let out = tempfile::tempdir().unwrap();
+        let pf = render(&config, out.path()).unwrap();
+        assert!(!pf.to_text(out.path(), &config.source).contains("s3cret"));
+        pf.write(out.path()).unwrap();
+        let file = out.path().join("sasl_passwd");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "[gateway.provider.example]:465\tstadt-md:s3cret-Passw0rt\n"
+        );
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(pf.master_cf.contains("smtp_sasl_password_maps=texthash:"));
     }
 }

@@ -53,10 +53,14 @@ pub fn status(
     limit: usize,
     json: bool,
 ) -> Result<(), String> {
-    let subs = store.list(tenant, since, limit).map_err(|e| e.to_string())?;
+    let subs = store
+        .list(tenant, since, limit)
+        .map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for s in &subs {
-        let statuses = store.recipient_status(&s.private_id).map_err(|e| e.to_string())?;
+        let statuses = store
+            .recipient_status(&s.private_id)
+            .map_err(|e| e.to_string())?;
         rows.push((s, statuses));
     }
     if json {
@@ -64,11 +68,17 @@ pub fn status(
             .iter()
             .map(|(s, st)| serde_json::json!({ "submission": s, "recipients": st }))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+        );
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no De-Mail recorded{}", tenant.map(|t| format!(" for {t}")).unwrap_or_default());
+        println!(
+            "no De-Mail recorded{}",
+            tenant.map(|t| format!(" for {t}")).unwrap_or_default()
+        );
         return Ok(());
     }
     println!(
@@ -96,20 +106,30 @@ pub fn show(store: &Store, id: &str, json: bool) -> Result<bool, String> {
     let Some(s) = store.find(id).map_err(|e| e.to_string())? else {
         return Ok(false);
     };
-    let statuses = store.recipient_status(&s.private_id).map_err(|e| e.to_string())?;
+    let statuses = store
+        .recipient_status(&s.private_id)
+        .map_err(|e| e.to_string())?;
     if json {
         let v = serde_json::json!({
             "submission": s,
             "recipients": statuses,
             "content_path": store.blob_path(&s.content),
         });
-        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+        );
         return Ok(true);
     }
     print_submission(store, &s);
     println!("recipients:");
     for r in statuses {
-        println!("  {:<32} {:<10} since {}", r.recipient, r.status.to_string(), ts(r.since));
+        println!(
+            "  {:<32} {:<10} since {}",
+            r.recipient,
+            r.status.to_string(),
+            ts(r.since)
+        );
     }
     Ok(true)
 }
@@ -130,7 +150,10 @@ fn print_submission(store: &Store, s: &Submission) {
     field("queue-id", &s.queue_id);
     field("sha256", &s.content.hex());
     field("size", &format!("{} bytes", s.size));
-    field("content", &store.blob_path(&s.content).display().to_string());
+    field(
+        "content",
+        &store.blob_path(&s.content).display().to_string(),
+    );
 }
 
 #[cfg(test)]
@@ -141,10 +164,22 @@ mod tests {
     #[test]
     fn since_accepts_rfc3339_dates_and_ages() {
         let now = datetime!(2026-11-23 12:00 UTC);
-        assert_eq!(parse_since_at("2026-11-01T08:00:00Z", now).unwrap(), datetime!(2026-11-01 8:00 UTC));
-        assert_eq!(parse_since_at("2026-11-01", now).unwrap(), datetime!(2026-11-01 0:00 UTC));
-        assert_eq!(parse_since_at("7d", now).unwrap(), datetime!(2026-11-16 12:00 UTC));
-        assert_eq!(parse_since_at("90m", now).unwrap(), datetime!(2026-11-23 10:30 UTC));
+        assert_eq!(
+            parse_since_at("2026-11-01T08:00:00Z", now).unwrap(),
+            datetime!(2026-11-01 8:00 UTC)
+        );
+        assert_eq!(
+            parse_since_at("2026-11-01", now).unwrap(),
+            datetime!(2026-11-01 0:00 UTC)
+        );
+        assert_eq!(
+            parse_since_at("7d", now).unwrap(),
+            datetime!(2026-11-16 12:00 UTC)
+        );
+        assert_eq!(
+            parse_since_at("90m", now).unwrap(),
+            datetime!(2026-11-23 10:30 UTC)
+        );
         assert!(parse_since_at("7w", now).unwrap_err().contains("unit"));
         assert!(parse_since_at("yesterday", now).is_err());
     }

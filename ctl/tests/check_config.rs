@@ -13,9 +13,17 @@ fn sample() -> PathBuf {
 
 #[test]
 fn shipped_sample_is_valid() {
-    let out = demailctl().arg("check-config").arg(sample()).output().unwrap();
+    let out = demailctl()
+        .arg("check-config")
+        .arg(sample())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("OK"), "{stdout}");
 }
 
@@ -44,19 +52,37 @@ fn typo_bad_address_and_missing_file_are_all_reported_with_lines() {
     let file = dir.path().join("demail.toml");
     std::fs::write(&file, lines.join("\n")).unwrap();
 
-    let out = demailctl().arg("--config").arg(&file).arg("check-config").output().unwrap();
+    let out = demailctl()
+        .arg("--config")
+        .arg(&file)
+        .arg("check-config")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let at = |line: usize| format!("{}:{}:", file.display(), line + 1);
-    assert!(err.contains(&at(typo)) && err.contains("provider_cq"), "{err}");
+    assert!(
+        err.contains(&at(typo)) && err.contains("provider_cq"),
+        "{err}"
+    );
     assert!(err.contains("did you mean `provider_ca`"), "{err}");
-    assert!(err.contains(&at(cert)) && err.contains("/nonexistent/gateway-client.pem"), "{err}");
-    assert!(err.contains(&at(addr)) && err.contains("info at magdeburg.de-mail.de"), "{err}");
+    assert!(
+        err.contains(&at(cert)) && err.contains("/nonexistent/gateway-client.pem"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&at(addr)) && err.contains("info at magdeburg.de-mail.de"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unreadable_file_says_so() {
-    let out = demailctl().arg("check-config").arg("/nonexistent/demail.toml").output().unwrap();
+    let out = demailctl()
+        .arg("check-config")
+        .arg("/nonexistent/demail.toml")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/demail.toml"));
 }
