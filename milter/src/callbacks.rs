@@ -3,6 +3,7 @@
 
 use std::ffi::{CStr, CString};
 use std::sync::Arc;
+use std::time::Duration;
 
 use indymilter::{
     Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, Macros, NegotiateContext,
@@ -24,13 +25,18 @@ pub const REQUIRED_ACTIONS: Actions = Actions::ADD_HEADER
 /// that leave, which are what the evidence records.
 pub const REQUIRED_OPTS: ProtoOpts = ProtoOpts::LEADING_SPACE;
 
-const MACROS: [(MacroStage, &str); 5] = [
+/// How often a long end-of-message step tells the MTA it is still working.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+const MACROS: [(MacroStage, &str); 7] = [
     (MacroStage::Connect, "{daemon_name} {client_addr} j"),
     (MacroStage::Helo, "{cert_subject} {cert_issuer}"),
     (
         MacroStage::Mail,
         "i {auth_authen} {mail_addr} {cert_subject} {cert_issuer}",
     ),
+    (MacroStage::Rcpt, "i"),
+    (MacroStage::Data, "i"),
     (MacroStage::Eoh, "i"),
     (MacroStage::Eom, "i"),
 ];
@@ -139,20 +145,42 @@ fn stage(cx: &mut Context<Session>, f: impl FnOnce(&mut Session) -> Verdict) -> 
 
 async fn eom(cx: &mut EomContext<Session>) -> Status {
     let span = message_span(&cx.macros);
+    // With smtpd's default delayed queue-file creation, `i` first arrives after MAIL.
+    let queue_id = macro_text(&cx.macros, c"i");
     let result = async {
         let session = cx
             .data
             .as_mut()
             .ok_or(Error::State("no session at end of message"))?;
-        let Some(msg) = session.message.take() else {
+        let Some(mut msg) = session.message.take() else {
             // Accepted earlier (ordinary mail) or aborted: nothing to do.
             return Ok(Verdict::Continue);
         };
         if !msg.demail {
             return Ok(Verdict::Continue);
         }
-        let shared = Arc::clone(&session.shared);
-        match outbound::finish(&shared, msg).await? {
+        if queue_id.is_some() {
+            msg.queue_id = queue_id;
+        }
+        let config = Arc::clone(&session.config);
+        let evidence = Arc::clone(&session.shared.evidence);
+        let work = outbound::finish(&config, &evidence, msg);
+        tokio::pin!(work);
+        // Writing a large message and fsyncing can outlast Postfix's milter timeouts: report
+        // progress meanwhile (each report restarts Postfix's timer).
+        let mut ticks = tokio::time::interval(PROGRESS_EVERY);
+        ticks.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut work => break outcome?,
+                _ = ticks.tick() => {
+                    if let Err(source) = cx.actions.progress().await {
+                        return Err(Error::Action { action: "progress", source });
+                    }
+                }
+            }
+        };
+        match outcome {
             Outcome::Reject(reply) => Ok(Verdict::Reject(reply)),
             Outcome::Accept { sender, edits } => {
                 apply(&cx.actions, &sender, edits).await?;

@@ -23,6 +23,7 @@ use std::io;
 use std::sync::Arc;
 
 use demail_policy::Config;
+use tokio::sync::watch;
 
 pub use callbacks::{REQUIRED_ACTIONS, REQUIRED_OPTS};
 pub use error::Error;
@@ -35,7 +36,19 @@ pub async fn run(
     config: Arc<Config>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let evidence = Arc::new(record::Evidence::new(&config.evidence));
+    let (_keep, config) = watch::channel(config);
+    run_reloadable(listener, config, shutdown).await
+}
+
+/// [`run`], taking the configuration from a watch channel: a new value applies to every
+/// message that starts after it (its MAIL command). The listening socket and the evidence
+/// store paths stay those of the configuration current at start.
+pub async fn run_reloadable(
+    listener: Listener,
+    config: watch::Receiver<Arc<Config>>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let evidence = Arc::new(record::Evidence::new(&config.borrow().evidence));
     let shared = Arc::new(session::Shared { config, evidence });
     let callbacks = callbacks::make(shared);
     let milter_config = indymilter::Config {

@@ -1,12 +1,14 @@
 //! `demail-milter [--config PATH]`: arguments, configuration, logging, signals, exit code.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use demail_policy::{Config, DEFAULT_CONFIG_PATH};
-use tokio::signal::unix::{SignalKind, signal};
-use tracing::{error, info};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
 
 const PROGRAM: &str = "demail-milter";
 
@@ -21,7 +23,8 @@ Options:
   -V, --version       print the version and exit
   -h, --help          print this help and exit
 
-Logging goes to stderr; RUST_LOG sets the level (default info).";
+Logging goes to stderr; RUST_LOG sets the level (default info).
+SIGHUP reloads the configuration; SIGTERM and SIGINT stop the milter.";
 
 enum Command {
     Run(PathBuf),
@@ -69,6 +72,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // journald (the usual reader) shows escape codes as garbage.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let config = match Config::load(&path) {
@@ -87,7 +92,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(path, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -97,9 +102,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Arc<Config>) -> std::io::Result<()> {
+async fn serve(path: PathBuf, config: Arc<Config>) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let hup = signal(SignalKind::hangup())?;
     let listener = demail_milter::bind(&config.milter.listen).await?;
     info!(
         listen = ?config.milter.listen,
@@ -107,15 +113,42 @@ async fn serve(config: Arc<Config>) -> std::io::Result<()> {
         "{PROGRAM} {} ready",
         env!("CARGO_PKG_VERSION")
     );
+    let (tx, rx) = watch::channel(config);
+    tokio::spawn(reload_on_hangup(hup, path, tx));
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => info!("SIGTERM: shutting down"),
             _ = int.recv() => info!("SIGINT: shutting down"),
         }
     };
-    demail_milter::run(listener, config, shutdown).await?;
+    demail_milter::run_reloadable(listener, rx, shutdown).await?;
     info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: read the configuration again. A broken file keeps the running configuration; the
+/// socket and the evidence paths need a restart.
+async fn reload_on_hangup(mut hup: Signal, path: PathBuf, tx: watch::Sender<Arc<Config>>) {
+    while hup.recv().await.is_some() {
+        let new = match Config::load(&path) {
+            Ok(c) => c,
+            Err(errors) => {
+                error!("SIGHUP: configuration not reloaded, the running one stays:\n{errors}");
+                continue;
+            }
+        };
+        let old = Arc::clone(&tx.borrow());
+        if new.milter.listen != old.milter.listen {
+            warn!("SIGHUP: [milter] listen changed; it takes effect only after a restart");
+        }
+        if new.evidence.database != old.evidence.database
+            || new.evidence.blobs != old.evidence.blobs
+        {
+            warn!("SIGHUP: [evidence] paths changed; they take effect only after a restart");
+        }
+        tx.send_replace(Arc::new(new));
+        info!("SIGHUP: configuration reloaded");
+    }
 }
 
 #[cfg(test)]

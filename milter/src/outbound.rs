@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use demail_evidence::{Digest, NewSubmission, Recorded, Submission};
-use demail_policy::{Account, Options, RecipientMix, Tenant};
+use demail_policy::{Account, Config, Options, RecipientMix, Tenant};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 use tracing::{info, warn};
@@ -12,7 +12,8 @@ use ulid::Ulid;
 
 use crate::error::Error;
 use crate::header::{Edit, Field, HeaderPlan};
-use crate::session::{Message, Reply, Shared};
+use crate::record::Evidence;
+use crate::session::{Message, Reply};
 use crate::text::{decode_subject, encode_unstructured, mailbox, slug};
 
 /// The decision at end of message.
@@ -117,8 +118,11 @@ fn wire(text: &str) -> Vec<u8> {
     v
 }
 
-pub async fn finish(shared: &Arc<Shared>, msg: Message) -> Result<Outcome, Error> {
-    let config = &shared.config;
+pub async fn finish(
+    config: &Config,
+    evidence: &Arc<Evidence>,
+    msg: Message,
+) -> Result<Outcome, Error> {
     let Message {
         queue_id,
         sender,
@@ -164,7 +168,7 @@ pub async fn finish(shared: &Arc<Shared>, msg: Message) -> Result<Outcome, Error
     };
 
     let origin_key = origin.finish();
-    let previous = shared.evidence.lookup(Digest(origin_key)).await?;
+    let previous = evidence.lookup(Digest(origin_key)).await?;
     let mut reused = previous.is_some();
     let mut identity = match &previous {
         Some(s) => Identity::reuse(s),
@@ -214,8 +218,7 @@ pub async fn finish(shared: &Arc<Shared>, msg: Message) -> Result<Outcome, Error
                 .collect(),
             time: identity.time,
         };
-        let (stored, spool) = shared
-            .evidence
+        let (stored, spool) = evidence
             .store(head, body, move |content, size| {
                 draft.complete(content, size)
             })

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use demail_policy::{Config, RecipientMix, Refusal};
 use openssl::sha::Sha256;
 use tempfile::SpooledTempFile;
+use tokio::sync::watch;
 use tracing::{debug, info};
 
 use crate::header::{Field, render_received};
@@ -18,7 +19,8 @@ pub const SPOOL_IN_MEMORY: usize = 1024 * 1024;
 
 /// What every connection shares.
 pub struct Shared {
-    pub config: Arc<Config>,
+    /// The current configuration; a reload sends a new one.
+    pub config: watch::Receiver<Arc<Config>>,
     pub evidence: Arc<Evidence>,
 }
 
@@ -74,6 +76,9 @@ impl Reply {
 /// One connection from the MTA.
 pub struct Session {
     pub shared: Arc<Shared>,
+    /// The configuration this connection's current message is decided with (taken at connect
+    /// and again at each MAIL, so a reload applies from the next message on).
+    pub config: Arc<Config>,
     /// Set once the connection is known to come from the provider service.
     pub provider: bool,
     pub message: Option<Message>,
@@ -100,15 +105,17 @@ pub struct Message {
 
 impl Session {
     pub fn new(shared: Arc<Shared>) -> Session {
+        let config = Arc::clone(&shared.config.borrow());
         Session {
             shared,
+            config,
             provider: false,
             message: None,
         }
     }
 
     fn config(&self) -> &Config {
-        &self.shared.config
+        &self.config
     }
 
     /// Connect: traffic on the provider's dedicated smtpd is inbound, not ours to rewrite.
@@ -130,6 +137,7 @@ impl Session {
         sasl_login: Option<&str>,
         queue_id: Option<&str>,
     ) -> Verdict {
+        self.config = Arc::clone(&self.shared.config.borrow());
         self.message = Some(Message {
             queue_id: queue_id.map(str::to_string),
             sender: strip_brackets(sender).to_string(),
@@ -149,7 +157,7 @@ impl Session {
     /// RCPT TO: refuse a De-Mail recipient the sender may not write to, and any recipient that
     /// would mix De-Mail and ordinary mail in one message.
     pub fn rcpt(&mut self, recipient: &str) -> Verdict {
-        let config = Arc::clone(&self.shared.config);
+        let config = Arc::clone(&self.config);
         let Some(msg) = self.message.as_mut() else {
             return Verdict::Tempfail;
         };
@@ -172,7 +180,7 @@ impl Session {
 
     /// DATA: ordinary mail is accepted here, so its content is never streamed to us.
     pub fn data(&mut self) -> Verdict {
-        let config = Arc::clone(&self.shared.config);
+        let config = Arc::clone(&self.config);
         let Some(msg) = self.message.as_mut() else {
             return Verdict::Tempfail;
         };

@@ -1,0 +1,155 @@
+//! The `demail-milter` binary: configuration errors, a UNIX socket, SIGHUP reload and a
+//! graceful SIGTERM, run as a real process.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::CONFIG;
+use indymilter_test::{MacroStage, Status, TestConnection};
+
+const BIN: &str = env!("CARGO_BIN_EXE_demail-milter");
+
+fn write_config(dir: &Path, extra_sender: &str) {
+    let text = CONFIG
+        .replace("MAXSIZE", "20MiB")
+        .replace("EVIDENCE", &dir.join("evidence").display().to_string())
+        .replace("BLOBS", &dir.join("blobs").display().to_string())
+        .replace(
+            "listen = \"inet:127.0.0.1:0\"",
+            &format!("listen = \"unix:{}\"", dir.join("milter.sock").display()),
+        )
+        .replace(
+            "senders = [\"*@hv.example\"]",
+            &format!("senders = [\"*@hv.example\"{extra_sender}]"),
+        );
+    std::fs::write(dir.join("demail.toml"), text).unwrap();
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// RCPT status for a sender at example.org writing to a De-Mail address.
+async fn rcpt_status(socket: &Path) -> Status {
+    let mut conn = TestConnection::configure()
+        .read_timeout(Duration::from_secs(10))
+        .open_unix(socket)
+        .await
+        .expect("connect to the milter socket");
+    conn.macros(MacroStage::Connect, [("{daemon_name}", "submission")])
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.connect("client", [192, 0, 2, 1]).await.unwrap(),
+        Status::Continue
+    );
+    assert_eq!(conn.helo("client").await.unwrap(), Status::Continue);
+    assert_eq!(
+        conn.mail(["<robot@example.org>"]).await.unwrap(),
+        Status::Continue
+    );
+    let status = conn.rcpt(["<buerger@example.de-mail.de>"]).await.unwrap();
+    conn.close().await.unwrap();
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_reloads_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tls")).unwrap();
+    for f in ["client.pem", "client.key", "ca.pem"] {
+        std::fs::write(dir.path().join("tls").join(f), "test material\n").unwrap();
+    }
+    write_config(dir.path(), "");
+    let socket = dir.path().join("milter.sock");
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(dir.path().join("demail.toml"))
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !socket.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "socket never appeared"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "milter exited early");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert!(matches!(rcpt_status(&socket).await, Status::Reject { .. }));
+
+    // Allow example.org for the company account and reload.
+    write_config(dir.path(), ", \"*@example.org\"");
+    signal(child.id(), "-HUP");
+    let start = Instant::now();
+    loop {
+        let status = rcpt_status(&socket).await;
+        if status == Status::Continue {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "reload not applied: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A broken file keeps the running configuration.
+    std::fs::write(dir.path().join("demail.toml"), "[gateway\n").unwrap();
+    signal(child.id(), "-HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rcpt_status(&socket).await, Status::Continue);
+
+    signal(child.id(), "-TERM");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {}: {stderr}", output.status);
+    assert!(stderr.contains("configuration reloaded"), "{stderr}");
+    assert!(stderr.contains("not reloaded"), "{stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    assert!(!socket.exists(), "socket removed on shutdown");
+}
+
+#[test]
+fn configuration_errors_exit_1_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("demail.toml");
+    std::fs::write(&file, "[gateway]\nhost = \"gw\"\nport = \"not a number\"\n").unwrap();
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{}:", file.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains(":3: gateway.port:"), "{stderr}");
+}
+
+#[test]
+fn version_and_usage() {
+    let output = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("demail-milter {}", env!("CARGO_PKG_VERSION"))
+    );
+    let output = Command::new(BIN).arg("--nonsense").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Usage: demail-milter"));
+}
