@@ -63,9 +63,31 @@ async fn refused_options_reject_at_end_of_message() {
     let text = reply(&status);
     assert!(text.starts_with("554 5."), "{text}");
     assert!(text.contains("express"), "{text}");
-    conn.close().await.unwrap();
 
     assert!(recorded(&milter, &mail).is_none());
     assert_eq!(submissions(&milter).len(), 0);
+
+    // Without the refused option the company's De-Mail goes out; its non-ASCII tenant name
+    // becomes encoded-words in From (folded over two lines).
+    let mail = Mail::new("verwalter@hv.example", &["mieter@example.de-mail.de"]);
+    let mut out = Outcome::empty();
+    envelope(&mut conn, &mail, &mut out).await;
+    let (actions, status) = out.eom.expect("end of message");
+    assert_eq!(status, Status::Accept);
+    conn.close().await.unwrap();
+    let bytes = postfix_result(&mail, &actions);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&bytes[..])
+        .unwrap();
+    let from = parsed.from().and_then(|f| f.first()).expect("From");
+    assert_eq!(from.name(), Some("Hausverwaltung Müller GmbH"));
+    assert_eq!(from.address(), Some("info@demail.provider.example"));
+    let private_id = added(&actions, "X-de-mail-private-id").unwrap();
+    assert!(
+        private_id.ends_with(".hausverwaltung-mueller-gmbh"),
+        "{private_id}"
+    );
+    let record = recorded(&milter, &mail).expect("recorded");
+    assert_eq!(record.content, demail_evidence::Digest::of(&bytes));
     milter.stop().await;
 }
