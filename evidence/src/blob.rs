@@ -62,9 +62,18 @@ impl BlobWriter {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io(&tmp, e)),
             };
+            match file.try_lock() {
+                Ok(()) => {}
+                // A cleaner holds it for a moment and will remove it.
+                Err(std::fs::TryLockError::WouldBlock) => continue,
+                Err(std::fs::TryLockError::Error(e)) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(Error::io(&tmp, e));
+                }
+            }
             // A cleaner may have locked and unlinked the file between create and lock: then
             // the path no longer names our inode, and we start over with a fresh name.
-            if file.try_lock().is_ok() && same_inode(&file, &tmp) {
+            if same_inode(&file, &tmp) {
                 return Ok(BlobWriter {
                     dir: dir.to_path_buf(),
                     tmp: Some(tmp),

@@ -4,6 +4,16 @@
 //!
 //! Layout on disk: the database file (WAL mode, plus `-wal`/`-shm`) and a blob directory with
 //! `ab/abcdef…` files named by their SHA-256. Nothing here knows SMTP or IMAP.
+//!
+//! Guarantees:
+//! - Durability: a blob is fsynced (file and directory) by [`BlobWriter::finish`]; a record is
+//!   committed with `synchronous=FULL` before [`Store::record_submission`] returns, in one
+//!   transaction (event plus lookup row), so a crash leaves no record or a complete one.
+//! - Integrity: event N stores the hash of event N-1; [`Store::verify_chain`] recomputes every
+//!   link and blob digest and names the first event that does not match. Events cut off the
+//!   end of the chain leave it valid, so keep [`ChainReport::head`] elsewhere to detect that.
+//! - Concurrency: see [`Store`]. Blob temp files are `flock`ed while written, so the blob
+//!   directory must be on a local file system.
 
 mod blob;
 mod chain;

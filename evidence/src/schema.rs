@@ -62,6 +62,10 @@ pub(crate) fn configure(conn: &Connection, busy: std::time::Duration) -> Result<
 }
 
 pub(crate) fn enable_wal(conn: &Connection, path: &Path) -> Result<()> {
+    let current: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    if current.eq_ignore_ascii_case("wal") {
+        return Ok(());
+    }
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Corrupt(format!(
@@ -73,8 +77,12 @@ pub(crate) fn enable_wal(conn: &Connection, path: &Path) -> Result<()> {
 }
 
 /// Brings the schema up to date in one immediate transaction, so concurrent openers
-/// serialise and each migration runs exactly once.
+/// serialise and each migration runs exactly once. A current schema needs no write lock, so
+/// opening never waits for a busy writer.
 pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    if check_identity(conn, path)? == version() {
+        return Ok(());
+    }
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let found = check_identity(&tx, path)?;
     if found == 0 {

@@ -331,3 +331,44 @@ fn database_is_in_wal_mode_with_full_sync() {
         .unwrap();
     assert_eq!(mode, "wal");
 }
+
+#[test]
+fn opening_and_reading_do_not_wait_for_a_writer() {
+    let fx = Fixture::new();
+    let store = fx.open();
+    let s = store
+        .record_submission(&submission(&store, "stendal", 1, T0))
+        .unwrap()
+        .into_submission();
+    // Another process holds the write lock (a milter mid-transaction).
+    let writer = fx.raw();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let fx = std::sync::Arc::new(fx);
+    let fx2 = fx.clone();
+    std::thread::spawn(move || {
+        let store = Store::open(&fx2.db, &fx2.blobs).unwrap();
+        tx.send(store.find(&s.private_id).unwrap().map(|s| s.event_id))
+            .unwrap();
+    });
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("open + find finished while locked");
+    assert_eq!(got, Some(1));
+
+    // A second writer waits for the lock instead of failing, up to the busy timeout.
+    store
+        .set_busy_timeout(std::time::Duration::from_millis(200))
+        .unwrap();
+    let err = store
+        .record_submission(&submission(&store, "stendal", 2, T0))
+        .unwrap_err();
+    assert!(err.to_string().contains("locked"), "{err}");
+    writer.execute_batch("COMMIT").unwrap();
+    assert!(
+        store
+            .record_submission(&submission(&store, "stendal", 2, T0))
+            .unwrap()
+            .is_inserted()
+    );
+}
