@@ -79,8 +79,6 @@ pub struct Session {
     /// The configuration this connection's current message is decided with (taken at connect
     /// and again at each MAIL, so a reload applies from the next message on).
     pub config: Arc<Config>,
-    /// Set once the connection is known to come from the provider service.
-    pub provider: bool,
     pub message: Option<Message>,
 }
 
@@ -109,7 +107,6 @@ impl Session {
         Session {
             shared,
             config,
-            provider: false,
             message: None,
         }
     }
@@ -123,7 +120,6 @@ impl Session {
         if daemon_name == Some(self.config().inbound.provider_service.as_str()) {
             // Inbound verification is a later stage of the project; until then the provider's
             // mail passes unchanged and without further callbacks.
-            self.provider = true;
             debug!("provider service connection: passing through");
             return Verdict::Accept;
         }
