@@ -8,6 +8,7 @@
 //! The helpers panic with a message saying what failed: they are for tests only.
 
 mod clients;
+mod demailctl;
 mod dovecot;
 mod files;
 mod net;
@@ -16,6 +17,7 @@ mod process;
 mod tools;
 
 pub use clients::{imaplib_fetch_all, mbsync_fetch_all};
+pub use demailctl::{demailctl_postfix_options, parse_main_cf};
 pub use dovecot::Dovecot;
 pub use net::{free_port, wait_for_port, wait_until};
 pub use postfix::{Postfix, PostfixOptions};
