@@ -6,6 +6,27 @@
 //! to stderr, which is usually all one needs to see why.
 //!
 //! The helpers panic with a message saying what failed: they are for tests only.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use demail_e2e::{Dovecot, Postfix, PostfixOptions, swaks, wait_until};
+//!
+//! let dc = Dovecot::start(&[("alice@example.test", "alicepw")]);
+//! let pf = Postfix::start(PostfixOptions {
+//!     main_cf: vec![("smtpd_milters".into(), "inet:127.0.0.1:8891".into())],
+//!     ..PostfixOptions::for_dovecot(&dc)
+//! });
+//! let server = format!("127.0.0.1:{}", pf.smtp_port);
+//! let out = swaks(&["--server", &server, "--to", "alice@example.test"]);
+//! assert!(out.status.success());
+//! let msgs = wait_until(Duration::from_secs(30), "delivery to alice", || {
+//!     let m = dc.messages("alice@example.test");
+//!     (!m.is_empty()).then_some(m)
+//! });
+//! ```
+//!
+//! Tests that start Postfix must run as root (CI does). Apply the output of
+//! `demailctl postfix-config` with [`demailctl_postfix_options`].
 
 mod clients;
 mod demailctl;

@@ -27,7 +27,7 @@ pub struct PostfixOptions {
     /// compiled with `postmap hash:` (refer to them as `hash:{dir}/NAME`).
     pub extra_files: Vec<(String, Vec<u8>)>,
     /// Dovecot LMTP port that `relay_domains` (base: `example.test`) are delivered to; without
-    /// one, mail to them bounces with an error saying so.
+    /// one, smtpd refuses mail to them (550 5.3.0, saying why).
     pub lmtp_port: Option<u16>,
 }
 

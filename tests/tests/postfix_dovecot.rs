@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use demail_e2e::{
-    Dovecot, Postfix, PostfixOptions, imaplib_fetch_all, mbsync_fetch_all, swaks, wait_until,
+    Dovecot, Postfix, PostfixOptions, imaplib_fetch_all, mbsync_fetch_all, swaks, wait_for_port,
+    wait_until,
 };
 
 const DELIVERY: Duration = Duration::from_secs(30);
@@ -182,4 +183,95 @@ fn two_postfix_dovecot_pairs_run_side_by_side() {
             pf.queue().contains("Mail queue is empty").then_some(())
         });
     }
+}
+
+#[test]
+fn options_add_domains_maps_services_and_files() {
+    let dc = Dovecot::start(&[
+        ("carol@other.test", "carolpw"),
+        ("dave@third.test", "davepw"),
+    ]);
+    let second_port = demail_e2e::free_port();
+    let lmtp = format!("lmtp:inet:127.0.0.1:{}", dc.lmtp_port);
+    let opts = PostfixOptions {
+        main_cf: vec![
+            (
+                "relay_domains".into(),
+                "example.test, other.test, third.test".into(),
+            ),
+            ("transport_maps".into(), "hash:{dir}/transport.map".into()),
+            ("myhostname".into(), "mx2.example.test".into()),
+        ],
+        master_cf: vec![format!(
+            "127.0.0.1:{second_port} inet n - n - - smtpd\n  -o syslog_name=postfix/second"
+        )],
+        // third.test leaves through a transport of its own, named in a hashed map.
+        extra_files: vec![(
+            "transport.map".into(),
+            format!("third.test {lmtp}\n").into_bytes(),
+        )],
+        ..PostfixOptions::for_dovecot(&dc)
+    };
+    let pf = Postfix::start(opts);
+    let conf = pf.config_dir.display().to_string();
+    assert_eq!(
+        pf.postconf("transport_maps"),
+        format!("hash:{conf}/transport.map")
+    );
+    assert_eq!(pf.postconf("myhostname"), "mx2.example.test");
+    assert!(
+        pf.config_dir.join("transport.map.db").is_file(),
+        "postmap did not run"
+    );
+
+    // An added relay domain goes to Dovecot like example.test.
+    send(
+        &pf,
+        "carol@other.test",
+        "to an added domain",
+        "carol's body",
+    );
+    let got = wait_for_messages(&dc, "carol@other.test", 1);
+    assert!(contains(&got[0], "carol's body"));
+
+    // The extra smtpd of master.cf takes mail too, and the mapped domain is delivered.
+    wait_for_port(second_port, DELIVERY).expect("second smtpd listens");
+    let out = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{second_port}"),
+        "--from",
+        "x@example.org",
+        "--to",
+        "dave@third.test",
+        "--body",
+        "via the second smtpd",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let got = wait_for_messages(&dc, "dave@third.test", 1);
+    assert!(contains(&got[0], "via the second smtpd"));
+    assert!(pf.log().contains("postfix/second/smtpd"), "{}", pf.log());
+}
+
+#[test]
+fn without_dovecot_internal_mail_is_refused_with_the_reason() {
+    let pf = Postfix::start(PostfixOptions::default());
+    let server = format!("127.0.0.1:{}", pf.smtp_port);
+    let out = swaks(&[
+        "--server",
+        &server,
+        "--to",
+        "alice@example.test",
+        "--from",
+        "a@example.org",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "accepted without a Dovecot:\n{text}");
+    assert!(
+        text.contains("550 5.3.0") && text.contains("no Dovecot"),
+        "{text}"
+    );
 }

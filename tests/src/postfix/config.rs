@@ -199,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn main_cf_without_dovecot_bounces_internal_mail_with_a_reason() {
+    fn main_cf_without_dovecot_refuses_internal_mail_with_a_reason() {
         let cf = main_cf(Path::new("/r"), &PostfixOptions::default(), &id);
         assert!(cf.contains("relay_transport = error:5.3.0 "), "{cf}");
     }
