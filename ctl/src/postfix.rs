@@ -140,6 +140,8 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
         "smtp_header_checks",
         &format!("regexp:{}", dir.join("header_checks").display()),
     );
+    // Likewise no 8BITMIME downgrade: the recorded bytes must be the bytes that arrive.
+    o("disable_mime_output_conversion", "yes");
     let mut tables = vec![
         ("transport".to_string(), transport, false),
         (
