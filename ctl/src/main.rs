@@ -2,6 +2,7 @@
 
 mod dovecot;
 mod postfix;
+mod qes;
 mod report;
 
 use std::path::PathBuf;
@@ -59,6 +60,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Qualified electronic signatures (QES).
+    Qes {
+        #[command(subcommand)]
+        command: qes::QesCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -81,6 +87,7 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
+        Command::Qes { command } => return qes::run(command),
         Command::CheckConfig { file } => {
             let path = file.unwrap_or(cli.config);
             let config = load(&path)?;

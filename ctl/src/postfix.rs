@@ -226,11 +226,9 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
         master,
         "{CLEANUP} unix n       -       n       -       0       cleanup"
     );
-    let _ = writeln!(
-        master,
-        "  -o virtual_alias_maps=$virtual_alias_maps,{}",
-        table("virtual_alias")
-    );
+    // Only the account map: `$virtual_alias_maps` here would refer to this very override
+    // (Postfix expands lazily) and loop; deliver_to therefore names final mailboxes.
+    let _ = writeln!(master, "  -o virtual_alias_maps={}", table("virtual_alias"));
     let _ = writeln!(
         master,
         "# TLS in the smtp client needs the tlsmgr service (present in Debian's stock master.cf)"
