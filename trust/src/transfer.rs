@@ -1,0 +1,129 @@
+//! Content-Transfer-Encoding decoding and the RFC 8551 canonical form, on raw bytes.
+//!
+//! We decode ourselves rather than take mail-parser's decoded bodies: those are charset-
+//! converted for text parts (a signed Latin-1 attachment would no longer match its hash), and
+//! 0.11 drops a final unpadded base64 quantum.
+
+/// Decodes base64, skipping whitespace and line breaks; `None` on any other foreign byte.
+/// A dangling final sextet (a truncated or junk character) is dropped, as OpenSSL and most
+/// MIME decoders do: it cannot carry a whole byte.
+pub fn base64(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len() / 4 * 3);
+    let mut acc: u32 = 0;
+    let mut bits = 0u32;
+    let mut padding = false;
+    for &c in input {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                padding = true;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' | b'\n' => continue,
+            _ => return None,
+        };
+        if padding {
+            return None; // data after padding
+        }
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Decodes quoted-printable (RFC 2045 §6.7): `=XX`, soft line breaks, and a lone `=` kept
+/// as is (lenient, like most clients).
+pub fn quoted_printable(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let c = input[i];
+        if c != b'=' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        match (input.get(i + 1), input.get(i + 2)) {
+            (Some(b'\r'), Some(b'\n')) => i += 3,
+            (Some(b'\n'), _) => i += 2,
+            (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+                let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+                out.push(hex(*h) << 4 | hex(*l));
+                i += 3;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Decodes a body by its Content-Transfer-Encoding (7bit/8bit/binary/unknown: as is).
+pub fn decode(body: &[u8], encoding: Option<&str>) -> Option<Vec<u8>> {
+    match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
+        Some("base64") => base64(body),
+        Some("quoted-printable") => Some(quoted_printable(body)),
+        _ => Some(body.to_vec()),
+    }
+}
+
+/// RFC 8551 §3.1.1: the signed form of a MIME entity has CRLF line ends. Mail stored with
+/// bare LF (mbox, `.eml` files) is turned back into that form; CRLF stays CRLF.
+pub fn canonical_crlf(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let bare_lf = data
+        .iter()
+        .enumerate()
+        .any(|(i, b)| *b == b'\n' && (i == 0 || data[i - 1] != b'\r'));
+    if !bare_lf {
+        return std::borrow::Cow::Borrowed(data);
+    }
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_cases() {
+        assert_eq!(base64(b"aGVs\r\nbG8=").unwrap(), b"hello");
+        assert_eq!(base64(b"aGVsbG8").unwrap(), b"hello"); // unpadded final quantum kept
+        assert_eq!(base64(b"").unwrap(), b"");
+        assert!(base64(b"aGVs*bG8=").is_none());
+        assert!(base64(b"aGVsbG8=x").is_none());
+        assert_eq!(base64(b"aGVsx").unwrap(), b"hel"); // dangling sextet dropped
+    }
+
+    #[test]
+    fn qp_cases() {
+        assert_eq!(quoted_printable(b"a=3Db=\r\nc=\nd"), b"a=bcd");
+        assert_eq!(quoted_printable(b"100% =zz ="), b"100% =zz =");
+    }
+
+    #[test]
+    fn crlf() {
+        assert_eq!(&*canonical_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
+        assert!(matches!(
+            canonical_crlf(b"a\r\nb"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+}
