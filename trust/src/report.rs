@@ -272,10 +272,15 @@ pub struct MailReport {
 }
 
 impl MailReport {
-    /// NO_SIGNATURE_FOUND without signatures; else the worst indication of any signature.
+    /// NO_SIGNATURE_FOUND without signatures (certificates-only CMS do not count); else the
+    /// worst indication of any signature.
     pub fn indication(&self) -> Indication {
-        let all = self.signatures.iter().map(|s| s.indication);
-        if self.signatures.is_empty() {
+        let all = self
+            .signatures
+            .iter()
+            .map(|s| s.indication)
+            .filter(|i| *i != Indication::NoSignatureFound);
+        if all.clone().next().is_none() {
             Indication::NoSignatureFound
         } else if all.clone().any(|i| i == Indication::TotalFailed) {
             Indication::TotalFailed
