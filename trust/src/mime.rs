@@ -32,6 +32,37 @@ pub struct MailContext {
     pub date: Option<OffsetDateTime>,
 }
 
+/// A message and the buffer its part offsets refer to. mail-parser 0.11 gives the parts of an
+/// inline message/rfc822 offsets into the outermost raw message, while an encoded one is
+/// parsed from its own decoded buffer; `raw` follows that.
+#[derive(Clone, Copy)]
+struct Doc<'a> {
+    msg: &'a Message<'a>,
+    raw: &'a [u8],
+}
+
+impl<'a> Doc<'a> {
+    fn root(msg: &'a Message<'a>) -> Doc<'a> {
+        Doc {
+            msg,
+            raw: msg.raw_message(),
+        }
+    }
+
+    fn nested(self, inner: &'a Message<'a>) -> Doc<'a> {
+        let own = inner.raw_message();
+        let within = self.raw.as_ptr_range().contains(&own.as_ptr());
+        Doc {
+            msg: inner,
+            raw: if within { self.raw } else { own },
+        }
+    }
+
+    fn slice(&self, from: u32, to: u32) -> Option<&'a [u8]> {
+        self.raw.get(from as usize..to as usize)
+    }
+}
+
 /// Where the signed bytes are.
 #[derive(Debug, Clone)]
 pub enum Content {
@@ -66,8 +97,8 @@ pub fn scan(raw: &[u8], max_signatures: usize) -> Scan {
     };
     match MessageParser::default().parse(raw) {
         Some(msg) => {
-            let ctx = mail_context(&msg);
-            w.message(&msg, "", &ctx, 0);
+            let doc = Doc::root(&msg);
+            w.message(doc, "", &mail_context(doc), 0);
         }
         None => w.scan.notes.push("not a parseable mail".to_string()),
     }
@@ -135,10 +166,9 @@ fn is_certs_only(part: &MessagePart<'_>) -> bool {
 }
 
 /// The transfer-decoded body of a leaf part.
-fn body(msg: &Message<'_>, part: &MessagePart<'_>) -> Result<Vec<u8>, String> {
-    let raw = msg
-        .raw_message()
-        .get(part.offset_body as usize..part.offset_end as usize)
+fn body(doc: Doc<'_>, part: &MessagePart<'_>) -> Result<Vec<u8>, String> {
+    let raw = doc
+        .slice(part.offset_body, part.offset_end)
         .ok_or("part offsets outside the message")?;
     transfer::decode(raw, part.content_transfer_encoding())
         .ok_or_else(|| "invalid base64 in the part".to_string())
@@ -146,13 +176,12 @@ fn body(msg: &Message<'_>, part: &MessagePart<'_>) -> Result<Vec<u8>, String> {
 
 /// From/Sender/Date of a message, matching field names strictly on the raw bytes: mail-parser
 /// 0.11 also reads `Fr om:` as From, and the sender check must see what clients display.
-pub fn mail_context(msg: &Message<'_>) -> MailContext {
-    let raw = msg.raw_message();
+fn mail_context(doc: Doc<'_>) -> MailContext {
     let mut ctx = MailContext::default();
     let (mut have_from, mut have_sender, mut have_date) = (false, false, false);
-    for h in msg.root_part().headers() {
-        let name = raw
-            .get(h.offset_field as usize..h.offset_start as usize)
+    for h in doc.msg.root_part().headers() {
+        let name = doc
+            .slice(h.offset_field, h.offset_start)
             .unwrap_or_default();
         let name = name.strip_suffix(b":").unwrap_or(name);
         let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
@@ -194,25 +223,24 @@ impl Walker {
         }
     }
 
-    fn message(&mut self, msg: &Message<'_>, prefix: &str, ctx: &MailContext, depth: usize) {
+    fn message(&mut self, doc: Doc<'_>, prefix: &str, ctx: &MailContext, depth: usize) {
         if depth > MAX_DEPTH {
             self.scan
                 .notes
                 .push(format!("{prefix}: nested too deeply, not searched"));
             return;
         }
-        let root = msg.root_part();
-        if root.is_multipart() {
-            self.part(msg, 0, prefix, prefix, ctx, depth, true);
+        if doc.msg.root_part().is_multipart() {
+            self.part(doc, 0, prefix, prefix, ctx, depth, true);
         } else {
-            self.part(msg, 0, &join(prefix, 1), prefix, ctx, depth, true);
+            self.part(doc, 0, &join(prefix, 1), prefix, ctx, depth, true);
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     fn part(
         &mut self,
-        msg: &Message<'_>,
+        doc: Doc<'_>,
         id: usize,
         section: &str,
         child_prefix: &str,
@@ -220,44 +248,44 @@ impl Walker {
         depth: usize,
         entity_root: bool,
     ) {
-        let Some(part) = msg.parts.get(id) else {
+        let Some(part) = doc.msg.parts.get(id) else {
             return;
         };
         let (_, s) = ctype(part);
         match &part.body {
             PartType::Multipart(children) => {
                 let children: Vec<usize> = children.iter().map(|c| *c as usize).collect();
-                if s == "signed" && self.multipart_signed(msg, &children, child_prefix, ctx) {
+                if s == "signed" && self.multipart_signed(doc, &children, child_prefix, ctx) {
                     let first = join(child_prefix, 1);
-                    self.part(msg, children[0], &first, &first, ctx, depth, true);
+                    self.part(doc, children[0], &first, &first, ctx, depth, true);
                     return;
                 }
                 for (i, child) in children.iter().enumerate() {
                     let sec = join(child_prefix, i + 1);
-                    self.part(msg, *child, &sec, &sec, ctx, depth, false);
+                    self.part(doc, *child, &sec, &sec, ctx, depth, false);
                 }
-                self.detached_attachments(msg, &children, child_prefix);
+                self.detached_attachments(doc, &children, child_prefix);
             }
             PartType::Message(nested) => {
-                let nested_ctx = mail_context(nested);
-                self.message(nested, section, &nested_ctx, depth + 1);
+                let nested = doc.nested(nested);
+                self.message(nested, section, &mail_context(nested), depth + 1);
             }
             _ if is_certs_only(part) => {}
-            _ if is_signature_file(part) && entity_root => self.lone_signature(msg, part, section),
+            _ if is_signature_file(part) && entity_root => self.lone_signature(doc, part, section),
             _ if is_pkcs7_mime(part) => {
-                self.pkcs7_mime(msg, part, section, ctx, depth, entity_root)
+                self.pkcs7_mime(doc, part, section, ctx, depth, entity_root)
             }
             _ => {}
         }
     }
 
     /// A `.p7s` that is a whole body: there is no document beside it.
-    fn lone_signature(&mut self, msg: &Message<'_>, part: &MessagePart<'_>, section: &str) {
+    fn lone_signature(&mut self, doc: Doc<'_>, part: &MessagePart<'_>, section: &str) {
         if self.full(section) {
             return;
         }
         self.scan.found.push(Found {
-            cms: body(msg, part),
+            cms: body(doc, part),
             content: Content::Missing("a detached signature without a document beside it".into()),
             signed: SignedObject {
                 kind: SignatureKind::DetachedAttachment,
@@ -272,14 +300,14 @@ impl Walker {
     /// Returns false when this is not S/MIME (e.g. PGP/MIME), to be walked as a plain multipart.
     fn multipart_signed(
         &mut self,
-        msg: &Message<'_>,
+        doc: Doc<'_>,
         children: &[usize],
         prefix: &str,
         ctx: &MailContext,
     ) -> bool {
         let (Some(first), Some(sig)) = (
-            children.first().and_then(|i| msg.parts.get(*i)),
-            children.get(1).and_then(|i| msg.parts.get(*i)),
+            children.first().and_then(|i| doc.msg.parts.get(*i)),
+            children.get(1).and_then(|i| doc.msg.parts.get(*i)),
         ) else {
             return false;
         };
@@ -291,15 +319,12 @@ impl Walker {
         if self.full(&section) {
             return true;
         }
-        let content = match msg
-            .raw_message()
-            .get(first.offset_header as usize..first.offset_end as usize)
-        {
+        let content = match doc.slice(first.offset_header, first.offset_end) {
             Some(bytes) => Content::Detached(transfer::canonical_crlf(bytes).into_owned()),
             None => Content::Missing("signed part outside the message".to_string()),
         };
         self.scan.found.push(Found {
-            cms: body(msg, sig),
+            cms: body(doc, sig),
             content,
             signed: SignedObject {
                 kind: SignatureKind::MultipartSigned,
@@ -314,7 +339,7 @@ impl Walker {
 
     fn pkcs7_mime(
         &mut self,
-        msg: &Message<'_>,
+        doc: Doc<'_>,
         part: &MessagePart<'_>,
         section: &str,
         ctx: &MailContext,
@@ -322,7 +347,7 @@ impl Walker {
         entity_root: bool,
     ) {
         let name = filename(part);
-        let cms = body(msg, part);
+        let cms = body(doc, part);
         if let Ok(bytes) = &cms {
             match cms::content_type(bytes).as_deref() {
                 Some(oid::SIGNED_DATA) | None => {}
@@ -377,15 +402,20 @@ impl Walker {
             ));
             return;
         }
-        self.message(&inner_msg, &format!("{section}/"), ctx, depth + 1);
+        self.message(
+            Doc::root(&inner_msg),
+            &format!("{section}/"),
+            ctx,
+            depth + 1,
+        );
     }
 
     /// `.p7s` files among the children of a multipart: each signs a sibling.
-    fn detached_attachments(&mut self, msg: &Message<'_>, children: &[usize], prefix: &str) {
+    fn detached_attachments(&mut self, doc: Doc<'_>, children: &[usize], prefix: &str) {
         let leaves: Vec<(usize, &MessagePart<'_>)> = children
             .iter()
             .enumerate()
-            .filter_map(|(i, id)| msg.parts.get(*id).map(|p| (i, p)))
+            .filter_map(|(i, id)| doc.msg.parts.get(*id).map(|p| (i, p)))
             .filter(|(_, p)| !p.is_multipart() && !p.is_message())
             .collect();
         for (i, sig) in leaves.iter().filter(|(_, p)| is_signature_file(p)) {
@@ -393,7 +423,7 @@ impl Walker {
             if self.full(&section) {
                 return;
             }
-            let cms = body(msg, sig);
+            let cms = body(doc, sig);
             let docs: Vec<&(usize, &MessagePart<'_>)> = leaves
                 .iter()
                 .filter(|(_, p)| !is_signature_file(p))
@@ -407,17 +437,17 @@ impl Walker {
                     docs.iter()
                         .find(|(_, p)| filename(p).is_some_and(|d| d.eq_ignore_ascii_case(stem)))
                 });
-            let doc = by_name.copied().or_else(|| {
+            let document = by_name.copied().or_else(|| {
                 let bytes = cms.as_ref().ok()?;
                 docs.iter()
                     .find(|(_, p)| {
-                        body(msg, p).is_ok_and(|content| digest_matches(bytes, &content))
+                        body(doc, p).is_ok_and(|content| digest_matches(bytes, &content))
                     })
                     .copied()
             });
-            let (content, signed) = match doc {
+            let (content, signed) = match document {
                 Some((di, dp)) => (
-                    match body(msg, dp) {
+                    match body(doc, dp) {
                         Ok(b) => Content::Detached(b),
                         Err(e) => Content::Missing(e),
                     },
@@ -488,7 +518,7 @@ mod tests {
         let raw = b"Fr om: mallory@evil.example\r\nFrom: Alice <Alice@Example.com>\r\n\
                     From: second@example.com\r\nDate: Mon, 26 Jan 2026 14:38:03 +0000\r\n\r\nhi\r\n";
         let msg = MessageParser::default().parse(&raw[..]).unwrap();
-        let ctx = mail_context(&msg);
+        let ctx = mail_context(Doc::root(&msg));
         assert_eq!(ctx.senders, vec!["alice@example.com".to_string()]);
         assert_eq!(ctx.date.unwrap().unix_timestamp(), 1_769_438_283);
     }

@@ -2,6 +2,8 @@
 //! pinned clock.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::path::PathBuf;
 
 use demail_trust::{MailReport, ValidationModel, Verifier, VerifyOptions};
