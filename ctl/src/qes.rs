@@ -96,11 +96,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, String> {
     let verifier = Verifier::new(anchors, options).map_err(|e| e.to_string())?;
     let data = read(&args.file)?;
     let content = args.content.as_deref().map(read).transpose()?;
-    let content_name = args
-        .content
-        .as_deref()
-        .map(file_name)
-        .unwrap_or_default();
+    let content_name = args.content.as_deref().map(file_name).unwrap_or_default();
     let report = verifier
         .verify_file(
             &data,
