@@ -42,7 +42,10 @@ fn parse_since_at(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String
     Ok(now - age)
 }
 
+/// Whole seconds in UTC: tables stay aligned (JSON keeps the full precision).
 fn ts(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = t.replace_nanosecond(0).unwrap_or(t);
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
@@ -82,13 +85,13 @@ pub fn status(
         return Ok(());
     }
     println!(
-        "{:<20}  {:<34}  {:<28}  {:<10}  {:<20}  SUBJECT",
+        "{:<20}  {:<44}  {:<28}  {:<10}  {:<20}  SUBJECT",
         "SUBMITTED", "PRIVATE-ID", "RECIPIENT", "STATUS", "SINCE"
     );
     for (s, statuses) in rows {
         for r in statuses {
             println!(
-                "{:<20}  {:<34}  {:<28}  {:<10}  {:<20}  {}",
+                "{:<20}  {:<44}  {:<28}  {:<10}  {:<20}  {}",
                 ts(s.time),
                 s.private_id,
                 r.recipient,
