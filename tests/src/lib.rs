@@ -26,20 +26,32 @@
 //! ```
 //!
 //! Tests that start Postfix must run as root (CI does). Apply the output of
-//! `demailctl postfix-config` with [`demailctl_postfix_options`].
+//! `demailctl postfix-config` with [`demailctl_postfix_options`]; or start a whole gateway
+//! (demail.toml, test PKI, milter process, provider simulator, Postfix, Dovecot) with
+//! [`City`]. The binaries (`demail-milter`, `demailctl`) must be built first:
+//! `cargo build --workspace --bins`.
 
+pub mod city;
 mod clients;
 mod demailctl;
 mod dovecot;
 mod files;
+pub mod message;
+mod milter;
+mod milter_tap;
 mod net;
 mod postfix;
 mod process;
+mod smtp;
 mod tools;
 
+pub use city::{City, CityOptions};
 pub use clients::{imaplib_fetch_all, mbsync_fetch_all};
 pub use demailctl::{demailctl_postfix_options, parse_main_cf};
 pub use dovecot::Dovecot;
+pub use milter::MilterProcess;
+pub use milter_tap::MilterTap;
 pub use net::{free_port, wait_for_port, wait_until};
 pub use postfix::{Postfix, PostfixOptions};
+pub use smtp::{SmtpClient, SmtpReply, dot_stuff};
 pub use tools::{cargo_bin, swaks};

@@ -13,8 +13,9 @@ pub fn swaks(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run swaks: {e} (apt-get install swaks)"))
 }
 
-/// `target/debug/NAME` of this workspace (honours `CARGO_TARGET_DIR`). Panics with the
-/// command to build it when it is missing.
+/// `target/PROFILE/NAME` of this workspace, for the profile the caller was built with (a test
+/// binary or a `--release` program such as the benchmark; honours `CARGO_TARGET_DIR`). Panics
+/// with the command to build it when it is missing.
 pub fn cargo_bin(name: &str) -> PathBuf {
     let path = target_dir().join(name);
     if !path.is_file() {
@@ -30,13 +31,19 @@ pub fn cargo_bin(name: &str) -> PathBuf {
 /// The directory cargo puts this profile's binaries in.
 fn target_dir() -> PathBuf {
     // A test binary lives in <target>/<profile>/deps: its grandparent is where cargo puts
-    // the workspace's binaries, whatever CARGO_TARGET_DIR or the profile was.
+    // the workspace's binaries, whatever CARGO_TARGET_DIR or the profile was. A binary target
+    // lives in <target>/<profile> itself, recognisable by cargo's `.fingerprint` beside it.
     if let Ok(exe) = std::env::current_exe()
-        && let Some(deps) = exe.parent()
-        && deps.file_name().is_some_and(|n| n == "deps")
-        && let Some(profile_dir) = deps.parent()
+        && let Some(parent) = exe.parent()
     {
-        return profile_dir.to_path_buf();
+        if parent.file_name().is_some_and(|n| n == "deps")
+            && let Some(profile_dir) = parent.parent()
+        {
+            return profile_dir.to_path_buf();
+        }
+        if parent.join(".fingerprint").is_dir() {
+            return parent.to_path_buf();
+        }
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -1,0 +1,465 @@
+//! A whole test city: its demail.toml, the provider's test PKI, `demail-milter` as a process,
+//! the provider simulator, Postfix configured by `demailctl postfix-config --write`, and
+//! optionally Dovecot for the town's ordinary mailboxes. Shared by the end-to-end tests, the
+//! benchmark and the demo.
+//!
+//! ```no_run
+//! use demail_e2e::city::{City, CityOptions, CITIZEN, CLERK};
+//!
+//! let city = City::start(CityOptions::default());
+//! let out = demail_e2e::swaks(&[
+//!     "--server", &city.smtp_server(), "--from", CLERK, "--to", CITIZEN,
+//! ]);
+//! assert!(out.status.success());
+//! let got = city.simulator().expect("running").wait_for(1, std::time::Duration::from_secs(30));
+//! assert_eq!(got.len(), 1);
+//! ```
+//!
+//! Like the rest of the harness, starting panics with a message saying what failed. Dropping a
+//! `City` stops everything it started (Postfix first, so nothing is sent half-way) and removes
+//! its directory unless [`CityOptions::dir`] named one; it never panics.
+
+mod config;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use demail_evidence::{Store, Submission};
+use demail_provider_sim::pki::{CertUsage, TestPki};
+use demail_provider_sim::{SimConfig, Simulator, TlsMode};
+use openssl::hash::MessageDigest;
+use openssl::x509::X509;
+
+use crate::files::{instance_dir, mkdir, set_mode, write};
+use crate::milter::MilterProcess;
+use crate::net::free_port;
+use crate::tools::cargo_bin;
+use crate::{Dovecot, Postfix, PostfixOptions, demailctl_postfix_options, process};
+
+/// The test city's tenant (a public body, so it may request an Abholbestätigung).
+pub const TENANT: &str = "Stadt Testhausen";
+/// Its De-Mail account; defaults `dispatch` and `receipt`.
+pub const ACCOUNT: &str = "info@testhausen.de-mail.de";
+/// The one clerk allowed to send as [`ACCOUNT`].
+pub const CLERK: &str = "sachbearbeitung@example.test";
+/// An internal address that may not send De-Mail.
+pub const INTERN: &str = "praktikum@example.test";
+/// Where inbound De-Mail to [`ACCOUNT`] is delivered; sees its evidence over IMAP.
+pub const POSTSTELLE: &str = "poststelle@example.test";
+/// A citizen's De-Mail address.
+pub const CITIZEN: &str = "buerger@example.de-mail.de";
+
+/// What a city is made of. `CityOptions::default()` is the standard test city: the tenant
+/// [`TENANT`], milter and simulator running, no Dovecot.
+#[derive(Clone, Debug)]
+pub struct CityOptions {
+    /// The `[[tenant]]` sections of demail.toml.
+    pub tenants: String,
+    /// More demail.toml sections (e.g. `[imap_proxy]`), appended as they are.
+    pub extra_toml: String,
+    /// `[gateway] domains`.
+    pub demail_domains: Vec<String>,
+    /// `[gateway] max_message_size` in bytes; Postfix's `message_size_limit` and the
+    /// simulator's limit are set above it, so the milter is the one that decides.
+    pub max_message_size: u64,
+    /// Start Dovecot with these `(login, password)` users and deliver the internal domain
+    /// (`example.test`) to it. None started when empty.
+    pub dovecot_users: Vec<(String, String)>,
+    /// Start the provider simulator (it can be started later with [`City::start_simulator`]).
+    pub simulator: bool,
+    /// Start the milter (it can be started later with [`City::start_milter`]).
+    pub milter: bool,
+    /// `RUST_LOG` of the milter process.
+    pub milter_log_level: String,
+    /// Added after what `demailctl postfix-config` wrote (a main.cf key given here overrides
+    /// it). `lmtp_port` is used only when no Dovecot is started.
+    pub postfix: PostfixOptions,
+    /// Keep the city's files here (created if needed, left in place) instead of a temporary
+    /// directory that is removed on drop.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for CityOptions {
+    fn default() -> Self {
+        CityOptions {
+            tenants: config::default_tenants(),
+            extra_toml: String::new(),
+            demail_domains: vec!["*.de-mail.de".into()],
+            max_message_size: 20 << 20,
+            dovecot_users: Vec::new(),
+            simulator: true,
+            milter: true,
+            milter_log_level: "info".into(),
+            postfix: PostfixOptions::default(),
+            dir: None,
+        }
+    }
+}
+
+/// A running test city; see the module documentation.
+pub struct City {
+    // Fields drop in this order: Postfix stops before the milter and the provider it uses.
+    postfix: Postfix,
+    milter: Option<MilterProcess>,
+    simulator: Option<Simulator>,
+    dovecot: Option<Dovecot>,
+    sim_config: SimConfig,
+    milter_port: u16,
+    inbound_port: u16,
+    milter_log_level: String,
+    config: PathBuf,
+    evidence_database: PathBuf,
+    evidence_blobs: PathBuf,
+    pki: TestPki,
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl City {
+    /// Writes demail.toml (checked by the policy crate), generates the PKI, starts Dovecot
+    /// (if users are given), the milter, Postfix with the `demailctl postfix-config` output,
+    /// and the simulator, each as the options say.
+    pub fn start(opts: CityOptions) -> City {
+        let (tmp, dir) = match &opts.dir {
+            Some(d) => {
+                mkdir(d);
+                (None, d.clone())
+            }
+            None => {
+                let tmp = instance_dir("e2e-city-");
+                let dir = tmp.path().to_path_buf();
+                (Some(tmp), dir)
+            }
+        };
+        // Postfix's unprivileged processes read the tables and certificates below it.
+        set_mode(&dir, 0o755);
+        let pki_dir = dir.join("pki");
+        let pki = TestPki::generate(&pki_dir)
+            .unwrap_or_else(|e| panic!("City: test PKI in {}: {e}", pki_dir.display()));
+        set_mode(&pki_dir, 0o755);
+        let inbound = pki
+            .issue(
+                "city-in",
+                "localhost",
+                &["localhost", "127.0.0.1"],
+                CertUsage::Server,
+            )
+            .unwrap_or_else(|e| panic!("City: demail-in certificate: {e}"));
+        mkdir(&dir.join("evidence"));
+
+        let sim_port = free_port();
+        let milter_port = free_port();
+        let inbound_port = free_port();
+        let layout = config::Layout {
+            dir: &dir,
+            pki: &pki,
+            inbound_cert: &inbound.cert,
+            inbound_key: &inbound.key,
+            sim_port,
+            milter_port,
+            inbound_port,
+        };
+        let toml = config::demail_toml(
+            &layout,
+            &opts.demail_domains,
+            opts.max_message_size,
+            &opts.tenants,
+            &opts.extra_toml,
+        );
+        let config = dir.join("demail.toml");
+        write(&config, &toml);
+        let policy = demail_policy::Config::load(&config).unwrap_or_else(|e| {
+            panic!("City: demail.toml rejected:\n{e}\n--- demail.toml ---\n{toml}")
+        });
+
+        let sim_config = SimConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, sim_port)),
+            tls: TlsMode::Implicit,
+            server_cert: pki.server_cert.clone(),
+            server_key: pki.server_key.clone(),
+            client_ca: pki.ca_cert.clone(),
+            auth: None,
+            accounts: policy
+                .tenants
+                .iter()
+                .flat_map(|t| t.accounts.iter().map(|a| a.address.clone()))
+                .collect(),
+            demail_domains: policy
+                .gateway
+                .domains
+                .iter()
+                .map(|d| match d {
+                    demail_policy::DomainPattern::Exact(d) => d.clone(),
+                    demail_policy::DomainPattern::Subdomains(p) => format!("*.{p}"),
+                })
+                .collect(),
+            store_dir: dir.join("provider-store"),
+            // Room for what the milter adds; the milter enforces the configured limit.
+            max_message_size: opts.max_message_size + (1 << 20),
+        };
+
+        let dovecot = (!opts.dovecot_users.is_empty()).then(|| {
+            let users: Vec<(&str, &str)> = opts
+                .dovecot_users
+                .iter()
+                .map(|(u, p)| (u.as_str(), p.as_str()))
+                .collect();
+            Dovecot::start(&users)
+        });
+        let milter_log = dir.join("milter.log");
+        let milter = opts.milter.then(|| {
+            MilterProcess::start(&config, milter_port, &milter_log, &opts.milter_log_level)
+        });
+
+        let tables = dir.join("postfix-demail");
+        let mut pf = demailctl_postfix_options(&config, &tables);
+        // Postfix's default (10240000) would refuse big De-Mails before the milter sees them.
+        let size_limit = opts
+            .max_message_size
+            .saturating_add(1 << 20)
+            .max(10_240_000);
+        pf.main_cf
+            .push(("message_size_limit".into(), size_limit.to_string()));
+        pf.main_cf.extend(opts.postfix.main_cf.iter().cloned());
+        pf.master_cf.extend(opts.postfix.master_cf.iter().cloned());
+        pf.extra_files = opts.postfix.extra_files.clone();
+        pf.lmtp_port = dovecot
+            .as_ref()
+            .map(|d| d.lmtp_port)
+            .or(opts.postfix.lmtp_port);
+        let postfix = Postfix::start(pf);
+
+        let mut city = City {
+            postfix,
+            milter,
+            simulator: None,
+            dovecot,
+            sim_config,
+            milter_port,
+            inbound_port,
+            milter_log_level: opts.milter_log_level,
+            config,
+            evidence_database: policy.evidence.database.clone(),
+            evidence_blobs: policy.evidence.blobs.clone(),
+            pki,
+            dir,
+            _tmp: tmp,
+        };
+        if opts.simulator {
+            city.start_simulator();
+        }
+        city
+    }
+
+    // --- where things are ---
+
+    /// Postfix's public smtpd (where clerks submit) as `127.0.0.1:PORT`, for swaks.
+    pub fn smtp_server(&self) -> String {
+        format!("127.0.0.1:{}", self.postfix.smtp_port)
+    }
+
+    pub fn smtp_port(&self) -> u16 {
+        self.postfix.smtp_port
+    }
+
+    /// The port demail.toml's `[milter] listen` names.
+    pub fn milter_port(&self) -> u16 {
+        self.milter_port
+    }
+
+    /// The provider gateway's port (the simulator's, when it runs).
+    pub fn simulator_port(&self) -> u16 {
+        self.sim_config.listen.port()
+    }
+
+    /// The `demail-in` smtpd (implicit TLS, provider client certificate required).
+    pub fn inbound_port(&self) -> u16 {
+        self.inbound_port
+    }
+
+    /// Dovecot's IMAP port, when the city has Dovecot.
+    pub fn imap_port(&self) -> Option<u16> {
+        self.dovecot.as_ref().map(|d| d.imap_port)
+    }
+
+    /// The city's demail.toml.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// The directory holding demail.toml, pki/, evidence/, postfix-demail/, provider-store/
+    /// and milter.log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where `demailctl postfix-config --write` put the main.cf/master.cf fragments and tables.
+    pub fn tables_dir(&self) -> PathBuf {
+        self.dir.join("postfix-demail")
+    }
+
+    pub fn evidence_database(&self) -> &Path {
+        &self.evidence_database
+    }
+
+    pub fn evidence_blobs(&self) -> &Path {
+        &self.evidence_blobs
+    }
+
+    /// The provider's CA, its server certificate and the city's client certificate.
+    pub fn pki(&self) -> &TestPki {
+        &self.pki
+    }
+
+    /// The simulator's configuration (also when it is stopped).
+    pub fn simulator_config(&self) -> &SimConfig {
+        &self.sim_config
+    }
+
+    // --- the parts ---
+
+    pub fn postfix(&self) -> &Postfix {
+        &self.postfix
+    }
+
+    pub fn dovecot(&self) -> Option<&Dovecot> {
+        self.dovecot.as_ref()
+    }
+
+    /// The provider simulator, while it runs.
+    pub fn simulator(&self) -> Option<&Simulator> {
+        self.simulator.as_ref()
+    }
+
+    /// Starts the simulator on the gateway port (again, after [`City::stop_simulator`]; what
+    /// it stored before stays in its store directory). Panics if it runs already.
+    pub fn start_simulator(&mut self) -> &Simulator {
+        if self.simulator.is_some() {
+            panic!("City: the provider simulator runs already");
+        }
+        let sim = Simulator::start(self.sim_config.clone()).unwrap_or_else(|e| {
+            panic!(
+                "City: provider simulator on {}: {e}",
+                self.sim_config.listen
+            )
+        });
+        self.simulator.insert(sim)
+    }
+
+    /// Stops the simulator (the gateway port is closed); nothing happens if it is stopped.
+    pub fn stop_simulator(&mut self) {
+        if let Some(sim) = self.simulator.take() {
+            sim.stop();
+        }
+    }
+
+    /// The milter process, while it runs.
+    pub fn milter(&self) -> Option<&MilterProcess> {
+        self.milter.as_ref()
+    }
+
+    /// Starts the milter process and waits until it listens. Panics if it runs already.
+    pub fn start_milter(&mut self) -> &MilterProcess {
+        if self.milter.is_some() {
+            panic!("City: the milter runs already");
+        }
+        let milter = MilterProcess::start(
+            &self.config,
+            self.milter_port,
+            &self.milter_log_path(),
+            &self.milter_log_level,
+        );
+        self.milter.insert(milter)
+    }
+
+    /// SIGTERM (SIGKILL after a grace period); returns whether it stopped by itself. True if
+    /// it was not running.
+    pub fn stop_milter(&mut self) -> bool {
+        self.milter.take().is_none_or(MilterProcess::stop)
+    }
+
+    /// SIGKILL, as a crash; waits until it is gone. Nothing happens if it is not running.
+    pub fn kill_milter(&mut self) {
+        if let Some(m) = self.milter.take() {
+            m.kill();
+        }
+    }
+
+    /// Everything the milter logged, over all its runs.
+    pub fn milter_log(&self) -> String {
+        std::fs::read_to_string(self.milter_log_path()).unwrap_or_default()
+    }
+
+    fn milter_log_path(&self) -> PathBuf {
+        self.dir.join("milter.log")
+    }
+
+    // --- looking at the results ---
+
+    /// Runs `demailctl --config <demail.toml> ARGS..` (output captured).
+    pub fn demailctl(&self, args: &[&str]) -> Output {
+        let bin = cargo_bin("demailctl");
+        let config = self.config.to_string_lossy();
+        let mut all = vec!["--config", config.as_ref()];
+        all.extend_from_slice(args);
+        process::run(&bin.to_string_lossy(), &all)
+    }
+
+    /// The evidence store opened read-only; None until the milter created it.
+    pub fn evidence(&self) -> Option<Store> {
+        if !self.evidence_database.exists() {
+            return None;
+        }
+        let store = Store::open_read_only(&self.evidence_database, &self.evidence_blobs)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "City: evidence store {}: {e}",
+                    self.evidence_database.display()
+                )
+            });
+        Some(store)
+    }
+
+    /// Every recorded submission, newest first (none if the store does not exist yet).
+    pub fn submissions(&self) -> Vec<Submission> {
+        let Some(store) = self.evidence() else {
+            return Vec::new();
+        };
+        store
+            .list(None, None, usize::MAX)
+            .unwrap_or_else(|e| panic!("City: listing the evidence store: {e}"))
+    }
+
+    /// Lower-case hex SHA-256 of the city's client certificate (DER), as the simulator
+    /// reports the certificate a client presented.
+    pub fn client_cert_sha256(&self) -> String {
+        let path = &self.pki.client_cert;
+        let pem = std::fs::read(path).unwrap_or_else(|e| panic!("City: {}: {e}", path.display()));
+        let cert = X509::from_pem(&pem)
+            .unwrap_or_else(|e| panic!("City: {}: not a PEM certificate: {e}", path.display()));
+        let digest = cert
+            .digest(MessageDigest::sha256())
+            .unwrap_or_else(|e| panic!("City: digest of {}: {e}", path.display()));
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl Drop for City {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- demail-milter log ({}) ---\n{}--- end of demail-milter log ---",
+                self.milter_log_path().display(),
+                self.milter_log()
+            );
+            if let Some(sim) = &self.simulator {
+                eprintln!("--- provider simulator rejections ---");
+                for r in sim.rejected() {
+                    eprintln!("{:?} {}: {}", r.stage, r.peer, r.reply);
+                }
+                eprintln!("--- end of provider simulator rejections ---");
+            }
+        }
+    }
+}
