@@ -13,6 +13,8 @@ use crate::{Digest, Error, Result};
 const DOMAIN: &[u8] = b"demail-evidence/event/v1\0";
 
 pub(crate) const KIND_SUBMISSION: &str = "submission";
+pub(crate) const KIND_CONFIRMATION: &str = "confirmation";
+pub(crate) const KIND_PRUNE: &str = "prune";
 
 /// One `events` row as stored.
 #[derive(Debug, Clone)]
@@ -29,6 +31,8 @@ pub(crate) struct EventRow {
 
 pub(crate) const SELECT_ALL: &str =
     "SELECT id, time, kind, private_id, payload, blobs, prev_hash, hash FROM events ORDER BY id";
+pub(crate) const SELECT_ONE: &str =
+    "SELECT id, time, kind, private_id, payload, blobs, prev_hash, hash FROM events WHERE id = ?1";
 
 impl EventRow {
     pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
@@ -55,22 +59,42 @@ impl EventRow {
         ];
         event_hash(self.id, fields.map(String::as_str), &self.prev_hash)
     }
+
+    pub(crate) fn preimage(&self) -> Vec<u8> {
+        let fields = [
+            &self.time,
+            &self.kind,
+            &self.private_id,
+            &self.payload,
+            &self.blobs,
+        ];
+        preimage(self.id, fields.map(String::as_str), &self.prev_hash)
+    }
 }
 
-/// SHA-256 over: domain tag, id (u64 big-endian), each text field as u64 big-endian length plus
-/// UTF-8 bytes (time, kind, private_id, payload, blobs), then prev_hash, length-prefixed too.
-/// Length prefixes make the encoding injective: no two rows share an input.
+/// SHA-256 of [`preimage`].
 pub(crate) fn event_hash(id: i64, fields: [&str; 5], prev_hash: &[u8]) -> Digest {
     let mut h = Hasher::new();
-    h.update(DOMAIN);
-    h.update(&id.to_be_bytes());
-    for f in fields {
-        h.update(&(f.len() as u64).to_be_bytes());
-        h.update(f.as_bytes());
-    }
-    h.update(&(prev_hash.len() as u64).to_be_bytes());
-    h.update(prev_hash);
+    h.update(&preimage(id, fields, prev_hash));
     h.finish()
+}
+
+/// The bytes an event hash covers: domain tag, id (u64 big-endian), each text field as u64
+/// big-endian length plus UTF-8 bytes (time, kind, private_id, payload, blobs), then
+/// prev_hash, length-prefixed too. Length prefixes make the encoding injective: no two rows
+/// share an input. Exported as-is so `sha256sum` alone can recheck a hash.
+pub(crate) fn preimage(id: i64, fields: [&str; 5], prev_hash: &[u8]) -> Vec<u8> {
+    let mut v =
+        Vec::with_capacity(DOMAIN.len() + 64 + fields.iter().map(|f| f.len()).sum::<usize>());
+    v.extend_from_slice(DOMAIN);
+    v.extend_from_slice(&id.to_be_bytes());
+    for f in fields {
+        v.extend_from_slice(&(f.len() as u64).to_be_bytes());
+        v.extend_from_slice(f.as_bytes());
+    }
+    v.extend_from_slice(&(prev_hash.len() as u64).to_be_bytes());
+    v.extend_from_slice(prev_hash);
+    v
 }
 
 pub(crate) fn format_blobs(blobs: &[Digest]) -> String {
@@ -138,5 +162,39 @@ pub(crate) fn head(conn: &Connection) -> Result<Option<(i64, Digest)>> {
             id,
             Digest::from_slice(&hash, &format!("event {id} hash"))?,
         ))),
+    }
+}
+
+/// One event as stored, for display and export.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EventRecord {
+    pub id: i64,
+    /// When recorded, RFC 3339 UTC (as hashed).
+    pub time: String,
+    pub kind: String,
+    pub private_id: String,
+    pub payload: String,
+    pub blobs: String,
+    pub prev_hash: String,
+    pub hash: String,
+    /// The exact bytes whose SHA-256 the hash should be (see `event_hash`).
+    #[serde(skip)]
+    pub preimage: Vec<u8>,
+}
+
+impl From<EventRow> for EventRecord {
+    fn from(r: EventRow) -> EventRecord {
+        let preimage = r.preimage();
+        EventRecord {
+            id: r.id,
+            time: r.time,
+            kind: r.kind,
+            private_id: r.private_id,
+            payload: r.payload,
+            blobs: r.blobs,
+            prev_hash: hex::encode(&r.prev_hash),
+            hash: hex::encode(&r.hash),
+            preimage,
+        }
     }
 }

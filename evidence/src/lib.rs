@@ -15,10 +15,13 @@
 //! - Concurrency: see [`Store`]. Blob temp files are `flock`ed while written, so the blob
 //!   directory must be on a local file system.
 
+mod berlin;
 mod blob;
 mod chain;
+mod confirmation;
 mod digest;
 mod error;
+mod prune;
 mod schema;
 mod status;
 mod store;
@@ -29,9 +32,12 @@ mod verify;
 mod tests;
 
 pub use blob::BlobWriter;
+pub use chain::EventRecord;
+pub use confirmation::{Confirmation, ConfirmationKind, ConfirmationRecorded, NewConfirmation};
 pub use digest::{Digest, ParseDigestError};
 pub use error::{Error, Result};
-pub use status::{RecipientStatus, Status};
+pub use prune::{PruneOutcome, PruneRecord, PrunedBlob};
+pub use status::{RecipientStatus, Status, deemed_served_deadline};
 pub use store::{DEFAULT_BUSY_TIMEOUT, Store};
 pub use submission::{NewSubmission, Recorded, Submission};
 pub use verify::{ChainHead, ChainReport, Problem};

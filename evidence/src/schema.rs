@@ -11,7 +11,8 @@ use crate::{Error, Result};
 pub(crate) const APPLICATION_ID: i64 = 0x444d_4556;
 
 /// Migration N (1-based) brings the schema from version N-1 to N. Append, never edit.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 -- The evidence: one row per event, each linked to its predecessor by prev_hash (a hash chain).
 -- UNIQUE(prev_hash) makes a fork impossible, and the triggers make the table append-only.
 CREATE TABLE events (
@@ -47,7 +48,9 @@ CREATE TRIGGER submissions_no_update BEFORE UPDATE ON submissions
     BEGIN SELECT RAISE(ABORT, 'evidence submissions are append-only'); END;
 CREATE TRIGGER submissions_no_delete BEFORE DELETE ON submissions
     BEGIN SELECT RAISE(ABORT, 'evidence submissions are append-only'); END;
-"#];
+"#,
+    crate::confirmation::MIGRATION,
+];
 
 pub(crate) fn version() -> i64 {
     MIGRATIONS.len() as i64

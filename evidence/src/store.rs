@@ -4,14 +4,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Params, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, TransactionBehavior, params};
 use time::OffsetDateTime;
 
-use crate::chain::{self, KIND_SUBMISSION, NewEvent};
+use crate::chain::{self, KIND_CONFIRMATION, KIND_SUBMISSION, NewEvent};
+use crate::confirmation::{self, Confirmation, ConfirmationRecorded, NewConfirmation};
+use crate::prune::{self, PruneOutcome};
 use crate::status::{self, RecipientStatus};
 use crate::submission::{self, NewSubmission, Recorded, Submission};
 use crate::verify::{self, ChainHead, ChainReport};
-use crate::{BlobWriter, Digest, Error, Result, blob, schema};
+use crate::{BlobWriter, Digest, Error, EventRecord, Result, blob, schema};
 
 /// How long a writer waits for another connection's write lock before giving up
 /// (the milter then answers tempfail and Postfix retries).
@@ -190,14 +192,142 @@ impl Store {
         }
     }
 
-    /// Per-recipient status (projection of the events; today only `submitted`). Empty if the
-    /// private-id is unknown.
+    /// Per-recipient status at the current system time; see [`Store::recipient_status_at`].
     pub fn recipient_status(&self, private_id: &str) -> Result<Vec<RecipientStatus>> {
+        self.recipient_status_at(private_id, OffsetDateTime::now_utc())
+    }
+
+    /// Per-recipient status as a projection of the events of `private_id`, with the
+    /// deemed-served flag evaluated at `now`. Empty if the private-id is unknown.
+    pub fn recipient_status_at(
+        &self,
+        private_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<RecipientStatus>> {
         let mut stmt = self.conn.prepare_cached(submission::EVENTS_OF_SQL)?;
         let rows = stmt.query_map(params![private_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok(status::EventIn {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                payload: r.get(2)?,
+                time: r.get(3)?,
+            })
         })?;
-        status::project(rows.map(|r| r.map_err(Error::from)))
+        status::project(rows.map(|r| r.map_err(Error::from)), now)
+    }
+
+    /// Records a confirmation or notification in one transaction. Idempotent on the raw
+    /// blob digest: the same bytes again return `AlreadyPresent` with the stored record.
+    /// Its blobs must be stored already. Untrusted ones are kept but change no status.
+    pub fn record_confirmation(&self, c: &NewConfirmation) -> Result<ConfirmationRecorded> {
+        confirmation::validate(c)?;
+        for d in confirmation::blobs_of(c) {
+            blob::stored_len(&self.blobs, &d)?;
+        }
+        let payload = serde_json::to_string(c).map_err(|e| Error::Invalid {
+            field: "confirmation",
+            reason: e.to_string(),
+        })?;
+        let private_id = c.private_id.clone().unwrap_or_default();
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        if let Some(existing) = self.confirmation_by_raw(&c.raw)? {
+            return Ok(ConfirmationRecorded::AlreadyPresent(existing));
+        }
+        let event = NewEvent {
+            kind: KIND_CONFIRMATION,
+            private_id: &private_id,
+            payload: &payload,
+            blobs: &confirmation::blobs_of(c),
+        };
+        let event_id = chain::append(&tx, &event)?;
+        tx.prepare_cached(confirmation::INSERT_SQL)?
+            .execute(params![&c.raw.0[..], event_id, private_id])?;
+        let stored = self.confirmation_by_raw(&c.raw)?;
+        tx.commit()?;
+        stored
+            .map(ConfirmationRecorded::Inserted)
+            .ok_or_else(|| Error::Corrupt(format!("event {event_id}: not readable after insert")))
+    }
+
+    fn confirmation_by_raw(&self, raw: &Digest) -> Result<Option<Confirmation>> {
+        let row: Option<(i64, String, String)> = self
+            .conn
+            .prepare_cached(confirmation::BY_RAW_SQL)?
+            .query_row(params![&raw.0[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        row.map(|(id, t, p)| confirmation::decode(id, &t, &p))
+            .transpose()
+    }
+
+    /// The confirmations matched to `private_id`, oldest first (trusted or not).
+    pub fn confirmations(&self, private_id: &str) -> Result<Vec<Confirmation>> {
+        let mut stmt = self.conn.prepare_cached(confirmation::OF_PRIVATE_ID_SQL)?;
+        let rows = stmt.query_map(params![private_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (id, t, p) = r?;
+            confirmation::decode(id, &t, &p)
+        })
+        .collect()
+    }
+
+    /// One event as stored, with the exact bytes its hash covers.
+    pub fn event(&self, id: i64) -> Result<Option<EventRecord>> {
+        let row = self
+            .conn
+            .prepare_cached(chain::SELECT_ONE)?
+            .query_row(params![id], chain::EventRow::from_row)
+            .optional()?;
+        Ok(row.map(EventRecord::from))
+    }
+
+    /// `(id, prev_hash, hash)` of every event from `from` to the head: the links that tie an
+    /// exported record to the head.
+    pub fn links_from(&self, from: i64) -> Result<Vec<(i64, Digest, Digest)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, prev_hash, hash FROM events WHERE id >= ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![from], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (id, prev, hash) = r?;
+            Ok((
+                id,
+                Digest::from_slice(&prev, &format!("event {id} prev_hash"))?,
+                Digest::from_slice(&hash, &format!("event {id} hash"))?,
+            ))
+        })
+        .collect()
+    }
+
+    /// Ids of all events of `private_id`, oldest first.
+    pub fn event_ids_of(&self, private_id: &str) -> Result<Vec<i64>> {
+        let mut stmt = self.conn.prepare_cached(submission::EVENTS_OF_SQL)?;
+        let rows = stmt.query_map(params![private_id], |r| r.get::<_, i64>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Deletes the blobs of cases whose newest event is more than `retention_years` before
+    /// `now`, recording a `prune` event first (see the `prune` module). `dry_run` only plans.
+    pub fn prune(
+        &self,
+        retention_years: u32,
+        now: OffsetDateTime,
+        dry_run: bool,
+    ) -> Result<PruneOutcome> {
+        prune::run(&self.conn, &self.blobs, retention_years, now, dry_run)
     }
 
     /// The newest event (for anchoring the chain outside the store).

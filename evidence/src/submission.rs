@@ -196,7 +196,7 @@ pub(crate) const LIST_SQL: &str =
 pub(crate) const LIST_TENANT_SQL: &str =
     lookup!("WHERE s.tenant = ?3 AND s.time >= ?1 ORDER BY s.time DESC, s.event_id DESC LIMIT ?2");
 pub(crate) const EVENTS_OF_SQL: &str =
-    "SELECT id, kind, payload FROM events WHERE private_id = ?1 ORDER BY id";
+    "SELECT id, kind, payload, time FROM events WHERE private_id = ?1 ORDER BY id";
 pub(crate) const INSERT_SQL: &str =
     "INSERT INTO submissions (private_id, event_id, origin_key, message_id, tenant, time)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
-use crate::chain::{self, EventRow, KIND_SUBMISSION};
+use crate::chain::{self, EventRow, KIND_CONFIRMATION, KIND_PRUNE, KIND_SUBMISSION};
+use crate::confirmation::{self, Confirmation};
+use crate::prune;
 use crate::submission::{self, Submission};
 use crate::{Digest, Error, Result, blob};
 
@@ -22,6 +24,8 @@ pub struct ChainReport {
     pub events: u64,
     /// Distinct blobs hashed.
     pub blobs: u64,
+    /// Distinct blobs absent because a prune event removed them (not problems).
+    pub pruned_blobs: u64,
     /// The last event. Dropping events from the end leaves a valid chain, so keep this hash
     /// somewhere else (a log, a printout) to detect truncation later.
     pub head: Option<ChainHead>,
@@ -181,12 +185,22 @@ pub(crate) fn verify(conn: &Connection, blobs: &Path) -> Result<ChainReport> {
     let mut report = ChainReport {
         events: 0,
         blobs: 0,
+        pruned_blobs: 0,
         head: None,
         problems: Vec::new(),
         problems_omitted: 0,
     };
     let mut checked_blobs = HashSet::new();
+    let pruned = prune::pruned_blobs(&tx)?;
+    let mut ctx = Ctx {
+        conn: &tx,
+        blob_dir: blobs,
+        checked: &mut checked_blobs,
+        pruned: &pruned,
+        pruned_seen: HashSet::new(),
+    };
     let mut submissions = 0u64;
+    let mut confirmations = 0u64;
     let mut prev: Option<(i64, Vec<u8>)> = None;
     let mut stmt = tx.prepare(chain::SELECT_ALL)?;
     let mut rows = stmt.query([])?;
@@ -194,13 +208,16 @@ pub(crate) fn verify(conn: &Connection, blobs: &Path) -> Result<ChainReport> {
         let ev = EventRow::from_row(r)?;
         report.events += 1;
         check_link(&mut report, &ev, prev.as_ref());
-        if ev.kind == KIND_SUBMISSION {
-            submissions += 1;
+        match ev.kind.as_str() {
+            KIND_SUBMISSION => submissions += 1,
+            KIND_CONFIRMATION => confirmations += 1,
+            _ => {}
         }
-        for p in check_payload(&tx, blobs, &ev, &mut checked_blobs)? {
+        for p in check_payload(&mut ctx, &ev)? {
             report.push(p);
         }
-        report.blobs = checked_blobs.len() as u64;
+        report.blobs = (ctx.checked.len() - ctx.pruned_seen.len()) as u64;
+        report.pruned_blobs = ctx.pruned_seen.len() as u64;
         if let Ok(hash) = Digest::from_slice(&ev.hash, "hash") {
             report.head = Some(ChainHead {
                 event_id: ev.id,
@@ -214,6 +231,16 @@ pub(crate) fn verify(conn: &Connection, blobs: &Path) -> Result<ChainReport> {
         report.push(Problem::Projection {
             event_id: None,
             reason: format!("{rows_in_table} submission rows for {submissions} submission events"),
+        });
+    }
+    let rows_in_table: i64 =
+        tx.query_row("SELECT count(*) FROM confirmations", [], |r| r.get(0))?;
+    if rows_in_table as u64 != confirmations {
+        report.push(Problem::Projection {
+            event_id: None,
+            reason: format!(
+                "{rows_in_table} confirmation rows for {confirmations} confirmation events"
+            ),
         });
     }
     Ok(report)
@@ -261,12 +288,16 @@ fn lossy_digest(bytes: &[u8]) -> Digest {
     Digest(d)
 }
 
-fn check_payload(
-    conn: &Connection,
-    blob_dir: &Path,
-    ev: &EventRow,
-    checked: &mut HashSet<Digest>,
-) -> Result<Vec<Problem>> {
+struct Ctx<'a> {
+    conn: &'a Connection,
+    blob_dir: &'a Path,
+    checked: &'a mut HashSet<Digest>,
+    /// Blob -> the prune event that removed it.
+    pruned: &'a std::collections::HashMap<Digest, i64>,
+    pruned_seen: HashSet<Digest>,
+}
+
+fn check_payload(ctx: &mut Ctx<'_>, ev: &EventRow) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     let malformed = |reason: String| Problem::Malformed {
         event_id: ev.id,
@@ -277,40 +308,100 @@ fn check_payload(
         Err(e) => return Ok(vec![malformed(format!("blobs column: {e}"))]),
     };
     for d in &digests {
-        if checked.insert(*d) {
-            problems.extend(check_blob(blob_dir, ev.id, d));
+        if ctx.checked.insert(*d) {
+            match check_blob(ctx.blob_dir, ev.id, d) {
+                // Missing is fine once a later prune event recorded its removal.
+                Some(Problem::BlobMissing { .. })
+                    if ctx.pruned.get(d).is_some_and(|&p| p > ev.id) =>
+                {
+                    ctx.pruned_seen.insert(*d);
+                }
+                p => problems.extend(p),
+            }
         }
     }
-    if ev.kind != KIND_SUBMISSION {
-        problems.push(malformed(format!("unknown kind {:?}", ev.kind)));
-        return Ok(problems);
-    }
-    let s = match submission::decode(ev.id, &ev.payload) {
-        Ok(s) => s,
-        Err(e) => {
-            problems.push(malformed(e.to_string()));
+    let (payload_id, listed, projection) = match ev.kind.as_str() {
+        KIND_SUBMISSION => match submission::decode(ev.id, &ev.payload) {
+            Ok(s) => {
+                let proj = check_projection(ctx.conn, &s)?;
+                (s.private_id, vec![s.content], proj)
+            }
+            Err(e) => {
+                problems.push(malformed(e.to_string()));
+                return Ok(problems);
+            }
+        },
+        KIND_CONFIRMATION => match confirmation::decode(ev.id, &ev.time, &ev.payload) {
+            Ok(c) => {
+                let proj = check_confirmation_projection(ctx.conn, &c)?;
+                (
+                    c.data.private_id.clone().unwrap_or_default(),
+                    c.blobs(),
+                    proj,
+                )
+            }
+            Err(e) => {
+                problems.push(malformed(e.to_string()));
+                return Ok(problems);
+            }
+        },
+        KIND_PRUNE => match prune::decode(ev.id, &ev.payload) {
+            Ok(p) => {
+                if let Some(b) = p.removed.iter().find(|r| r.event_id >= ev.id) {
+                    problems.push(malformed(format!(
+                        "prunes blob {} of event {}, which is not older",
+                        b.digest, b.event_id
+                    )));
+                }
+                (String::new(), Vec::new(), None)
+            }
+            Err(e) => {
+                problems.push(malformed(e.to_string()));
+                return Ok(problems);
+            }
+        },
+        other => {
+            problems.push(malformed(format!("unknown kind {other:?}")));
             return Ok(problems);
         }
     };
-    if s.private_id != ev.private_id {
+    if payload_id != ev.private_id {
         problems.push(malformed(format!(
-            "payload private-id {:?} differs from the column {:?}",
-            s.private_id, ev.private_id
+            "payload private-id {payload_id:?} differs from the column {:?}",
+            ev.private_id
         )));
     }
-    if !digests.contains(&s.content) {
+    if let Some(d) = listed.iter().find(|d| !digests.contains(d)) {
         problems.push(malformed(format!(
-            "content blob {} not listed in the blobs column",
-            s.content
+            "blob {d} not listed in the blobs column"
         )));
     }
-    if let Some(reason) = check_projection(conn, &s)? {
+    if let Some(reason) = projection {
         problems.push(Problem::Projection {
             event_id: Some(ev.id),
             reason,
         });
     }
     Ok(problems)
+}
+
+/// The confirmations row of this event, compared with its payload.
+fn check_confirmation_projection(conn: &Connection, c: &Confirmation) -> Result<Option<String>> {
+    let row: Option<(Vec<u8>, String)> = conn
+        .prepare_cached(confirmation::BY_EVENT_SQL)?
+        .query_row(params![c.event_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((raw, private_id)) = row else {
+        return Ok(Some("no confirmations row".into()));
+    };
+    let mut diffs = Vec::new();
+    if raw != c.data.raw.0 {
+        diffs.push("raw");
+    }
+    if private_id != c.data.private_id.clone().unwrap_or_default() {
+        diffs.push("private_id");
+    }
+    Ok((!diffs.is_empty()).then(|| format!("confirmations row differs in {}", diffs.join(", "))))
 }
 
 fn check_blob(dir: &Path, event_id: i64, digest: &Digest) -> Option<Problem> {
