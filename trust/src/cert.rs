@@ -2,6 +2,9 @@
 //! ourselves (validity as `time` values, extensions by OID, the raw issuer and serial that a
 //! SignerInfo refers to).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use openssl::hash::{MessageDigest, hash};
 use openssl::nid::Nid;
 use openssl::pkey::Id;
@@ -20,11 +23,23 @@ pub struct Extension {
     pub value: Vec<u8>,
 }
 
-/// A certificate with the fields validation needs.
+/// A certificate with the fields validation needs; cheap to clone (shared).
 #[derive(Clone)]
-pub struct Cert {
+pub struct Cert(Arc<CertData>);
+
+impl std::ops::Deref for Cert {
+    type Target = CertData;
+
+    fn deref(&self) -> &CertData {
+        &self.0
+    }
+}
+
+pub struct CertData {
     pub x509: X509,
     pub der: Vec<u8>,
+    /// SHA-256 of `der`.
+    pub fingerprint: [u8; 32],
     pub serial: Vec<u8>,
     pub issuer_raw: Vec<u8>,
     pub not_before: OffsetDateTime,
@@ -83,9 +98,10 @@ impl Cert {
                 extensions.push(Extension { oid, value });
             }
         }
-        Ok(Cert {
+        Ok(Cert(Arc::new(CertData {
             x509,
             der: data.to_vec(),
+            fingerprint: openssl::sha::sha256(data),
             serial,
             issuer_raw,
             not_before,
@@ -93,7 +109,7 @@ impl Cert {
             signature_algorithm: sig_alg.oid,
             signature_params: sig_alg.params.map(|p| p.raw.to_vec()),
             extensions,
-        })
+        })))
     }
 
     pub fn from_x509(x509: &X509) -> Result<Cert> {
@@ -133,9 +149,7 @@ impl Cert {
     }
 
     pub fn sha256_hex(&self) -> String {
-        self.digest(oid::SHA256)
-            .map(|d| hex(&d))
-            .unwrap_or_default()
+        hex(&self.fingerprint)
     }
 
     pub fn common_name(&self) -> Option<String> {
@@ -291,4 +305,39 @@ fn name_line(name: &openssl::x509::X509NameRef) -> String {
         .collect();
     parts.reverse();
     parts.join(", ")
+}
+
+/// Parsed certificates by content. OpenSSL 3 spends most of a verification decoding
+/// certificates (public keys go through its provider decoders), and the same CA certificates
+/// arrive with every signature their signers make.
+pub struct CertCache {
+    map: Mutex<HashMap<[u8; 32], Cert>>,
+    capacity: usize,
+}
+
+impl CertCache {
+    pub fn new(capacity: usize) -> CertCache {
+        CertCache {
+            map: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    pub fn parse(&self, der: &[u8]) -> Result<Cert> {
+        let key = openssl::sha::sha256(der);
+        if let Ok(map) = self.map.lock()
+            && let Some(c) = map.get(&key)
+        {
+            return Ok(c.clone());
+        }
+        let cert = Cert::from_der(der)?;
+        if let Ok(mut map) = self.map.lock() {
+            // Crude but bounded: a full cache starts over.
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+            map.insert(key, cert.clone());
+        }
+        Ok(cert)
+    }
 }

@@ -12,14 +12,17 @@
 //! certificate the model relies on has expired by now, the result is OUT_OF_BOUNDS_NO_POE,
 //! as DSS reports it. An operator who can vouch for the time passes it explicitly (`--at`).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
-use openssl::x509::{X509, X509StoreContext, X509VerifyResult};
+use openssl::x509::{X509, X509Ref, X509StoreContext, X509VerifyResult};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cert::Cert;
+use crate::cert::{Cert, CertCache};
 use crate::finding::Finding;
 use crate::report::{Indication, SubIndication, TimeSource, ValidationModel};
 
@@ -36,6 +39,10 @@ pub struct PathRequest<'a> {
     pub leaf: &'a Cert,
     pub untrusted: &'a [Cert],
     pub anchors: &'a [X509],
+    /// The anchors parsed, and a cache for other certificates OpenSSL puts in the path.
+    pub anchor_certs: &'a [Cert],
+    pub cache: &'a CertCache,
+    pub paths: &'a PathCache,
     pub model: ValidationModel,
     pub at: OffsetDateTime,
     pub source: TimeSource,
@@ -43,6 +50,82 @@ pub struct PathRequest<'a> {
 }
 
 pub fn validate(req: &PathRequest<'_>) -> PathOutcome {
+    let key: Vec<[u8; 32]> = std::iter::once(req.leaf)
+        .chain(req.untrusted)
+        .map(|c| c.fingerprint)
+        .collect();
+    let structural = match req.paths.get(&key) {
+        Some(s) => s,
+        None => match structural(req) {
+            Ok(s) => {
+                req.paths.insert(key, s.clone());
+                s
+            }
+            Err(f) => {
+                return PathOutcome {
+                    path: vec![req.leaf.clone()],
+                    findings: vec![f],
+                };
+            }
+        },
+    };
+    let Structural {
+        path,
+        error,
+        mut findings,
+    } = structural;
+    if let Some((code, depth)) = error {
+        findings.push(structural_finding(code, depth, &path));
+        return PathOutcome { path, findings };
+    }
+    key_usage(req.leaf, &mut findings);
+    match req.model {
+        ValidationModel::Chain => chain_model(req, &path, &mut findings),
+        ValidationModel::Shell => shell_model(req, &path, &mut findings),
+    }
+    no_proof_of_existence(req, &path, &mut findings);
+    PathOutcome { path, findings }
+}
+
+/// What OpenSSL says about a path regardless of time: the same for every signature of a
+/// signer, so it is cached.
+#[derive(Clone)]
+pub struct Structural {
+    path: Vec<Cert>,
+    error: Option<(X509VerifyResult, u32)>,
+    findings: Vec<Finding>,
+}
+
+/// Path results by (signer, offered intermediates) for one set of anchors. Bounded: a full
+/// cache starts over.
+pub struct PathCache {
+    map: Mutex<HashMap<Vec<[u8; 32]>, Structural>>,
+    capacity: usize,
+}
+
+impl PathCache {
+    pub fn new(capacity: usize) -> PathCache {
+        PathCache {
+            map: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn get(&self, key: &[[u8; 32]]) -> Option<Structural> {
+        self.map.lock().ok()?.get(key).cloned()
+    }
+
+    fn insert(&self, key: Vec<[u8; 32]>, value: Structural) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+            map.insert(key, value);
+        }
+    }
+}
+
+fn structural(req: &PathRequest<'_>) -> Result<Structural, Finding> {
     let mut findings = Vec::new();
     let built = match openssl_verify(req, None) {
         Ok(b) => b,
@@ -54,15 +137,24 @@ pub fn validate(req: &PathRequest<'_>) -> PathOutcome {
                     crate::openssl_reasons(&e)
                 ),
             ));
-            return PathOutcome {
-                path: vec![req.leaf.clone()],
-                findings,
-            };
+            return Err(findings.remove(0));
         }
     };
     let mut path = Vec::with_capacity(built.chain.len());
     for x in &built.chain {
-        match Cert::from_x509(x) {
+        // OpenSSL returns the very objects we gave it: reuse their parsed form.
+        let known = std::iter::once(req.leaf)
+            .chain(req.untrusted)
+            .chain(req.anchor_certs)
+            .find(|c| same_object(&c.x509, x));
+        let parsed = match known {
+            Some(c) => Ok(c.clone()),
+            None => x
+                .to_der()
+                .map_err(|e| crate::der::DerError::new(0, crate::openssl_reasons(&e)))
+                .and_then(|der| req.cache.parse(&der)),
+        };
+        match parsed {
             Ok(c) => path.push(c),
             Err(e) => findings.push(Finding::new(
                 SubIndication::CertificateChainGeneralFailure,
@@ -73,17 +165,11 @@ pub fn validate(req: &PathRequest<'_>) -> PathOutcome {
     if path.is_empty() {
         path.push(req.leaf.clone());
     }
-    if let Some((code, depth)) = built.error {
-        findings.push(structural_finding(code, depth, &path));
-        return PathOutcome { path, findings };
-    }
-    key_usage(req.leaf, &mut findings);
-    match req.model {
-        ValidationModel::Chain => chain_model(req, &path, &mut findings),
-        ValidationModel::Shell => shell_model(req, &path, &mut findings),
-    }
-    no_proof_of_existence(req, &path, &mut findings);
-    PathOutcome { path, findings }
+    Ok(Structural {
+        path,
+        error: built.error,
+        findings,
+    })
 }
 
 struct Built {
@@ -130,6 +216,12 @@ fn openssl_verify(
             error: (!ok).then(|| (c.error(), c.error_depth())),
         })
     })
+}
+
+/// Whether two handles refer to the same OpenSSL object (a `X509Ref` lives at the address of
+/// the C object it wraps).
+fn same_object(a: &X509Ref, b: &X509Ref) -> bool {
+    std::ptr::eq(a, b)
 }
 
 fn name_at(path: &[Cert], depth: u32) -> String {

@@ -120,8 +120,6 @@ struct RawParts<'a> {
     version: &'a [u8],
     digest_algorithms: &'a [u8],
     encap: &'a [u8],
-    certificates: Option<&'a [u8]>,
-    crls: Option<&'a [u8]>,
 }
 
 /// Parses a ContentInfo that must hold SignedData.
@@ -165,7 +163,7 @@ pub fn parse_signed_data(data: &[u8]) -> Result<SignedData<'_>> {
             .collect(),
         None => Vec::new(),
     };
-    let crls_tlv = r.optional(tag::ctx(1))?;
+    r.optional(tag::ctx(1))?; // crls: revocation data comes from RevocationChecker
     let signer_set = r.expect(tag::SET, "signerInfos")?;
     r.finish("SignedData")?;
     let signers = signer_set
@@ -198,8 +196,6 @@ pub fn parse_signed_data(data: &[u8]) -> Result<SignedData<'_>> {
             version: version_tlv.raw,
             digest_algorithms: digest_set.raw,
             encap: encap.raw,
-            certificates: certs_tlv.map(|t| t.raw),
-            crls: crls_tlv.map(|t| t.raw),
         },
     })
 }
@@ -278,21 +274,26 @@ fn parse_attributes<'a>(set: &Tlv<'a>) -> Result<Vec<Attribute<'a>>> {
 }
 
 impl SignedData<'_> {
-    /// This SignedData with only signer `index`, as DER (inner elements copied as sent).
-    /// OpenSSL verifies all signers at once; this lets each signer get its own verdict.
-    pub fn with_single_signer(&self, index: usize) -> Option<Vec<u8>> {
-        let signer = self.signers.get(index)?;
-        let mut body = Vec::new();
+    /// This SignedData for OpenSSL: without the certificate and CRL sets, and with only
+    /// signer `index` if given. Certificates are not signed, so dropping them changes nothing
+    /// verified; it spares OpenSSL 3 from decoding them again (its slowest step; we hand it
+    /// the signer's certificate from our cache). One signer at a time lets each SignerInfo
+    /// get its own verdict, as OpenSSL verifies all of them at once. Inner elements are copied
+    /// as sent (BER stays BER).
+    pub fn for_openssl(&self, index: Option<usize>) -> Option<Vec<u8>> {
+        let mut body = Vec::with_capacity(self.raw.encap.len() + 1024);
         body.extend_from_slice(self.raw.version);
         body.extend_from_slice(self.raw.digest_algorithms);
         body.extend_from_slice(self.raw.encap);
-        if let Some(c) = self.raw.certificates {
-            body.extend_from_slice(c);
-        }
-        if let Some(c) = self.raw.crls {
-            body.extend_from_slice(c);
-        }
-        body.extend_from_slice(&der::encode(tag::SET, signer.raw));
+        let signers: Vec<u8> = match index {
+            Some(i) => self.signers.get(i)?.raw.to_vec(),
+            None => self
+                .signers
+                .iter()
+                .flat_map(|s| s.raw.iter().copied())
+                .collect(),
+        };
+        body.extend_from_slice(&der::encode(tag::SET, &signers));
         let signed_data = der::encode(tag::SEQUENCE, &body);
         let mut ci = der::encode(tag::OID, &signed_data_oid());
         ci.extend_from_slice(&der::encode(tag::ctx(0), &signed_data));

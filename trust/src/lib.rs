@@ -88,6 +88,8 @@ impl Default for VerifyOptions {
 pub struct Verifier {
     anchors: Vec<X509>,
     anchor_certs: Vec<Cert>,
+    cert_cache: cert::CertCache,
+    path_cache: chain::PathCache,
     options: VerifyOptions,
     revocation: Box<dyn RevocationChecker>,
     qualification: Box<dyn QualificationSource>,
@@ -108,6 +110,8 @@ impl Verifier {
         Ok(Verifier {
             anchors,
             anchor_certs,
+            cert_cache: cert::CertCache::new(1024),
+            path_cache: chain::PathCache::new(1024),
             options,
             revocation: Box::new(NoRevocationCheck),
             qualification: Box::new(NoTrustedList),
@@ -254,4 +258,36 @@ pub(crate) fn openssl_reasons(e: &openssl::error::ErrorStack) -> String {
         }
     }
     out.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The milter shares one verifier between connections.
+    #[test]
+    fn verifier_is_shareable() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Verifier>();
+        shareable::<MailReport>();
+    }
+
+    #[test]
+    fn mail_or_cms_detection() {
+        assert!(looks_like_mail(b"From: a@b\r\n\r\nx"));
+        assert!(looks_like_mail(b"Received: from x\nFrom: a@b\n\nx"));
+        assert!(!looks_like_mail(b"\x30\x82\x01\x00"));
+        assert!(!looks_like_mail(b"C\x83\x04\x17: x\0"));
+        assert!(!looks_like_mail(b"no colon here\r\n"));
+        assert_eq!(
+            pem_or_base64(b"-----BEGIN PKCS7-----\nMAA=\n-----END PKCS7-----\n"),
+            Some(Ok(vec![0x30, 0x00]))
+        );
+        assert!(matches!(
+            pem_or_base64(b"-----BEGIN CMS-----\n*\n-----END CMS-----\n"),
+            Some(Err(_))
+        ));
+        assert_eq!(pem_or_base64(b"MAA=\r\n"), Some(Ok(vec![0x30, 0x00])));
+        assert_eq!(pem_or_base64(b"From: x\r\n"), None);
+    }
 }

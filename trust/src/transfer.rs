@@ -79,23 +79,37 @@ pub fn decode(body: &[u8], encoding: Option<&str>) -> Option<Vec<u8>> {
 }
 
 /// RFC 8551 §3.1.1: the signed form of a MIME entity has CRLF line ends. Mail stored with
-/// bare LF (mbox, `.eml` files) is turned back into that form; CRLF stays CRLF.
+/// bare LF (mbox, `.eml` files) is turned back into that form; CRLF stays CRLF (borrowed).
 pub fn canonical_crlf(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let bare_lf = data
-        .iter()
-        .enumerate()
-        .any(|(i, b)| *b == b'\n' && (i == 0 || data[i - 1] != b'\r'));
-    if !bare_lf {
+    // Mail from SMTP is CRLF already: a branch-free count (vectorised) decides quickly.
+    let bare = usize::from(data.first() == Some(&b'\n'))
+        + data[1.min(data.len())..]
+            .iter()
+            .zip(data)
+            .filter(|(cur, prev)| **cur == b'\n' && **prev != b'\r')
+            .count();
+    if bare == 0 {
         return std::borrow::Cow::Borrowed(data);
     }
-    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
-    for (i, &b) in data.iter().enumerate() {
-        if b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
-            out.push(b'\r');
+    let mut out: Option<Vec<u8>> = None;
+    let (mut copied, mut from) = (0, 0);
+    while let Some(off) = data[from..].iter().position(|b| *b == b'\n') {
+        let nl = from + off;
+        if nl == 0 || data[nl - 1] != b'\r' {
+            let o = out.get_or_insert_with(|| Vec::with_capacity(data.len() + data.len() / 16));
+            o.extend_from_slice(&data[copied..nl]);
+            o.extend_from_slice(b"\r\n");
+            copied = nl + 1;
         }
-        out.push(b);
+        from = nl + 1;
     }
-    std::borrow::Cow::Owned(out)
+    match out {
+        None => std::borrow::Cow::Borrowed(data),
+        Some(mut o) => {
+            o.extend_from_slice(&data[copied..]);
+            std::borrow::Cow::Owned(o)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +135,8 @@ mod tests {
     #[test]
     fn crlf() {
         assert_eq!(&*canonical_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
+        assert_eq!(&*canonical_crlf(b"\n\nx"), b"\r\n\r\nx");
+        assert_eq!(&*canonical_crlf(b"\r\r\nx\r"), b"\r\r\nx\r");
         assert!(matches!(
             canonical_crlf(b"a\r\nb"),
             std::borrow::Cow::Borrowed(_)

@@ -3,6 +3,7 @@
 //! verification, then signature acceptance (algorithms, signing time, mail constraints).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::hash::hash;
@@ -51,15 +52,19 @@ impl Verifier {
                 return vec![self.bare(signed, SubIndication::FormatFailure, &msg)];
             }
         };
-        // Both parsers must accept it, so that no signature is judged on a structure that
-        // OpenSSL and we read differently.
-        if let Err(e) = CmsContentInfo::from_der(der) {
-            let msg = format!(
-                "OpenSSL cannot parse the CMS structure: {}",
-                crate::openssl_reasons(&e)
-            );
-            return vec![self.bare(signed, SubIndication::FormatFailure, &msg)];
-        }
+        // OpenSSL must accept the structure too, so that no signature is judged on a
+        // SignedData that it and we read differently.
+        let for_openssl = sd.for_openssl(None).unwrap_or_default();
+        let parsed = match CmsContentInfo::from_der(&for_openssl) {
+            Ok(ci) => RefCell::new(Some(ci)),
+            Err(e) => {
+                let msg = format!(
+                    "OpenSSL cannot parse the CMS structure: {}",
+                    crate::openssl_reasons(&e)
+                );
+                return vec![self.bare(signed, SubIndication::FormatFailure, &msg)];
+            }
+        };
         if sd.signers.is_empty() {
             let mut r = self.bare(
                 signed,
@@ -80,7 +85,7 @@ impl Verifier {
             ));
         }
         for c in &sd.certificates {
-            match Cert::from_der(c) {
+            match self.cert_cache.parse(c) {
                 Ok(c) => certs.push(c),
                 Err(e) => {
                     warnings.push(format!("a certificate in the signature is unreadable: {e}"))
@@ -90,7 +95,7 @@ impl Verifier {
         (0..sd.signers.len())
             .map(|i| {
                 let job = Job {
-                    der,
+                    parsed: &parsed,
                     detached: matches!(content, Content::Detached(_)),
                     sd: &sd,
                     index: i,
@@ -181,6 +186,9 @@ impl Verifier {
                     leaf,
                     untrusted: job.certs,
                     anchors: &self.anchors,
+                    anchor_certs: &self.anchor_certs,
+                    cache: &self.cert_cache,
+                    paths: &self.path_cache,
                     model: self.options.model,
                     at,
                     source,
@@ -353,21 +361,19 @@ impl Verifier {
         content: &[u8],
         values: Option<&SignedAttrValues>,
     ) -> Option<Finding> {
-        let single: Cow<'_, [u8]> = if job.sd.signers.len() == 1 {
-            Cow::Borrowed(job.der)
+        let reuse = if job.sd.signers.len() == 1 {
+            job.parsed.borrow_mut().take()
         } else {
-            match job.sd.with_single_signer(job.index) {
-                Some(d) => Cow::Owned(d),
-                None => {
-                    return Some(Finding::new(
-                        SubIndication::FormatFailure,
-                        "cannot isolate the signer",
-                    ));
-                }
-            }
+            None
         };
         let result = (|| {
-            let mut ci = CmsContentInfo::from_der(&single)?;
+            let mut ci = match reuse {
+                Some(ci) => ci,
+                None => {
+                    let single = job.sd.for_openssl(Some(job.index)).unwrap_or_default();
+                    CmsContentInfo::from_der(&single)?
+                }
+            };
             let mut stack = Stack::new()?;
             stack.push(signer_cert.x509.clone())?;
             let flags =
@@ -501,7 +507,8 @@ impl Verifier {
 }
 
 struct Job<'a> {
-    der: &'a [u8],
+    /// OpenSSL's parse of `der`, used (once) when there is a single signer.
+    parsed: &'a RefCell<Option<CmsContentInfo>>,
     /// The content came from outside the CMS (multipart/signed, `.p7s`, `--content`).
     detached: bool,
     sd: &'a SignedData<'a>,
