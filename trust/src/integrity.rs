@@ -100,12 +100,7 @@ fn crypto(doing: &'static str) -> impl Fn(openssl::error::ErrorStack) -> Integri
 /// Signs `message` (CRLF or LF line ends; the result has CRLF throughout): prepends
 /// `X-de-mail-integrity` (signing the present fields of [`SIGNED_FIELDS`] and the body) and
 /// `X-de-mail-signature-certificate` with `cert`.
-pub fn sign(
-    message: &[u8],
-    key: &PKeyRef<Private>,
-    cert: &X509Ref,
-    alg: Alg,
-) -> Result<Vec<u8>> {
+pub fn sign(message: &[u8], key: &PKeyRef<Private>, cert: &X509Ref, alg: Alg) -> Result<Vec<u8>> {
     if let Some(needs) = alg.sig.key_mismatch(key) {
         return Err(IntegrityError::KeyType { alg, needs });
     }
@@ -118,15 +113,19 @@ pub fn sign(
     let der = cert.to_der().map_err(crypto("encoding the certificate"))?;
     let mut cert_field = Folder::new(CERTIFICATE_FIELD);
     cert_field.push_joined_chunks(&base64::encode_block(&der));
-    seal(message, &alg.to_string(), Some(&cert_field.finish()), |data| {
-        crypto::sign(data, key, alg.hash, alg.sig).map_err(crypto("signing"))
-    })
+    seal(
+        message,
+        alg.hash,
+        &alg.to_string(),
+        Some(&cert_field.finish()),
+        |data| crypto::sign(data, key, alg.hash, alg.sig).map_err(crypto("signing")),
+    )
 }
 
 /// Adds an unsigned `X-de-mail-integrity` (`a=<hash>`): `b=` holds the header hash, so
 /// changes are detectable but anyone can recompute it (PVD_IO §3.1.21, parameter b).
 pub fn hash_only(message: &[u8], hash: HashAlg) -> Result<Vec<u8>> {
-    seal(message, hash.name(), None, |data| {
+    seal(message, hash, hash.name(), None, |data| {
         hash.hash(data).map_err(|reason| IntegrityError::Crypto {
             doing: "hashing",
             reason,
@@ -137,6 +136,7 @@ pub fn hash_only(message: &[u8], hash: HashAlg) -> Result<Vec<u8>> {
 /// The common part of [`sign`] and [`hash_only`]; `b` turns the header input into b=.
 fn seal(
     message: &[u8],
+    hash: HashAlg,
     a: &str,
     cert_field: Option<&str>,
     b: impl Fn(&[u8]) -> Result<Vec<u8>>,
@@ -151,12 +151,12 @@ fn seal(
     if msg.topmost("From").is_none() {
         return Err(IntegrityError::NoFrom);
     }
-    let hash = HashAlg::from_name(a.split('/').next().unwrap_or_default())
-        .ok_or(IntegrityError::Message(format!("unknown algorithm {a}")))?;
-    let bh = hash.hash(&canon::body(msg.body)).map_err(|reason| IntegrityError::Crypto {
-        doing: "hashing the body",
-        reason,
-    })?;
+    let bh = hash
+        .hash(&canon::body(msg.body))
+        .map_err(|reason| IntegrityError::Crypto {
+            doing: "hashing the body",
+            reason,
+        })?;
 
     let mut field = Folder::new(INTEGRITY_FIELD);
     field.push("v=1;");
@@ -346,7 +346,11 @@ fn check(msg: &Message<'_>, mut report: IntegrityReport) -> IntegrityReport {
         Ok(_) => return report.fail(HashFailure, "the body hash (bh=) does not match the body"),
         Err(e) => return report.fail(FormatFailure, e),
     }
-    let input = canon::header_input(msg, &params.names, &canon::strip_b(field, params.b_range.clone()));
+    let input = canon::header_input(
+        msg,
+        &params.names,
+        &canon::strip_b(field, params.b_range.clone()),
+    );
     let Some(sig) = params.sig else {
         return match hashed(&input) {
             Ok(h) if h == params.b => report,
@@ -368,7 +372,10 @@ fn check(msg: &Message<'_>, mut report: IntegrityReport) -> IntegrityReport {
         Err(e) => {
             return report.fail(
                 FormatFailure,
-                format!("{CERTIFICATE_FIELD}: unusable public key: {}", crate::openssl_reasons(&e)),
+                format!(
+                    "{CERTIFICATE_FIELD}: unusable public key: {}",
+                    crate::openssl_reasons(&e)
+                ),
             );
         }
     };
@@ -400,7 +407,9 @@ fn params(t: &[tags::Tag], report: &mut IntegrityReport) -> std::result::Result<
     };
     let hash = HashAlg::from_name(hash).ok_or_else(|| format!("a={a}: unknown hash"))?;
     let sig = match sig {
-        Some(s) => Some(SigAlg::from_name(s).ok_or_else(|| format!("a={a}: unknown signature algorithm"))?),
+        Some(s) => Some(
+            SigAlg::from_name(s).ok_or_else(|| format!("a={a}: unknown signature algorithm"))?,
+        ),
         None => None,
     };
     report.algorithm = Some(a.clone());
@@ -465,12 +474,19 @@ fn signer_certificate(msg: &Message<'_>) -> std::result::Result<X509, (SubIndica
             format!("{CERTIFICATE_FIELD} longer than {MAX_CERTIFICATE_FIELD} bytes"),
         ));
     }
-    let der = crate::transfer::base64(value)
-        .ok_or_else(|| (SubIndication::FormatFailure, format!("{CERTIFICATE_FIELD} is not base64")))?;
+    let der = crate::transfer::base64(value).ok_or_else(|| {
+        (
+            SubIndication::FormatFailure,
+            format!("{CERTIFICATE_FIELD} is not base64"),
+        )
+    })?;
     X509::from_der(&der).map_err(|e| {
         (
             SubIndication::FormatFailure,
-            format!("{CERTIFICATE_FIELD} is no X.509 certificate: {}", crate::openssl_reasons(&e)),
+            format!(
+                "{CERTIFICATE_FIELD} is no X.509 certificate: {}",
+                crate::openssl_reasons(&e)
+            ),
         )
     })
 }
@@ -489,8 +505,7 @@ fn name_line(name: &X509NameRef) -> String {
             let key = e.object().nid().short_name().unwrap_or("?").to_string();
             let value = e
                 .data()
-                .as_utf8()
-                .map(|s| s.to_string())
+                .to_string()
                 .unwrap_or_else(|_| String::from_utf8_lossy(e.data().as_slice()).into_owned());
             format!("{key}={value}")
         })

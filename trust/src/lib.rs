@@ -17,6 +17,7 @@ mod chain;
 mod cms;
 pub mod der;
 mod finding;
+pub mod integrity;
 mod mime;
 mod oid;
 pub mod qc;

@@ -192,7 +192,11 @@ mod tests {
     #[test]
     fn limits() {
         let many = "X: y\r\n".repeat(MAX_FIELDS + 1);
-        assert!(parse(many.as_bytes()).unwrap_err().contains("header fields"));
+        assert!(
+            parse(many.as_bytes())
+                .unwrap_err()
+                .contains("header fields")
+        );
         let long = format!("X: {}\r\n\r\n", "y".repeat(MAX_HEADER_BYTES + 10));
         assert!(parse(long.as_bytes()).unwrap_err().contains("longer"));
     }
