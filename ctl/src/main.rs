@@ -1,6 +1,8 @@
 //! demailctl: the admin's command line for demail-gateway.
 
 mod dovecot;
+mod evidence;
+mod export;
 mod postfix;
 mod qes;
 mod report;
@@ -53,12 +55,26 @@ enum Command {
         limit: usize,
         #[arg(long)]
         json: bool,
+        /// Evaluate deemed-served at this RFC 3339 time instead of now (for tests and audits).
+        #[arg(long, hide = true)]
+        now: Option<String>,
     },
     /// One De-Mail with everything recorded about it, by private-id or Message-ID.
     Show {
         id: String,
         #[arg(long)]
         json: bool,
+    },
+    /// The evidence store: verify the hash chain, prune beyond the retention period.
+    Evidence {
+        #[command(subcommand)]
+        command: evidence::EvidenceCommand,
+    },
+    /// Write one archive with all evidence of a De-Mail (private-id or Message-ID).
+    Export {
+        id: String,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Qualified electronic signatures (QES).
     Qes {
@@ -126,11 +142,26 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             since,
             limit,
             json,
+            now,
         } => {
             let config = load(&cli.config)?;
             let since = since.as_deref().map(report::parse_since).transpose()?;
+            let now = evidence::parse_now(now.as_deref())?;
             let store = report::open_store(&config)?;
-            report::status(&store, tenant.as_deref(), since, limit, json)?;
+            report::status(&store, tenant.as_deref(), since, limit, json, now)?;
+        }
+        Command::Evidence { command } => {
+            let config = load(&cli.config)?;
+            let store = report::open_store(&config)?;
+            return evidence::run(&store, command, config.evidence.retention_years);
+        }
+        Command::Export { id, out } => {
+            let config = load(&cli.config)?;
+            let store = report::open_store(&config)?;
+            if !export::run(&store, &id, &out, time::OffsetDateTime::now_utc())? {
+                eprintln!("demailctl: no De-Mail with private-id or Message-ID {id}");
+                return Ok(ExitCode::from(2));
+            }
         }
         Command::Show { id, json } => {
             let config = load(&cli.config)?;

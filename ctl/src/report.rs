@@ -1,6 +1,6 @@
 //! `demailctl status` and `show`: read-only views of the evidence store.
 
-use demail_evidence::{Store, Submission};
+use demail_evidence::{RecipientStatus, Store, Submission};
 use demail_policy::Config;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -55,6 +55,7 @@ pub fn status(
     since: Option<OffsetDateTime>,
     limit: usize,
     json: bool,
+    now: OffsetDateTime,
 ) -> Result<(), String> {
     let subs = store
         .list(tenant, since, limit)
@@ -62,7 +63,7 @@ pub fn status(
     let mut rows = Vec::new();
     for s in &subs {
         let statuses = store
-            .recipient_status(&s.private_id)
+            .recipient_status_at(&s.private_id, now)
             .map_err(|e| e.to_string())?;
         rows.push((s, statuses));
     }
@@ -85,23 +86,40 @@ pub fn status(
         return Ok(());
     }
     println!(
-        "{:<20}  {:<44}  {:<28}  {:<10}  {:<20}  SUBJECT",
-        "SUBMITTED", "PRIVATE-ID", "RECIPIENT", "STATUS", "SINCE"
+        "{:<20}  {:<44}  {:<28}  {:<13}  {:<20}  {:<25}  SUBJECT",
+        "SUBMITTED", "PRIVATE-ID", "RECIPIENT", "STATUS", "SINCE", "DEEMED-SERVED-AT-END-OF"
     );
     for (s, statuses) in rows {
         for r in statuses {
             println!(
-                "{:<20}  {:<44}  {:<28}  {:<10}  {:<20}  {}",
+                "{:<20}  {:<44}  {:<28}  {:<13}  {:<20}  {:<25}  {}",
                 ts(s.time),
                 s.private_id,
                 r.recipient,
-                r.status.to_string(),
+                status_label(&r),
                 ts(r.since),
+                deadline(&r),
                 s.subject
             );
         }
     }
     Ok(())
+}
+
+/// `deemed-served` replaces `dispatched` once the VwZG §5a (4) deadline has passed.
+fn status_label(r: &RecipientStatus) -> String {
+    if r.deemed_served {
+        "deemed-served".into()
+    } else {
+        r.status.to_string()
+    }
+}
+
+/// The deadline in German local time (the calendar the law counts in), or `-`.
+fn deadline(r: &RecipientStatus) -> String {
+    r.deemed_served_deadline
+        .and_then(|d| d.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Prints one submission; false when nothing matches `id`.

@@ -21,11 +21,13 @@ mod chain;
 mod confirmation;
 mod digest;
 mod error;
+mod export;
 mod prune;
 mod schema;
 mod status;
 mod store;
 mod submission;
+mod ustar;
 mod verify;
 
 #[cfg(test)]
@@ -36,6 +38,7 @@ pub use chain::EventRecord;
 pub use confirmation::{Confirmation, ConfirmationKind, ConfirmationRecorded, NewConfirmation};
 pub use digest::{Digest, ParseDigestError};
 pub use error::{Error, Result};
+pub use export::ExportSummary;
 pub use prune::{PruneOutcome, PruneRecord, PrunedBlob};
 pub use status::{RecipientStatus, Status, deemed_served_deadline};
 pub use store::{DEFAULT_BUSY_TIMEOUT, Store};

@@ -342,6 +342,17 @@ impl Store {
         verify::verify(&self.conn, &self.blobs)
     }
 
+    /// Writes one tar archive with all evidence of `id` (private-id or Message-ID) and the
+    /// chain proof; `None` if unknown. See the README inside the archive.
+    pub fn export<W: std::io::Write>(
+        &self,
+        id: &str,
+        out: W,
+        now: OffsetDateTime,
+    ) -> Result<Option<crate::ExportSummary>> {
+        crate::export::export(self, id, out, now)
+    }
+
     fn one<P: Params>(&self, sql: &str, p: P) -> Result<Option<Submission>> {
         Ok(self.many(sql, p)?.into_iter().next())
     }
