@@ -139,6 +139,31 @@ impl Postfix {
         }
     }
 
+    /// How many messages wait in the named queue (`incoming`, `active`, `deferred`, `hold`,
+    /// `maildrop`), from `postqueue -j`.
+    pub fn queued(&self, queue_name: &str) -> usize {
+        let out = run("postqueue", &["-c", &self.dir(), "-j"]);
+        if !out.status.success() {
+            panic!("postqueue -j failed: {}", process::text(&out));
+        }
+        let wanted = format!("\"queue_name\": \"{queue_name}\"");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&wanted))
+            .count()
+    }
+
+    /// `postsuper -d ALL QUEUE`: deletes every message in one queue (e.g. `hold`).
+    pub fn delete_all(&self, queue_name: &str) {
+        let out = run("postsuper", &["-c", &self.dir(), "-d", "ALL", queue_name]);
+        if !out.status.success() {
+            panic!(
+                "postsuper -d ALL {queue_name} failed: {}",
+                process::text(&out)
+            );
+        }
+    }
+
     /// `postconf -h KEY`: the effective value of a main.cf parameter.
     pub fn postconf(&self, key: &str) -> String {
         let out = run("postconf", &["-c", &self.dir(), "-h", key]);

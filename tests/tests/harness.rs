@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use demail_e2e::{Dovecot, Postfix, PostfixOptions, swaks, wait_until};
+use demail_e2e::{City, CityOptions, Dovecot, Postfix, PostfixOptions, swaks, wait_until};
 
 /// Fails on purpose once mail went through Postfix into Dovecot, so that the logs printed on
 /// failure have content to show. Run on its own by the next test, which checks the output.
@@ -133,5 +133,75 @@ fn live_instances_are_found() {
     assert!(
         !processes_mentioning(&pf_root.to_string_lossy()).is_empty(),
         "Postfix not found"
+    );
+}
+
+#[test]
+fn held_mail_is_counted_and_deleted() {
+    let pf = Postfix::start(PostfixOptions {
+        main_cf: vec![("header_checks".into(), "regexp:{dir}/hold".into())],
+        extra_files: vec![("hold".into(), b"/^Subject: hold me/ HOLD\n".to_vec())],
+        // Held mail is never delivered: an LMTP port nobody listens on will do.
+        lmtp_port: Some(demail_e2e::free_port()),
+        ..PostfixOptions::default()
+    });
+    let server = format!("127.0.0.1:{}", pf.smtp_port);
+    for _ in 0..2 {
+        let out = swaks(&[
+            "--server",
+            &server,
+            "--to",
+            "alice@example.test",
+            "--header",
+            "Subject: hold me",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    wait_until(Duration::from_secs(30), "two held messages", || {
+        (pf.queued("hold") == 2).then_some(())
+    });
+    assert_eq!(pf.queued("deferred"), 0);
+    pf.delete_all("hold");
+    assert_eq!(pf.queued("hold"), 0);
+}
+
+#[test]
+fn a_city_restarts_its_milter_and_leaves_nothing_behind() {
+    let mut city = City::start(CityOptions::default());
+    let dir = city.dir().to_path_buf();
+    let first = city.milter().expect("milter runs").pid();
+    city.kill_milter();
+    assert!(
+        !PathBuf::from(format!("/proc/{first}")).exists(),
+        "killed milter still there"
+    );
+    let second = city.start_milter().pid();
+    assert_ne!(first, second);
+    assert!(
+        city.milter()
+            .expect("runs")
+            .peak_rss_kib()
+            .is_some_and(|k| k > 0)
+    );
+    assert!(city.stop_milter(), "SIGTERM stops the milter");
+    let third = city.start_milter().pid();
+    let log = city.milter_log();
+    assert_eq!(log.matches(" ready ").count(), 3, "{log}");
+    assert!(log.contains("SIGTERM: shutting down"), "{log}");
+    drop(city);
+    assert!(!dir.exists(), "{} was not removed", dir.display());
+    assert!(
+        !PathBuf::from(format!("/proc/{third}")).exists(),
+        "milter outlived its city"
+    );
+    let users = processes_mentioning(&dir.to_string_lossy());
+    assert!(
+        users.is_empty(),
+        "still running from {}: {users:?}",
+        dir.display()
     );
 }

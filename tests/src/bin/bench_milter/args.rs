@@ -1,0 +1,92 @@
+//! Command line of bench-milter.
+
+pub const USAGE: &str = "\
+Usage: bench-milter [--messages N] [--size BYTES] [--sessions N] [--rounds N]
+                    [--warmup N] [--big-mib N]
+
+  --messages N   messages per run (default 2000)
+  --size BYTES   payload per message (default 20480)
+  --sessions N   parallel SMTP sessions (default 20)
+  --rounds N     runs each way, alternating; medians are reported (default 3)
+  --warmup N     messages sent each way before measuring (default 200)
+  --big-mib N    size of the single big message for the memory figure (default 50)
+
+Needs root (Postfix) and smtp-source (package postfix). Build release binaries first:
+bench/milter-throughput does all of it.";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    pub messages: usize,
+    pub size: u64,
+    pub sessions: usize,
+    pub rounds: usize,
+    pub warmup: usize,
+    pub big_mib: u64,
+}
+
+impl Args {
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+        let mut a = Args {
+            messages: 2000,
+            size: 20 * 1024,
+            sessions: 20,
+            rounds: 3,
+            warmup: 200,
+            big_mib: 50,
+        };
+        let mut it = args.into_iter();
+        while let Some(flag) = it.next() {
+            let mut value = |name: &str| -> Result<u64, String> {
+                let v = it.next().ok_or_else(|| format!("{name} needs a number"))?;
+                v.parse()
+                    .map_err(|_| format!("{name}: {v:?} is not a whole number"))
+            };
+            match flag.as_str() {
+                "--messages" => a.messages = count(value("--messages")?)?,
+                "--size" => a.size = value("--size")?,
+                "--sessions" => a.sessions = count(value("--sessions")?)?,
+                "--rounds" => a.rounds = count(value("--rounds")?)?,
+                "--warmup" => {
+                    a.warmup = usize::try_from(value("--warmup")?).map_err(|e| e.to_string())?
+                }
+                "--big-mib" => a.big_mib = value("--big-mib")?,
+                "-h" | "--help" => return Err("help".into()),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(a)
+    }
+}
+
+/// A count that must be at least 1.
+fn count(v: u64) -> Result<usize, String> {
+    match usize::try_from(v) {
+        Ok(0) => Err("counts must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(a: &[&str]) -> Result<Args, String> {
+        Args::parse(a.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let d = parse(&[]).expect("defaults");
+        assert_eq!(
+            (d.messages, d.size, d.sessions, d.rounds),
+            (2000, 20480, 20, 3)
+        );
+        let a = parse(&["--messages", "10", "--rounds", "1", "--warmup", "0"]).expect("ok");
+        assert_eq!((a.messages, a.rounds, a.warmup), (10, 1, 0));
+        assert!(parse(&["--rounds", "0"]).is_err());
+        assert!(parse(&["--size"]).is_err());
+        assert!(parse(&["--size", "20k"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+    }
+}
