@@ -1,0 +1,269 @@
+//! `demailctl evidence verify|prune`, `status --now` and `export` on a prepared store.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use demail_evidence::{ConfirmationKind, Digest, NewConfirmation, NewSubmission, Store};
+use time::macros::datetime;
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    db: PathBuf,
+    blobs: PathBuf,
+}
+
+/// The shipped sample with the store moved into a temp dir.
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/demail.toml");
+    let tls = sample.parent().unwrap().join("tls");
+    let db = dir.path().join("evidence.sqlite");
+    let blobs = dir.path().join("blobs");
+    let text: String = std::fs::read_to_string(&sample)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            if t.starts_with("database =") {
+                format!("database = {:?}", db.display().to_string())
+            } else if t.starts_with("blobs =") {
+                format!("blobs = {:?}", blobs.display().to_string())
+            } else {
+                l.replace("\"tls/", &format!("\"{}/", tls.display()))
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    let config = dir.path().join("demail.toml");
+    std::fs::write(&config, text).unwrap();
+    Env {
+        dir,
+        config,
+        db,
+        blobs,
+    }
+}
+
+fn ctl(e: &Env, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_demailctl"))
+        .arg("--config")
+        .arg(&e.config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// One De-Mail with Abholbestätigung requested and only a trusted Versandbestätigung.
+fn prepare(e: &Env) -> (NewSubmission, NewConfirmation) {
+    let store = Store::open(&e.db, &e.blobs).unwrap();
+    let msg = b"From: clerk@city.example\r\nTo: b@example.de-mail.de\r\nSubject: Bescheid\r\n\r\nHallo\r\n";
+    let s = NewSubmission {
+        private_id: "city-000001".into(),
+        origin_key: Digest::of(b"origin"),
+        tenant: "city".into(),
+        account: "city@city.de-mail.de".into(),
+        clerk: "clerk@city.example".into(),
+        sasl_login: None,
+        recipients: vec!["b@example.de-mail.de".into()],
+        subject: "Bescheid".into(),
+        message_id: "<m1@city.example>".into(),
+        queue_id: "4Q1".into(),
+        options: vec!["dispatch".into(), "retrieve".into()],
+        content: store.put_blob(msg).unwrap(),
+        size: msg.len() as u64,
+        time: datetime!(2026-11-02 08:00 UTC),
+    };
+    store.record_submission(&s).unwrap();
+    let c = NewConfirmation {
+        kind: ConfirmationKind::Dispatch,
+        private_id: Some(s.private_id.clone()),
+        recipient: s.recipients[0].clone(),
+        provider_message_id: Some("<p1@provider.example>".into()),
+        raw: store
+            .put_blob(b"Subject: Versandbestaetigung\r\n\r\nraw\r\n")
+            .unwrap(),
+        xml: Some(store.put_blob(b"<Acknowledge-Message/>").unwrap()),
+        pdf: Some(store.put_blob(b"%PDF-1.4 dispatch").unwrap()),
+        report: serde_json::json!({"indication": "TOTAL_PASSED"}),
+        indication: "TOTAL_PASSED".into(),
+        stated_time: Some(datetime!(2026-11-02 09:00 UTC)),
+        trusted: true,
+    };
+    store.record_confirmation(&c).unwrap();
+    (s, c)
+}
+
+fn flip(path: &Path) {
+    let mut perm = std::fs::metadata(path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(path, perm).unwrap();
+    let mut b = std::fs::read(path).unwrap();
+    b[3] ^= 1;
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn verify_ok_then_names_a_flipped_blob() {
+    let e = env();
+    let (_, c) = prepare(&e);
+    let ok = ctl(&e, &["evidence", "verify"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("OK: 2 events, 4 blobs verified"),
+        "{}",
+        text(&ok)
+    );
+    assert!(text(&ok).contains("head event 2 hash "), "{}", text(&ok));
+    let store = Store::open(&e.db, &e.blobs).unwrap();
+    flip(&store.blob_path(&c.xml.unwrap()));
+    let bad = ctl(&e, &["evidence", "verify"]);
+    assert!(!bad.status.success());
+    let t = text(&bad);
+    assert!(t.contains("FAILED: first mismatch: event 2: blob"), "{t}");
+    assert!(
+        t.contains("kind confirmation, private-id city-000001"),
+        "{t}"
+    );
+}
+
+#[test]
+fn verify_names_an_event_changed_in_the_database() {
+    let e = env();
+    prepare(&e);
+    let raw = rusqlite::Connection::open(&e.db).unwrap();
+    // An attacker with file access drops the append-only trigger and edits the payload.
+    raw.execute_batch(
+        "DROP TRIGGER events_no_update;
+         UPDATE events SET payload = replace(payload, 'TOTAL_PASSED', 'TOTAL_PASSEE') WHERE id = 2;",
+    )
+    .unwrap();
+    drop(raw);
+    let bad = ctl(&e, &["evidence", "verify"]);
+    assert!(!bad.status.success());
+    let t = text(&bad);
+    assert!(t.contains("event 2: content hashes to"), "{t}");
+    assert!(
+        t.contains("(event 2, kind confirmation, private-id city-000001)"),
+        "{t}"
+    );
+}
+
+#[test]
+fn status_shows_deemed_served_after_the_third_day() {
+    let e = env();
+    prepare(&e);
+    // Dispatched Monday 10:00 Berlin: the deadline is the end of Thursday, German time.
+    let before = ctl(&e, &["status", "--now", "2026-11-05T22:59:00Z"]);
+    let t = text(&before);
+    assert!(before.status.success(), "{t}");
+    assert!(t.contains("DEEMED-SERVED-AT-END-OF"), "{t}");
+    assert!(t.contains("2026-11-05T23:59:59+01:00"), "{t}");
+    assert!(t.contains("dispatched"), "{t}");
+    assert!(!t.contains("deemed-served"), "{t}");
+    let after = ctl(&e, &["status", "--now", "2026-11-05T23:00:00Z"]);
+    assert!(text(&after).contains("deemed-served"), "{}", text(&after));
+    let json = ctl(&e, &["status", "--json", "--now", "2026-11-06T00:00:00Z"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v[0]["recipients"][0]["deemed_served"], true);
+    assert_eq!(v[0]["recipients"][0]["status"], "dispatched");
+    let bad = ctl(&e, &["status", "--now", "tomorrow"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("--now \"tomorrow\""), "{}", text(&bad));
+}
+
+#[test]
+fn prune_dry_run_then_prune_keeps_the_chain_verifiable() {
+    let e = env();
+    let (s, _) = prepare(&e);
+    let now = time::OffsetDateTime::now_utc();
+    let far = (now + time::Duration::days(366 * 11))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let dry = ctl(&e, &["evidence", "prune", "--dry-run", "--now", &far]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(text(&dry).contains("dry run: 4 blob(s)"), "{}", text(&dry));
+    let store = Store::open(&e.db, &e.blobs).unwrap();
+    assert!(store.blob_path(&s.content).exists());
+    let soon = ctl(&e, &["evidence", "prune"]);
+    assert!(
+        text(&soon).contains("nothing older than"),
+        "{}",
+        text(&soon)
+    );
+    let done = ctl(&e, &["evidence", "prune", "--now", &far]);
+    assert!(
+        text(&done).contains("recorded as event 3"),
+        "{}",
+        text(&done)
+    );
+    assert!(!store.blob_path(&s.content).exists());
+    let ok = ctl(&e, &["evidence", "verify"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("4 pruned blobs accepted"),
+        "{}",
+        text(&ok)
+    );
+    // The export still works and lists what is gone.
+    let out = e.dir.path().join("pruned.tar");
+    let ex = ctl(
+        &e,
+        &["export", "city-000001", "--out", out.to_str().unwrap()],
+    );
+    assert!(text(&ex).contains("listed in MISSING.txt"), "{}", text(&ex));
+}
+
+#[test]
+fn export_writes_an_archive_that_sha256sum_accepts() {
+    let e = env();
+    prepare(&e);
+    let out = e.dir.path().join("case.tar");
+    let ex = ctl(
+        &e,
+        &[
+            "export",
+            "<m1@city.example>",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(ex.status.success(), "{}", text(&ex));
+    let x = e.dir.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    assert!(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&out)
+            .arg("-C")
+            .arg(&x)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let root = x.join("demail-evidence");
+    let sums = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(sums.status.success(), "{}", text(&sums));
+    assert!(
+        text(&sums).contains("confirmations/01-dispatch/acknowledge.xml: OK"),
+        "{}",
+        text(&sums)
+    );
+    let readme = std::fs::read_to_string(root.join("README.txt")).unwrap();
+    assert!(readme.contains("sha256sum -c SHA256SUMS"));
+    let missing = ctl(&e, &["export", "nope", "--out", out.to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(2));
+}
