@@ -130,10 +130,14 @@ pub fn show(store: &Store, id: &str, json: bool) -> Result<bool, String> {
     let statuses = store
         .recipient_status(&s.private_id)
         .map_err(|e| e.to_string())?;
+    let confirmations = store
+        .confirmations(&s.private_id)
+        .map_err(|e| e.to_string())?;
     if json {
         let v = serde_json::json!({
             "submission": s,
             "recipients": statuses,
+            "confirmations": confirmations,
             "content_path": store.blob_path(&s.content),
         });
         println!(
@@ -150,6 +154,19 @@ pub fn show(store: &Store, id: &str, json: bool) -> Result<bool, String> {
             r.recipient,
             r.status.to_string(),
             ts(r.since)
+        );
+    }
+    println!("confirmations:");
+    for c in &confirmations {
+        let d = &c.data;
+        println!(
+            "  event {:<6} {:<28} {:<28} {:<14} {} {}",
+            c.event_id,
+            d.kind.label(),
+            d.recipient,
+            d.indication,
+            if d.trusted { "trusted" } else { "UNTRUSTED" },
+            store.blob_path(&d.raw).display()
         );
     }
     Ok(true)

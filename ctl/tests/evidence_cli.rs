@@ -264,6 +264,13 @@ fn export_writes_an_archive_that_sha256sum_accepts() {
     );
     let readme = std::fs::read_to_string(root.join("README.txt")).unwrap();
     assert!(readme.contains("sha256sum -c SHA256SUMS"));
+    let show = ctl(&e, &["show", "city-000001"]);
+    assert!(text(&show).contains("dispatch"), "{}", text(&show));
+    assert!(
+        text(&show).contains("TOTAL_PASSED   trusted"),
+        "{}",
+        text(&show)
+    );
     let missing = ctl(&e, &["export", "nope", "--out", out.to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(2));
 }
