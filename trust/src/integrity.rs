@@ -340,6 +340,13 @@ fn check(msg: &Message<'_>, mut report: IntegrityReport) -> IntegrityReport {
         Ok(p) => p,
         Err(e) => return report.fail(FormatFailure, format!("{INTEGRITY_FIELD}: {e}")),
     };
+    // The signer is reported even when the hash fails: who signed what was tampered with
+    // belongs in the evidence.
+    let cert = params.sig.map(|_| signer_certificate(msg));
+    if let Some(Ok(c)) = &cert {
+        report.signer_subject = Some(name_line(c.subject_name()));
+        report.signer_certificate = c.to_der().ok();
+    }
     let hashed = |data: &[u8]| params.hash.hash(data);
     match hashed(&canon::body(msg.body)) {
         Ok(bh) if bh == params.bh => {}
@@ -351,7 +358,7 @@ fn check(msg: &Message<'_>, mut report: IntegrityReport) -> IntegrityReport {
         &params.names,
         &canon::strip_b(field, params.b_range.clone()),
     );
-    let Some(sig) = params.sig else {
+    let (Some(sig), Some(cert)) = (params.sig, cert) else {
         return match hashed(&input) {
             Ok(h) if h == params.b => report,
             Ok(_) => report.fail(
@@ -361,12 +368,10 @@ fn check(msg: &Message<'_>, mut report: IntegrityReport) -> IntegrityReport {
             Err(e) => report.fail(FormatFailure, e),
         };
     };
-    let cert = match signer_certificate(msg) {
+    let cert = match cert {
         Ok(c) => c,
         Err((sub, e)) => return report.fail(sub, e),
     };
-    report.signer_subject = Some(name_line(cert.subject_name()));
-    report.signer_certificate = cert.to_der().ok();
     let key = match cert.public_key() {
         Ok(k) => k,
         Err(e) => {
@@ -414,10 +419,11 @@ fn params(t: &[tags::Tag], report: &mut IntegrityReport) -> std::result::Result<
     };
     report.algorithm = Some(a.clone());
     report.signed = sig.is_some();
-    if let Some(c) = tags::get(t, "c") {
-        if c.value != "simple/simple" && c.value != "simple" {
-            return Err(format!("c={} is not simple/simple", c.value));
-        }
+    if let Some(c) = tags::get(t, "c")
+        && c.value != "simple/simple"
+        && c.value != "simple"
+    {
+        return Err(format!("c={} is not simple/simple", c.value));
     }
     if sig.is_some() {
         let q = need("q")?;
