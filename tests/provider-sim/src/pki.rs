@@ -275,6 +275,76 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
     f.write_all(bytes).map_err(io)
 }
 
+/// qcStatements (ETSI EN 319 412-5) of a qualified certificate for electronic signatures on a
+/// QSCD: `SEQUENCE { {QcCompliance}, {QcSSCD}, {QcType, SEQUENCE {esign}} }`, written out in
+/// DER because the openssl crate has no builder for this extension.
+const QC_STATEMENTS_ESIGN_QSCD: &[u8] = &[
+    0x30, 0x29, // QCStatements
+    0x30, 0x08, 0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x01, // QcCompliance 0.4.0.1862.1.1
+    0x30, 0x08, 0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x04, // QcSSCD 0.4.0.1862.1.4
+    0x30, 0x13, 0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x06, // QcType 0.4.0.1862.1.6
+    0x30, 0x09, 0x06, 0x07, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x06, 0x01, // esign .6.1
+];
+
+impl TestPki {
+    /// Issues `NAME.pem` / `NAME.key`: a test *qualified* signing certificate (qcStatements
+    /// QcCompliance, QcSSCD, QcType esign; keyUsage nonRepudiation + digitalSignature), as a
+    /// De-Mail provider signs `X-de-mail-integrity` and confirmations with. Qualified only for
+    /// a verifier whose trusted list names this test CA as CA/QC.
+    pub fn issue_qualified(&self, name: &str, cn: &str) -> Result<IssuedCert, PkiError> {
+        use openssl::asn1::{Asn1Object, Asn1OctetString};
+        use openssl::x509::X509Extension;
+
+        if name.is_empty()
+            || name.starts_with('.')
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(PkiError::BadName(name.to_string()));
+        }
+        let dir = self.ca_cert.parent().unwrap_or(Path::new("."));
+        let ca = X509::from_pem(&read(&self.ca_cert)?).map_err(PkiError::ossl("reading the CA"))?;
+        let ca_key = PKey::private_key_from_pem(&read(&self.ca_key)?)
+            .map_err(PkiError::ossl("reading the CA key"))?;
+        let key = new_key()?;
+        let name_obj = subject(cn)?;
+        let build = || {
+            let mut b = base_builder(&name_obj, &key)?;
+            b.set_issuer_name(ca.subject_name())?;
+            b.append_extension(BasicConstraints::new().critical().build()?)?;
+            b.append_extension(
+                KeyUsage::new()
+                    .critical()
+                    .non_repudiation()
+                    .digital_signature()
+                    .build()?,
+            )?;
+            let qc_oid = Asn1Object::from_str("1.3.6.1.5.5.7.1.3")?;
+            let qc_value = Asn1OctetString::new_from_bytes(QC_STATEMENTS_ESIGN_QSCD)?;
+            b.append_extension(X509Extension::new_from_der(&qc_oid, false, &qc_value)?)?;
+            let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(&ca), None))?;
+            b.append_extension(ski)?;
+            let aki = AuthorityKeyIdentifier::new()
+                .keyid(true)
+                .build(&b.x509v3_context(Some(&ca), None))?;
+            b.append_extension(aki)?;
+            b.sign(&ca_key, MessageDigest::sha256())?;
+            Ok(b.build())
+        };
+        let cert = build().map_err(PkiError::ossl(format!(
+            "issuing the qualified certificate for {cn}"
+        )))?;
+        let issued = IssuedCert {
+            cert: dir.join(format!("{name}.pem")),
+            key: dir.join(format!("{name}.key")),
+        };
+        write_cert(&issued.cert, &cert)?;
+        write_key(&issued.key, &key)?;
+        Ok(issued)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,75 +421,5 @@ mod tests {
             pki.issue("ok", "x", &["bad name"], CertUsage::Client),
             Err(PkiError::BadSan(_))
         ));
-    }
-}
-
-/// qcStatements (ETSI EN 319 412-5) of a qualified certificate for electronic signatures on a
-/// QSCD: `SEQUENCE { {QcCompliance}, {QcSSCD}, {QcType, SEQUENCE {esign}} }`, written out in
-/// DER because the openssl crate has no builder for this extension.
-const QC_STATEMENTS_ESIGN_QSCD: &[u8] = &[
-    0x30, 0x29, // QCStatements
-    0x30, 0x08, 0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x01, // QcCompliance 0.4.0.1862.1.1
-    0x30, 0x08, 0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x04, // QcSSCD 0.4.0.1862.1.4
-    0x30, 0x13, 0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x06, // QcType 0.4.0.1862.1.6
-    0x30, 0x09, 0x06, 0x07, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x06, 0x01, // esign .6.1
-];
-
-impl TestPki {
-    /// Issues `NAME.pem` / `NAME.key`: a test *qualified* signing certificate (qcStatements
-    /// QcCompliance, QcSSCD, QcType esign; keyUsage nonRepudiation + digitalSignature), as a
-    /// De-Mail provider signs `X-de-mail-integrity` and confirmations with. Qualified only for
-    /// a verifier whose trusted list names this test CA as CA/QC.
-    pub fn issue_qualified(&self, name: &str, cn: &str) -> Result<IssuedCert, PkiError> {
-        use openssl::asn1::{Asn1Object, Asn1OctetString};
-        use openssl::x509::X509Extension;
-
-        if name.is_empty()
-            || name.starts_with('.')
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(PkiError::BadName(name.to_string()));
-        }
-        let dir = self.ca_cert.parent().unwrap_or(Path::new("."));
-        let ca = X509::from_pem(&read(&self.ca_cert)?).map_err(PkiError::ossl("reading the CA"))?;
-        let ca_key = PKey::private_key_from_pem(&read(&self.ca_key)?)
-            .map_err(PkiError::ossl("reading the CA key"))?;
-        let key = new_key()?;
-        let name_obj = subject(cn)?;
-        let build = || {
-            let mut b = base_builder(&name_obj, &key)?;
-            b.set_issuer_name(ca.subject_name())?;
-            b.append_extension(BasicConstraints::new().critical().build()?)?;
-            b.append_extension(
-                KeyUsage::new()
-                    .critical()
-                    .non_repudiation()
-                    .digital_signature()
-                    .build()?,
-            )?;
-            let qc_oid = Asn1Object::from_str("1.3.6.1.5.5.7.1.3")?;
-            let qc_value = Asn1OctetString::new_from_bytes(QC_STATEMENTS_ESIGN_QSCD)?;
-            b.append_extension(X509Extension::new_from_der(&qc_oid, false, &qc_value)?)?;
-            let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(&ca), None))?;
-            b.append_extension(ski)?;
-            let aki = AuthorityKeyIdentifier::new()
-                .keyid(true)
-                .build(&b.x509v3_context(Some(&ca), None))?;
-            b.append_extension(aki)?;
-            b.sign(&ca_key, MessageDigest::sha256())?;
-            Ok(b.build())
-        };
-        let cert = build().map_err(PkiError::ossl(format!(
-            "issuing the qualified certificate for {cn}"
-        )))?;
-        let issued = IssuedCert {
-            cert: dir.join(format!("{name}.pem")),
-            key: dir.join(format!("{name}.key")),
-        };
-        write_cert(&issued.cert, &cert)?;
-        write_key(&issued.key, &key)?;
-        Ok(issued)
     }
 }
