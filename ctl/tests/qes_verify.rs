@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 fn vectors() -> PathBuf {
     let dir = std::env::var_os("DEMAIL_VECTORS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors"),
         PathBuf::from,
     );
     assert!(

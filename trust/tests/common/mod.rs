@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 /// `shared/vectors` (see its README.md for origins and licences); `DEMAIL_VECTORS` overrides.
 pub fn vectors() -> PathBuf {
     let dir = std::env::var_os("DEMAIL_VECTORS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors"),
         PathBuf::from,
     );
     assert!(
