@@ -15,6 +15,7 @@ const DOMAIN: &[u8] = b"demail-evidence/event/v1\0";
 pub(crate) const KIND_SUBMISSION: &str = "submission";
 pub(crate) const KIND_CONFIRMATION: &str = "confirmation";
 pub(crate) const KIND_PRUNE: &str = "prune";
+pub(crate) const KIND_QES_CHECK: &str = "qes-check";
 
 /// One `events` row as stored.
 #[derive(Debug, Clone)]

@@ -50,6 +50,7 @@ CREATE TRIGGER submissions_no_delete BEFORE DELETE ON submissions
     BEGIN SELECT RAISE(ABORT, 'evidence submissions are append-only'); END;
 "#,
     crate::confirmation::MIGRATION,
+    crate::qes::MIGRATION,
 ];
 
 pub(crate) fn version() -> i64 {

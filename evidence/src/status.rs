@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::berlin;
-use crate::chain::{KIND_CONFIRMATION, KIND_PRUNE, KIND_SUBMISSION};
+use crate::chain::{KIND_CONFIRMATION, KIND_PRUNE, KIND_QES_CHECK, KIND_SUBMISSION};
 use crate::confirmation::{self, ConfirmationKind};
 use crate::{Error, Result, submission};
 
@@ -187,7 +187,8 @@ where
                     acc.st.since = at;
                 }
             }
-            KIND_PRUNE => {}
+            // Not about a De-Mail (empty private-id): no recipient status to change.
+            KIND_PRUNE | KIND_QES_CHECK => {}
             other => {
                 return Err(Error::Corrupt(format!(
                     "event {}: unknown kind {other:?}",

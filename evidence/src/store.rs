@@ -7,9 +7,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, TransactionBehavior, params};
 use time::OffsetDateTime;
 
-use crate::chain::{self, KIND_CONFIRMATION, KIND_SUBMISSION, NewEvent};
+use crate::chain::{self, KIND_CONFIRMATION, KIND_QES_CHECK, KIND_SUBMISSION, NewEvent};
 use crate::confirmation::{self, Confirmation, ConfirmationRecorded, NewConfirmation};
 use crate::prune::{self, PruneOutcome};
+use crate::qes::{self, NewQesCheck, QesCheck, QesCheckRecorded};
 use crate::status::{self, RecipientStatus};
 use crate::submission::{self, NewSubmission, Recorded, Submission};
 use crate::verify::{self, ChainHead, ChainReport};
@@ -259,6 +260,48 @@ impl Store {
             .optional()?;
         row.map(|(id, t, p)| confirmation::decode(id, &t, &p))
             .transpose()
+    }
+
+    /// Records the QES check of a message received for the poststelle, in one transaction.
+    /// Idempotent on the raw blob digest (a retried message is recorded once): the same bytes
+    /// again return `AlreadyPresent` with the stored record. The raw blob must be stored.
+    pub fn record_qes_check(&self, c: &NewQesCheck) -> Result<QesCheckRecorded> {
+        qes::validate(c)?;
+        blob::stored_len(&self.blobs, &c.raw)?;
+        let payload = serde_json::to_string(c).map_err(|e| Error::Invalid {
+            field: "qes_check",
+            reason: e.to_string(),
+        })?;
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        if let Some(existing) = self.qes_check_by_raw(&c.raw)? {
+            return Ok(QesCheckRecorded::AlreadyPresent(existing));
+        }
+        let event = NewEvent {
+            kind: KIND_QES_CHECK,
+            private_id: "",
+            payload: &payload,
+            blobs: &[c.raw],
+        };
+        let event_id = chain::append(&tx, &event)?;
+        tx.prepare_cached(qes::INSERT_SQL)?
+            .execute(params![&c.raw.0[..], event_id])?;
+        let stored = self.qes_check_by_raw(&c.raw)?;
+        tx.commit()?;
+        stored
+            .map(QesCheckRecorded::Inserted)
+            .ok_or_else(|| Error::Corrupt(format!("event {event_id}: not readable after insert")))
+    }
+
+    /// The QES check recorded for the message with this raw digest, if any.
+    pub fn qes_check_by_raw(&self, raw: &Digest) -> Result<Option<QesCheck>> {
+        let row: Option<(i64, String, String)> = self
+            .conn
+            .prepare_cached(qes::BY_RAW_SQL)?
+            .query_row(params![&raw.0[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        row.map(|(id, t, p)| qes::decode(id, &t, &p)).transpose()
     }
 
     /// The confirmations matched to `private_id`, oldest first (trusted or not).

@@ -8,9 +8,12 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
-use crate::chain::{self, EventRow, KIND_CONFIRMATION, KIND_PRUNE, KIND_SUBMISSION};
+use crate::chain::{
+    self, EventRow, KIND_CONFIRMATION, KIND_PRUNE, KIND_QES_CHECK, KIND_SUBMISSION,
+};
 use crate::confirmation::{self, Confirmation};
 use crate::prune;
+use crate::qes::{self, QesCheck};
 use crate::submission::{self, Submission};
 use crate::{Digest, Error, Result, blob};
 
@@ -201,6 +204,7 @@ pub(crate) fn verify(conn: &Connection, blobs: &Path) -> Result<ChainReport> {
     };
     let mut submissions = 0u64;
     let mut confirmations = 0u64;
+    let mut qes_checks = 0u64;
     let mut prev: Option<(i64, Vec<u8>)> = None;
     let mut stmt = tx.prepare(chain::SELECT_ALL)?;
     let mut rows = stmt.query([])?;
@@ -211,6 +215,7 @@ pub(crate) fn verify(conn: &Connection, blobs: &Path) -> Result<ChainReport> {
         match ev.kind.as_str() {
             KIND_SUBMISSION => submissions += 1,
             KIND_CONFIRMATION => confirmations += 1,
+            KIND_QES_CHECK => qes_checks += 1,
             _ => {}
         }
         for p in check_payload(&mut ctx, &ev)? {
@@ -241,6 +246,13 @@ pub(crate) fn verify(conn: &Connection, blobs: &Path) -> Result<ChainReport> {
             reason: format!(
                 "{rows_in_table} confirmation rows for {confirmations} confirmation events"
             ),
+        });
+    }
+    let rows_in_table: i64 = tx.query_row("SELECT count(*) FROM qes_checks", [], |r| r.get(0))?;
+    if rows_in_table as u64 != qes_checks {
+        report.push(Problem::Projection {
+            event_id: None,
+            reason: format!("{rows_in_table} QES check rows for {qes_checks} QES check events"),
         });
     }
     Ok(report)
@@ -345,6 +357,16 @@ fn check_payload(ctx: &mut Ctx<'_>, ev: &EventRow) -> Result<Vec<Problem>> {
                 return Ok(problems);
             }
         },
+        KIND_QES_CHECK => match qes::decode(ev.id, &ev.time, &ev.payload) {
+            Ok(c) => {
+                let proj = check_qes_projection(ctx.conn, &c)?;
+                (String::new(), vec![c.data.raw], proj)
+            }
+            Err(e) => {
+                problems.push(malformed(e.to_string()));
+                return Ok(problems);
+            }
+        },
         KIND_PRUNE => match prune::decode(ev.id, &ev.payload) {
             Ok(p) => {
                 if let Some(b) = p.removed.iter().find(|r| r.event_id >= ev.id) {
@@ -402,6 +424,19 @@ fn check_confirmation_projection(conn: &Connection, c: &Confirmation) -> Result<
         diffs.push("private_id");
     }
     Ok((!diffs.is_empty()).then(|| format!("confirmations row differs in {}", diffs.join(", "))))
+}
+
+/// The qes_checks row of this event, compared with its payload.
+fn check_qes_projection(conn: &Connection, c: &QesCheck) -> Result<Option<String>> {
+    let raw: Option<Vec<u8>> = conn
+        .prepare_cached(qes::BY_EVENT_SQL)?
+        .query_row(params![c.event_id], |r| r.get(0))
+        .optional()?;
+    Ok(match raw {
+        None => Some("no qes_checks row".into()),
+        Some(raw) if raw != c.data.raw.0 => Some("qes_checks row differs in raw".into()),
+        Some(_) => None,
+    })
 }
 
 fn check_blob(dir: &Path, event_id: i64, digest: &Digest) -> Option<Problem> {
