@@ -10,6 +10,8 @@ Usage: bench-milter [--messages N] [--size BYTES] [--sessions N] [--rounds N]
   --rounds N     runs each way, alternating; medians are reported (default 3)
   --warmup N     messages sent each way before measuring (default 200)
   --big-mib N    size of the single big message for the memory figure (default 50)
+  --city-dir DIR keep the city's files (demail.toml, evidence store, milter log) in DIR, e.g.
+                 on tmpfs to see what fsync costs (default: a temporary directory in $TMPDIR)
 
 Needs root (Postfix) and smtp-source (package postfix). Build release binaries first:
 bench/milter-throughput does all of it.";
@@ -22,6 +24,7 @@ pub struct Args {
     pub rounds: usize,
     pub warmup: usize,
     pub big_mib: u64,
+    pub city_dir: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -33,6 +36,7 @@ impl Args {
             rounds: 3,
             warmup: 200,
             big_mib: 50,
+            city_dir: None,
         };
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
@@ -50,6 +54,10 @@ impl Args {
                     a.warmup = usize::try_from(value("--warmup")?).map_err(|e| e.to_string())?
                 }
                 "--big-mib" => a.big_mib = value("--big-mib")?,
+                "--city-dir" => {
+                    let dir = it.next().ok_or("--city-dir needs a directory")?;
+                    a.city_dir = Some(dir.into());
+                }
                 "-h" | "--help" => return Err("help".into()),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -88,5 +96,7 @@ mod tests {
         assert!(parse(&["--size"]).is_err());
         assert!(parse(&["--size", "20k"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+        let c = parse(&["--city-dir", "/dev/shm/x"]).expect("ok");
+        assert_eq!(c.city_dir, Some("/dev/shm/x".into()));
     }
 }

@@ -14,6 +14,10 @@ pub fn print_header(args: &Args) {
     println!("cpu           {} x {}", cores(), cpu_model());
     println!("memory        {}", mem_total());
     println!(
+        "load average  {} (other work on the machine adds noise to both variants)",
+        load_average()
+    );
+    println!(
         "postfix       {}",
         command("postconf", &["-dh", "mail_version"])
     );
@@ -83,4 +87,12 @@ fn mem_total() -> String {
             || "?".into(),
             |k| format!("{:.1} GiB", k as f64 / 1024.0 / 1024.0),
         )
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
 }

@@ -51,6 +51,7 @@ fn main() {
             extra_files: vec![("bench_hold".into(), b"/^Subject: bench/ HOLD\n".to_vec())],
             ..PostfixOptions::default()
         },
+        dir: args.city_dir.clone(),
         ..CityOptions::default()
     });
     if let Err(e) = demail_e2e::wait_for_port(plain_port, Duration::from_secs(30)) {
@@ -83,6 +84,7 @@ fn main() {
 
     let mut with = Vec::new();
     let mut without = Vec::new();
+    let mut cpu = Vec::new();
     for round in 1..=args.rounds {
         // Alternate which goes first, so neither always meets a fuller disk cache.
         let order = if round % 2 == 1 {
@@ -91,8 +93,19 @@ fn main() {
             [Variant::WithoutMilter, Variant::WithMilter]
         };
         for v in order {
-            let rate = stream::run(&city, &stream, ports(v), v);
-            println!("round {round}  {:<15} {rate:>8.1} mails/s", v.name());
+            let m = stream::run(&city, &stream, ports(v), v);
+            let rate = m.mails_per_second;
+            match m.milter_cpu_per_mail {
+                Some(c) => {
+                    println!(
+                        "round {round}  {:<15} {rate:>8.1} mails/s   milter CPU {:>6} us/mail",
+                        v.name(),
+                        c.as_micros()
+                    );
+                    cpu.push(c.as_secs_f64() * 1e6);
+                }
+                None => println!("round {round}  {:<15} {rate:>8.1} mails/s", v.name()),
+            }
             match v {
                 Variant::WithMilter => with.push(rate),
                 Variant::WithoutMilter => without.push(rate),
@@ -104,11 +117,16 @@ fn main() {
     println!("median with milter      {mw:>8.1} mails/s");
     println!("median without milter   {mo:>8.1} mails/s");
     println!("ratio with/without      {:>8.3} (target >= 0.95)", mw / mo);
+    println!(
+        "milter CPU per mail     {:>8.0} us (median)",
+        median(&mut cpu)
+    );
     let milter = city.milter().expect("the milter runs");
     println!(
         "milter peak RSS over the stream runs   {}",
         machine::mib(milter.peak_rss_kib())
     );
+    println!("load average at the end {}", machine::load_average());
 
     big_message(city, &args);
 }
@@ -125,7 +143,7 @@ fn big_message(mut city: City, args: &Args) {
         to: CITIZEN,
     };
     let port = city.smtp_port();
-    let rate = stream::run(&city, &big, port, Variant::WithMilter);
+    let rate = stream::run(&city, &big, port, Variant::WithMilter).mails_per_second;
     let milter = city.milter().expect("the milter runs");
     println!(
         "milter peak RSS, fresh process          {} before, {} after one {} MiB message ({:.1} s, target < 64 MiB)",

@@ -1,7 +1,7 @@
 //! One smtp-source run against one smtpd, timed, and checked afterwards.
 
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use demail_e2e::City;
 
@@ -40,10 +40,19 @@ pub fn check_tools() -> Result<(), String> {
     }
 }
 
-/// Sends the stream to 127.0.0.1:`port`; returns messages per second. Panics if a message
-/// was not accepted or did not end up held (so a fast failure never looks like throughput).
-pub fn run(city: &City, s: &Stream, port: u16, variant: Variant) -> f64 {
+/// What one run measured.
+pub struct Measured {
+    pub mails_per_second: f64,
+    /// CPU time the milter process used during the run, per message (with the milter only).
+    pub milter_cpu_per_mail: Option<Duration>,
+}
+
+/// Sends the stream to 127.0.0.1:`port`. Panics if a message was not accepted or did not end
+/// up held (so a fast failure never looks like throughput).
+pub fn run(city: &City, s: &Stream, port: u16, variant: Variant) -> Measured {
     let pf = city.postfix();
+    let cpu = || city.milter().and_then(|m| m.cpu_time());
+    let cpu_before = cpu();
     let recorded_before = match variant {
         Variant::WithMilter => city.submissions().len(),
         Variant::WithoutMilter => 0,
@@ -70,6 +79,12 @@ pub fn run(city: &City, s: &Stream, port: u16, variant: Variant) -> f64 {
         .output()
         .unwrap_or_else(|e| panic!("cannot run smtp-source: {e}"));
     let elapsed = start.elapsed();
+    let milter_cpu_per_mail = match (variant, cpu_before, cpu()) {
+        (Variant::WithMilter, Some(a), Some(b)) => {
+            Some(b.saturating_sub(a) / u32::try_from(s.messages).unwrap_or(u32::MAX))
+        }
+        _ => None,
+    };
     if !out.status.success() {
         panic!(
             "smtp-source ({}) failed: {}{}\n--- maillog tail ---\n{}",
@@ -98,7 +113,10 @@ pub fn run(city: &City, s: &Stream, port: u16, variant: Variant) -> f64 {
         }
     }
     pf.delete_all("hold");
-    s.messages as f64 / elapsed.as_secs_f64()
+    Measured {
+        mails_per_second: s.messages as f64 / elapsed.as_secs_f64(),
+        milter_cpu_per_mail,
+    }
 }
 
 fn tail(text: &str, n: usize) -> String {
