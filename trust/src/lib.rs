@@ -23,7 +23,7 @@ mod oid;
 pub mod qc;
 mod qualify;
 mod report;
-mod revocation;
+pub mod revocation;
 mod transfer;
 mod verify;
 

@@ -317,6 +317,16 @@ impl Verifier {
         findings: &mut Vec<Finding>,
         warnings: &mut Vec<String>,
     ) {
+        // Only a path that reached a trust anchor is worth asking about; and a stranger's
+        // certificate must not make the gateway contact the URLs it names.
+        let anchored = path.last().is_some_and(|last| {
+            self.anchor_certs
+                .iter()
+                .any(|a| a.fingerprint == last.fingerprint)
+        });
+        if !anchored {
+            return;
+        }
         for (i, pair) in path.windows(2).enumerate() {
             let (cert, issuer) = (&pair[0], &pair[1]);
             let who = cert.display_name();
