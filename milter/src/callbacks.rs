@@ -14,6 +14,7 @@ use tracing::{Instrument, Span, error, info_span, warn};
 use crate::error::Error;
 use crate::header::Edit;
 use crate::outbound::{self, Outcome};
+use crate::poststelle;
 use crate::session::{Session, Shared, Verdict};
 
 /// The changes we make at end of message; a connection that cannot grant them is refused.
@@ -156,7 +157,7 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
             // Accepted earlier (ordinary mail) or aborted: nothing to do.
             return Ok(Verdict::Continue);
         };
-        if !msg.demail {
+        if !msg.demail && !msg.poststelle {
             return Ok(Verdict::Continue);
         }
         if queue_id.is_some() {
@@ -164,7 +165,16 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
         }
         let config = Arc::clone(&session.config);
         let evidence = Arc::clone(&session.shared.evidence);
-        let work = outbound::finish(&config, &evidence, msg);
+        let verifiers = Arc::clone(&session.shared.verifiers);
+        let work = async move {
+            if msg.poststelle {
+                let done =
+                    poststelle::finish(Arc::clone(&config), verifiers, evidence, msg).await?;
+                Ok(Outcome::Annotate(done.edits))
+            } else {
+                outbound::finish(&config, &evidence, msg).await
+            }
+        };
         tokio::pin!(work);
         // Writing a large message and fsyncing can outlast Postfix's milter timeouts: report
         // progress meanwhile (each report restarts Postfix's timer).
@@ -183,7 +193,11 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
         match outcome {
             Outcome::Reject(reply) => Ok(Verdict::Reject(reply)),
             Outcome::Accept { sender, edits } => {
-                apply(&cx.actions, &sender, edits).await?;
+                apply(&cx.actions, Some(&sender), edits).await?;
+                Ok(Verdict::Accept)
+            }
+            Outcome::Annotate(edits) => {
+                apply(&cx.actions, None, edits).await?;
                 Ok(Verdict::Accept)
             }
         }
@@ -197,15 +211,21 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
     answer(&mut cx.reply, verdict)
 }
 
-async fn apply(actions: &impl ContextActions, sender: &str, edits: Vec<Edit>) -> Result<(), Error> {
+async fn apply(
+    actions: &impl ContextActions,
+    sender: Option<&str>,
+    edits: Vec<Edit>,
+) -> Result<(), Error> {
     let act = |action: &'static str| move |source| Error::Action { action, source };
-    actions
-        .change_sender(
-            cstring("MAIL FROM", format!("<{sender}>").into_bytes())?,
-            None::<CString>,
-        )
-        .await
-        .map_err(act("change_sender"))?;
+    if let Some(sender) = sender {
+        actions
+            .change_sender(
+                cstring("MAIL FROM", format!("<{sender}>").into_bytes())?,
+                None::<CString>,
+            )
+            .await
+            .map_err(act("change_sender"))?;
+    }
     for edit in edits {
         match edit {
             Edit::Change { name, index, value } => {

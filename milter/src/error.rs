@@ -33,6 +33,10 @@ pub enum Error {
         #[source]
         source: indymilter::SmtpReplyError,
     },
+    #[error("signature verification setup ([trust]): {0}")]
+    Trust(String),
+    #[error("verification report cannot be recorded: {0}")]
+    Report(String),
     #[error("protocol state: {0}")]
     State(&'static str),
 }

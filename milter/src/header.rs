@@ -142,6 +142,11 @@ impl<'a> HeaderPlan<'a> {
         self.added.push(Field::new(name, value));
     }
 
+    /// Appends a field whose name comes from the wire (not necessarily UTF-8).
+    pub fn append_raw(&mut self, name: Vec<u8>, value: Vec<u8>) {
+        self.added.push(Field { name, value });
+    }
+
     /// The requests to send, in an order whose indexes stay valid while Postfix applies them:
     /// fields are visited last to first, so deleting one never renumbers one still to come.
     pub fn edits(&self) -> Vec<Edit> {

@@ -14,6 +14,7 @@ mod error;
 mod header;
 mod listener;
 mod outbound;
+mod poststelle;
 mod record;
 mod session;
 mod text;
@@ -49,7 +50,11 @@ pub async fn run_reloadable(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let evidence = Arc::new(record::Evidence::new(&config.borrow().evidence));
-    let shared = Arc::new(session::Shared { config, evidence });
+    let shared = Arc::new(session::Shared {
+        config,
+        evidence,
+        verifiers: Arc::default(),
+    });
     let callbacks = callbacks::make(shared);
     let milter_config = indymilter::Config {
         actions: REQUIRED_ACTIONS,

@@ -25,6 +25,8 @@ pub enum Outcome {
         sender: String,
         edits: Vec<Edit>,
     },
+    /// Inbound mail to the poststelle: send these header changes, then accept.
+    Annotate(Vec<Edit>),
 }
 
 /// Who this submission is: new, or the one recorded for an earlier attempt of the same message.
@@ -110,7 +112,7 @@ impl Rewrite<'_> {
 }
 
 /// A value as sent with `LEADING_SPACE` negotiated: Postfix writes it right after the colon.
-fn wire(text: &str) -> Vec<u8> {
+pub(crate) fn wire(text: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(text.len() + 1);
     v.push(b' ');
     // NUL cannot travel in the milter protocol; it has no place in a header either.

@@ -6,7 +6,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use demail_evidence::{Digest, NewSubmission, Recorded, Store, Submission};
+use demail_evidence::{
+    Digest, NewQesCheck, NewSubmission, QesCheckRecorded, Recorded, Store, Submission,
+};
 use demail_policy::EvidenceSettings;
 use tempfile::SpooledTempFile;
 
@@ -95,6 +97,25 @@ impl Evidence {
             // The spool went down with the task; the caller only needs one to return.
             Err(e) => (Err(Error::Task(e)), SpooledTempFile::new(0)),
         }
+    }
+
+    /// Stores `raw` (the message as received and verified) as a blob, fsynced, then records
+    /// the QES check that `build` makes from the blob's digest (fsynced).
+    pub async fn record_qes(
+        self: &Arc<Self>,
+        raw: Vec<u8>,
+        build: impl FnOnce(Digest) -> NewQesCheck + Send + 'static,
+    ) -> Result<QesCheckRecorded, Error> {
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            this.with_store(|store| {
+                let digest = store.put_blob(&raw).map_err(|e| this.error(e))?;
+                store
+                    .record_qes_check(&build(digest))
+                    .map_err(|e| this.error(e))
+            })
+        })
+        .await?
     }
 
     fn store_blocking(

@@ -22,6 +22,8 @@ pub struct Shared {
     /// The current configuration; a reload sends a new one.
     pub config: watch::Receiver<Arc<Config>>,
     pub evidence: Arc<Evidence>,
+    /// The signature verifier of the current configuration (poststelle mail).
+    pub verifiers: Arc<crate::poststelle::Verifiers>,
 }
 
 /// The answer to one milter stage.
@@ -91,6 +93,8 @@ pub struct Message {
     pub recipients: Vec<String>,
     /// Decided at DATA: every recipient is De-Mail, so the content is ours to process.
     pub demail: bool,
+    /// Decided at DATA: ordinary mail with a poststelle recipient, whose signatures we check.
+    pub poststelle: bool,
     pub fields: Vec<Field>,
     pub header_end_seen: bool,
     /// SHA-256 of the message as received: the origin key that makes retries idempotent.
@@ -140,6 +144,7 @@ impl Session {
             sasl_login: sasl_login.filter(|s| !s.is_empty()).map(str::to_string),
             recipients: Vec::new(),
             demail: false,
+            poststelle: false,
             fields: Vec::new(),
             header_end_seen: false,
             origin: Sha256::new(),
@@ -180,10 +185,17 @@ impl Session {
         let Some(msg) = self.message.as_mut() else {
             return Verdict::Tempfail;
         };
-        if msg.demail {
+        if msg.demail || msg.poststelle {
             return Verdict::Continue;
         }
         match config.check_recipients(&msg.recipients) {
+            Ok(RecipientMix::NoDeMail)
+                if msg.recipients.iter().any(|r| config.is_poststelle(r)) =>
+            {
+                debug!("mail to the poststelle: signatures will be checked");
+                msg.poststelle = true;
+                Verdict::Continue
+            }
             Ok(RecipientMix::NoDeMail) => {
                 debug!("ordinary mail: accepted without changes");
                 self.message = None;
@@ -209,7 +221,8 @@ impl Session {
         let field = Field::new(name, value);
         msg.received_len += (name.len() + value.len() + 3) as u64;
         msg.fields.push(field);
-        if msg.received_len > limit {
+        // Poststelle mail is not ours to refuse: beyond the limit it is just not verified.
+        if msg.received_len > limit && !msg.poststelle {
             info!(limit, "De-Mail too large (header)");
             return Verdict::Reject(Reply::too_large(limit));
         }
@@ -241,6 +254,17 @@ impl Session {
         };
         end_header(msg);
         msg.received_len += chunk.len() as u64;
+        if msg.poststelle {
+            // Beyond the limit the body is only counted (bounded memory and disk); the end of
+            // message then reports it unverified.
+            if msg.received_len <= limit {
+                msg.body
+                    .write_all(chunk)
+                    .map_err(crate::error::Error::Spool)?;
+                msg.body_len += chunk.len() as u64;
+            }
+            return Ok(Verdict::Continue);
+        }
         if msg.received_len > limit {
             info!(limit, "De-Mail too large");
             return Ok(Verdict::Reject(Reply::too_large(limit)));

@@ -79,6 +79,8 @@ pub struct Options<'a> {
     pub max_size: &'a str,
     /// Blob directory relative to the temp dir.
     pub blobs: &'a str,
+    /// TOML appended to the configuration (e.g. a `[trust]` table); `TMP` is the temp dir.
+    pub extra: &'a str,
 }
 
 impl Default for Options<'_> {
@@ -86,6 +88,7 @@ impl Default for Options<'_> {
         Options {
             max_size: "20MiB",
             blobs: "evidence/blobs",
+            extra: "",
         }
     }
 }
@@ -103,7 +106,11 @@ impl Milter {
         for f in ["client.pem", "client.key", "ca.pem"] {
             std::fs::write(dir.path().join("tls").join(f), "test material\n").expect("tls file");
         }
-        let text = CONFIG
+        let text = format!(
+            "{CONFIG}\n{}",
+            opts.extra.replace("TMP", &dir.path().display().to_string())
+        );
+        let text = text
             .replace("MAXSIZE", opts.max_size)
             .replace(
                 "EVIDENCE",

@@ -1,0 +1,271 @@
+//! End of message for mail to a poststelle address: verify every signature on the exact bytes
+//! received, record the report with the message, and tell the clerk through header fields and
+//! one subject tag. Only header fields change, so S/MIME signatures stay intact.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
+
+use demail_evidence::NewQesCheck;
+use demail_policy::{Config, Tags};
+use demail_trust::{
+    Indication, MailReport, Qualification, SignatureReport, ValidationModel, Verifier,
+    VerifyOptions,
+};
+use time::OffsetDateTime;
+use tracing::{info, warn};
+
+use crate::error::Error;
+use crate::header::{Edit, Field, HeaderPlan, render_received};
+use crate::outbound::wire;
+use crate::record::Evidence;
+use crate::session::Message;
+use crate::text::{decode_subject, encode_unstructured};
+
+/// The field we add per signature; incoming ones are renamed, never trusted.
+pub const VALIDATION_FIELD: &str = "X-QES-Validation";
+
+/// One verifier per configuration: anchors are read and parsed once, and the verifier's
+/// certificate and path caches live across messages.
+#[derive(Default)]
+pub struct Verifiers {
+    current: Mutex<Option<(Arc<Config>, Arc<Verifier>)>>,
+}
+
+impl Verifiers {
+    /// The verifier for `config`, built on first use after a (re)load. Blocking (file I/O).
+    pub fn get(&self, config: &Arc<Config>) -> Result<Arc<Verifier>, Error> {
+        let lock = || self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((c, v)) = lock().as_ref()
+            && Arc::ptr_eq(c, config)
+        {
+            return Ok(Arc::clone(v));
+        }
+        // Built outside the lock: two messages racing after a reload may both build, which
+        // costs time once but never blocks the others behind file I/O.
+        let verifier = Arc::new(build(config)?);
+        *lock() = Some((Arc::clone(config), Arc::clone(&verifier)));
+        Ok(verifier)
+    }
+}
+
+/// A verifier from `[trust]`: the anchors, the validation model, revocation and trusted lists.
+fn build(config: &Config) -> Result<Verifier, Error> {
+    let trust = &config.trust;
+    let mut anchors = Vec::new();
+    for path in &trust.anchors {
+        let data =
+            std::fs::read(path).map_err(|e| Error::Trust(format!("{}: {e}", path.display())))?;
+        let certs = demail_trust::load_anchors(&data, &path.display().to_string())
+            .map_err(|e| Error::Trust(e.to_string()))?;
+        anchors.extend(certs);
+    }
+    let options = VerifyOptions {
+        model: match trust.validation_model {
+            demail_policy::ValidationModel::Chain => ValidationModel::Chain,
+            demail_policy::ValidationModel::Shell => ValidationModel::Shell,
+        },
+        ..VerifyOptions::default()
+    };
+    Verifier::new(anchors, options).map_err(|e| Error::Trust(e.to_string()))
+}
+
+/// What the clerk is told at end of message.
+#[derive(Debug)]
+pub struct Annotation {
+    pub edits: Vec<Edit>,
+}
+
+pub async fn finish(
+    config: Arc<Config>,
+    verifiers: Arc<Verifiers>,
+    evidence: Arc<Evidence>,
+    msg: Message,
+) -> Result<Annotation, Error> {
+    let Message {
+        queue_id,
+        recipients,
+        fields,
+        mut body,
+        body_len,
+        received_len,
+        ..
+    } = msg;
+    let limit = config.gateway.max_message_size;
+    if received_len > limit {
+        // Bounded cost: a message this large is not read into memory for verification. The
+        // clerk is told so; forged fields are still neutralised.
+        warn!(limit, received_len, "poststelle mail too large to verify");
+        let mut plan = HeaderPlan::new(&fields);
+        neutralise(&mut plan, &fields, &config.tags, None);
+        let note = format!("indication=NOT_CHECKED; reason=\"message larger than {limit} bytes\"");
+        plan.append(VALIDATION_FIELD, wire(&note));
+        return Ok(Annotation {
+            edits: plan.edits(),
+        });
+    }
+
+    let head = render_received(&fields);
+    let cfg = Arc::clone(&config);
+    // Verification is CPU work and may read anchor files: off the async runtime.
+    let (raw, report) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+        let verifier = verifiers.get(&cfg)?;
+        let mut raw = Vec::with_capacity(head.len() + body_len as usize);
+        raw.extend_from_slice(&head);
+        body.seek(SeekFrom::Start(0)).map_err(Error::Spool)?;
+        body.read_to_end(&mut raw).map_err(Error::Spool)?;
+        let report = verifier.verify_mail(&raw);
+        Ok((raw, report))
+    })
+    .await??;
+
+    let signatures: Vec<&SignatureReport> = report
+        .signatures
+        .iter()
+        .filter(|s| s.indication != Indication::NoSignatureFound)
+        .collect();
+    let mut plan = HeaderPlan::new(&fields);
+    if signatures.is_empty() {
+        neutralise(&mut plan, &fields, &config.tags, None);
+        return Ok(Annotation {
+            edits: plan.edits(),
+        });
+    }
+
+    let decisive = decisive(&signatures);
+    let message_id = fields
+        .iter()
+        .find(|f| f.is("Message-ID"))
+        .map(Field::text)
+        .unwrap_or_default();
+    let json = serde_json::to_value(&report).map_err(|e| Error::Report(e.to_string()))?;
+    let indication = report.indication().to_string();
+    let qualification = decisive.qualification.to_string();
+    let queue_id = queue_id.unwrap_or_default();
+    let build = move |raw| NewQesCheck {
+        raw,
+        queue_id,
+        recipients,
+        message_id,
+        report: json,
+        indication,
+        qualification,
+        time: OffsetDateTime::now_utc(),
+    };
+    let recorded = evidence.record_qes(raw, build).await?;
+    info!(
+        event = recorded.check().event_id,
+        indication = %recorded.check().data.indication,
+        qualification = %recorded.check().data.qualification,
+        signatures = signatures.len(),
+        "poststelle mail verified and recorded"
+    );
+
+    let tag = tag_for(&report, &signatures, &config.tags);
+    neutralise(&mut plan, &fields, &config.tags, Some(tag));
+    for s in &signatures {
+        plan.append(VALIDATION_FIELD, wire(&s.header_value()));
+    }
+    Ok(Annotation {
+        edits: plan.edits(),
+    })
+}
+
+/// The signature whose result the summary reports: a failed one first, then an
+/// indeterminate one, then a QES, then any.
+fn decisive<'a>(signatures: &[&'a SignatureReport]) -> &'a SignatureReport {
+    let rank = |s: &SignatureReport| match s.indication {
+        Indication::TotalFailed => 0,
+        Indication::Indeterminate | Indication::NoSignatureFound => 1,
+        Indication::TotalPassed if s.qualification == Qualification::QeSig => 2,
+        Indication::TotalPassed => 3,
+    };
+    let mut best = signatures[0];
+    for s in signatures {
+        if rank(s) < rank(best) {
+            best = s;
+        }
+    }
+    best
+}
+
+/// Exactly one tag for the whole mail: the worst indication decides; when every signature
+/// passed, `qes_valid` if one of them is a QES (that document meets the written form).
+fn tag_for<'t>(report: &MailReport, signatures: &[&SignatureReport], tags: &'t Tags) -> &'t str {
+    match report.indication() {
+        Indication::TotalFailed => &tags.signature_invalid,
+        Indication::Indeterminate | Indication::NoSignatureFound => &tags.signature_indeterminate,
+        Indication::TotalPassed
+            if signatures
+                .iter()
+                .any(|s| s.qualification == Qualification::QeSig) =>
+        {
+            &tags.qes_valid
+        }
+        Indication::TotalPassed => &tags.signed_not_qualified,
+    }
+}
+
+/// Renames the sender's `X-QES-*` fields to `X-Untrusted-QES-*`, removes our QES tags that the
+/// sender put at the start of the subject (a clerk must never see a tag we did not set), and
+/// prepends `tag` (an empty tag adds nothing).
+fn neutralise(plan: &mut HeaderPlan<'_>, fields: &[Field], tags: &Tags, tag: Option<&str>) {
+    for f in fields.iter().filter(|f| f.has_prefix("X-QES-")) {
+        let mut name = b"X-Untrusted-".to_vec();
+        name.extend_from_slice(&f.name[2..]);
+        plan.append_raw(name, f.value.clone());
+    }
+    plan.delete_where(|f| f.has_prefix("X-QES-"));
+
+    let original = fields.iter().find(|f| f.is("Subject"));
+    let decoded = original
+        .map(|f| decode_subject(&f.value))
+        .unwrap_or_default();
+    let ours = [
+        tags.qes_valid.as_str(),
+        &tags.signed_not_qualified,
+        &tags.signature_invalid,
+        &tags.signature_indeterminate,
+    ];
+    let stripped = strip_tags(&decoded, &ours);
+    let tag = tag.filter(|t| !t.is_empty());
+    let subject = match tag {
+        Some(t) if stripped.is_empty() => t.to_string(),
+        Some(t) => format!("{t} {stripped}"),
+        None if stripped.len() != decoded.trim_start().len() => stripped.to_string(),
+        // Unchanged: the field keeps its exact bytes.
+        None => return,
+    };
+    plan.set("Subject", wire(&encode_unstructured(&subject)));
+}
+
+/// `text` without any leading occurrences of `tags` (and the space after them).
+fn strip_tags<'a>(text: &'a str, tags: &[&str]) -> &'a str {
+    let mut rest = text.trim_start();
+    while let Some(r) = tags
+        .iter()
+        .filter(|t| !t.is_empty())
+        .find_map(|t| rest.strip_prefix(t))
+    {
+        rest = r.trim_start();
+    }
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forged_tags_are_stripped_repeatedly() {
+        let tags = ["[QES gültig]", "[Signatur ungültig]", ""];
+        assert_eq!(
+            strip_tags("  [QES gültig] [QES gültig]Antrag", &tags),
+            "Antrag"
+        );
+        assert_eq!(
+            strip_tags("Antrag [QES gültig]", &tags),
+            "Antrag [QES gültig]"
+        );
+        assert_eq!(strip_tags("", &tags), "");
+    }
+}

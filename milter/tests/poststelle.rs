@@ -1,0 +1,323 @@
+//! Mail to the poststelle: every signature verified on the exact bytes received, one
+//! `X-QES-Validation` field per signature, exactly one subject tag, the report in the evidence
+//! store, forged `X-QES-*` fields renamed, unsigned mail left without field and tag.
+
+mod common;
+#[path = "../../trust/tests/common/pki.rs"]
+#[allow(dead_code)]
+mod pki;
+
+use common::{Mail, Milter, Options, added, postfix_result, transact};
+use demail_evidence::Digest;
+use demail_trust::{Indication, Verifier, VerifyOptions};
+use indymilter_test::{EomAction, EomActions, Status};
+use pki::Party;
+use tempfile::TempDir;
+use time::Duration;
+
+const POSTSTELLE: &str = "poststelle@magdeburg.example";
+const SENDER: &str = "erika@example.org";
+
+/// A CA, a signer with qcStatements, and the CA written as the configured anchor.
+struct Pki {
+    ca: Party,
+    signer: Party,
+    dir: TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let ca = pki::ca();
+        let signer = pki::issue(
+            &pki::Spec {
+                qc_statements: Some(pki::qes_statements()),
+                ..pki::Spec::default()
+            },
+            Some(&ca),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.cert.to_pem().unwrap()).unwrap();
+        Pki { ca, signer, dir }
+    }
+
+    fn trust_toml(&self) -> String {
+        format!(
+            "[trust]\nanchors = [\"{}\"]\nrevocation = \"off\"\ntrusted_lists = \"{}\"\n",
+            self.dir.path().join("ca.pem").display(),
+            self.dir.path().join("tl").display()
+        )
+    }
+
+    fn signed_mail(&self, subject: &str) -> Vec<u8> {
+        let raw = pki::smime_mail(
+            &self.signer,
+            &self.ca.cert,
+            SENDER,
+            &pki::mail_date(Duration::ZERO),
+            "Antrag auf Wohngeld",
+        );
+        let text = String::from_utf8(raw).unwrap();
+        text.replacen("Subject: Antrag\r\n", &format!("Subject: {subject}\r\n"), 1)
+            .into_bytes()
+    }
+}
+
+/// `raw` as Postfix hands it to the milter: fields (value after the colon, LF folding) and body.
+fn mail_from_raw(raw: &[u8]) -> Mail {
+    let text = String::from_utf8(raw.to_vec()).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut mail = Mail::new(SENDER, &[POSTSTELLE]);
+    mail.daemon = "smtpd".into();
+    mail.headers.clear();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            let last = mail.headers.last_mut().unwrap();
+            last.1.push('\n');
+            last.1.push_str(line);
+        } else {
+            let (n, v) = line.split_once(':').unwrap();
+            mail.headers.push((n.to_string(), v.to_string()));
+        }
+    }
+    mail.body = body.as_bytes().to_vec();
+    mail
+}
+
+async fn start(pki: &Pki, extra: &str) -> Milter {
+    let toml = format!("{}{extra}", pki.trust_toml());
+    Milter::start_with(Options {
+        extra: &toml,
+        ..Options::default()
+    })
+    .await
+}
+
+async fn run(milter: &Milter, mail: &Mail) -> (EomActions, Status) {
+    let mut conn = milter.open().await;
+    let out = transact(&mut conn, mail).await;
+    assert_eq!(
+        out.data,
+        Some(Status::Continue),
+        "poststelle mail is streamed"
+    );
+    out.eom.expect("end of message reached")
+}
+
+fn subject_change(actions: &EomActions) -> Option<String> {
+    actions.actions.iter().find_map(|a| match a {
+        EomAction::ChangeHeader { name, value, .. } if name.to_str() == Ok("Subject") => {
+            Some(value.to_string_lossy().trim_start().to_string())
+        }
+        _ => None,
+    })
+}
+
+fn verifier(pki: &Pki) -> Verifier {
+    Verifier::new(vec![pki.ca.cert.clone()], VerifyOptions::default()).unwrap()
+}
+
+#[tokio::test]
+async fn signed_mail_gets_field_tag_and_record_and_still_verifies() {
+    let pki = Pki::new();
+    let milter = start(&pki, "").await;
+    let mail = mail_from_raw(&pki.signed_mail("Antrag"));
+    let (actions, status) = run(&milter, &mail).await;
+    assert_eq!(status, Status::Accept);
+
+    let field = added(&actions, "X-QES-Validation").expect("validation field");
+    assert!(
+        field.starts_with("indication=TOTAL_PASSED; sub-indication=none; "),
+        "{field}"
+    );
+    // No trusted list knows the CA: valid, but not a QES.
+    assert!(field.contains("qualification=N/A;"), "{field}");
+    assert!(
+        field.contains("signer=\"Erika Mustermann <erika@example.org>\""),
+        "{field}"
+    );
+    assert_eq!(
+        subject_change(&actions).as_deref(),
+        Some("[signiert, keine QES] Antrag")
+    );
+    assert!(
+        !actions.actions.iter().any(|a| matches!(
+            a,
+            EomAction::ChangeSender { .. } | EomAction::ReplaceBody { .. }
+        )),
+        "only header fields change: {actions:?}"
+    );
+
+    // The message as delivered still verifies: only header fields were added or changed.
+    let delivered = postfix_result(&mail, &actions);
+    let again = verifier(&pki).verify_mail(&delivered);
+    assert_eq!(again.indication(), Indication::TotalPassed, "{again:?}");
+
+    // The report is in the evidence store with the digest of exactly the bytes received.
+    let store = milter.store();
+    let check = store
+        .qes_check_by_raw(&Digest::of(&mail.received_bytes()))
+        .unwrap()
+        .expect("QES check recorded");
+    assert_eq!(check.data.indication, "TOTAL_PASSED");
+    assert_eq!(check.data.qualification, "N/A");
+    assert_eq!(check.data.recipients, vec![POSTSTELLE.to_string()]);
+    assert_eq!(check.data.queue_id, mail.queue_id);
+    assert_eq!(
+        check.data.report["signatures"][0]["indication"],
+        "TOTAL_PASSED"
+    );
+    assert_eq!(
+        store.read_blob(&check.data.raw).unwrap(),
+        mail.received_bytes()
+    );
+    assert!(store.verify_chain().unwrap().is_intact());
+    milter.stop().await;
+}
+
+#[tokio::test]
+async fn broken_and_unanchored_signatures_get_their_tags() {
+    let pki = Pki::new();
+    let milter = start(&pki, "").await;
+
+    // One byte of the signed text changed on the way: the signature is proven bad.
+    let raw = String::from_utf8(pki.signed_mail("Antrag")).unwrap();
+    let tampered = raw.replacen("Antrag auf Wohngeld", "Antrag auf Wohngelt", 1);
+    let (actions, status) = run(&milter, &mail_from_raw(tampered.as_bytes())).await;
+    assert_eq!(status, Status::Accept);
+    let field = added(&actions, "X-QES-Validation").unwrap();
+    assert!(
+        field.starts_with("indication=TOTAL_FAILED; sub-indication=HASH_FAILURE;"),
+        "{field}"
+    );
+    assert_eq!(
+        subject_change(&actions).as_deref(),
+        Some("=?UTF-8?B?W1NpZ25hdHVyIHVuZ8O8bHRpZ10gQW50cmFn?=")
+    );
+
+    // A signer from a CA nobody configured, named like the configured one: the path to that
+    // anchor does not verify.
+    let stranger = Pki::new();
+    let (actions, _) = run(&milter, &mail_from_raw(&stranger.signed_mail("Antrag"))).await;
+    let field = added(&actions, "X-QES-Validation").unwrap();
+    assert!(
+        field.starts_with(
+            "indication=INDETERMINATE; sub-indication=CERTIFICATE_CHAIN_GENERAL_FAILURE;"
+        ),
+        "{field}"
+    );
+    let subject = subject_change(&actions).unwrap();
+    assert_eq!(decode(&subject), "[Signatur unbestimmt] Antrag");
+
+    let store = milter.store();
+    assert_eq!(
+        store.verify_chain().unwrap().events,
+        2,
+        "both reports recorded"
+    );
+    milter.stop().await;
+}
+
+/// Decodes an RFC 2047 subject with mail-parser, as a mail client would.
+fn decode(value: &str) -> String {
+    let msg = format!("Subject: {value}\r\n\r\n");
+    mail_parser::MessageParser::default()
+        .parse(msg.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn unsigned_mail_gets_nothing_but_forgeries_are_neutralised() {
+    let pki = Pki::new();
+    let milter = start(&pki, "").await;
+    let mail = Mail::new(SENDER, &[POSTSTELLE])
+        .set_header("Subject", " [QES gültig] Antrag")
+        .header(
+            "X-QES-Validation",
+            " indication=TOTAL_PASSED; qualification=QESig",
+        )
+        .header("x-qes-other", " yes");
+    let mut mail = mail;
+    mail.daemon = "smtpd".into();
+    let (actions, status) = run(&milter, &mail).await;
+    assert_eq!(status, Status::Accept);
+    assert_eq!(added(&actions, "X-QES-Validation"), None, "{actions:?}");
+    assert_eq!(
+        added(&actions, "X-Untrusted-QES-Validation").as_deref(),
+        Some("indication=TOTAL_PASSED; qualification=QESig")
+    );
+    assert_eq!(
+        added(&actions, "X-Untrusted-qes-other").as_deref(),
+        Some("yes")
+    );
+    // The sender's own "[QES gültig]" is gone; no tag of ours replaces it.
+    assert_eq!(subject_change(&actions).as_deref(), Some("Antrag"));
+    let delivered = String::from_utf8(postfix_result(&mail, &actions)).unwrap();
+    assert!(
+        !delivered.to_ascii_lowercase().contains("\nx-qes-"),
+        "{delivered}"
+    );
+    assert_eq!(
+        milter.store().verify_chain().unwrap().events,
+        0,
+        "nothing recorded"
+    );
+
+    // A plain unsigned mail passes without any change at all.
+    let mut plain = Mail::new(SENDER, &[POSTSTELLE]);
+    plain.daemon = "smtpd".into();
+    let (actions, status) = run(&milter, &plain).await;
+    assert_eq!(status, Status::Accept);
+    assert!(actions.actions.is_empty(), "{actions:?}");
+    milter.stop().await;
+}
+
+#[tokio::test]
+async fn empty_tag_disables_it_and_other_recipients_are_not_checked() {
+    let pki = Pki::new();
+    let milter = start(&pki, "[tags]\nsigned_not_qualified = \"\"\n").await;
+    let mail = mail_from_raw(&pki.signed_mail("Grüße"));
+    let (actions, _) = run(&milter, &mail).await;
+    assert!(added(&actions, "X-QES-Validation").is_some());
+    assert_eq!(subject_change(&actions), None, "{actions:?}");
+
+    // The same mail to someone else is ordinary mail: accepted at DATA, never streamed.
+    let mut other = mail_from_raw(&pki.signed_mail("Antrag"));
+    other.rcpts = vec!["kaemmerei@magdeburg.example".into()];
+    let mut conn = milter.open().await;
+    let out = transact(&mut conn, &other).await;
+    assert_eq!(out.data, Some(Status::Accept));
+    milter.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_anchor_is_a_tempfail_not_a_verdict() {
+    let pki = Pki::new();
+    let milter = start(&pki, "").await;
+    // The configuration was valid when loaded; the file vanished before the first message.
+    std::fs::remove_file(pki.dir.path().join("ca.pem")).unwrap();
+    let (_, status) = run(&milter, &mail_from_raw(&pki.signed_mail("Antrag"))).await;
+    assert!(matches!(status, Status::Tempfail { .. }), "{status:?}");
+    assert_eq!(milter.store().verify_chain().unwrap().events, 0);
+    milter.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_mail_is_passed_unverified_and_said_so() {
+    let pki = Pki::new();
+    let toml = pki.trust_toml();
+    let milter = Milter::start_with(Options {
+        max_size: "2KiB",
+        extra: &toml,
+        ..Options::default()
+    })
+    .await;
+    let mut mail = mail_from_raw(&pki.signed_mail("Antrag"));
+    mail.body.extend(std::iter::repeat_n(b'x', 4096));
+    let (actions, status) = run(&milter, &mail).await;
+    assert_eq!(status, Status::Accept);
+    let field = added(&actions, "X-QES-Validation").unwrap();
+    assert!(field.starts_with("indication=NOT_CHECKED;"), "{field}");
+    assert_eq!(subject_change(&actions), None);
+    milter.stop().await;
+}
