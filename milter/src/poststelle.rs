@@ -6,7 +6,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
 
 use demail_evidence::NewQesCheck;
-use demail_policy::{Config, Tags};
+use demail_policy::{Config, Revocation, Tags};
+use demail_trust::revocation::{self, RevocationMode};
 use demail_trust::{
     Indication, MailReport, Qualification, SignatureReport, ValidationModel, Verifier,
     VerifyOptions,
@@ -66,7 +67,19 @@ fn build(config: &Config) -> Result<Verifier, Error> {
         },
         ..VerifyOptions::default()
     };
-    Verifier::new(anchors, options).map_err(|e| Error::Trust(e.to_string()))
+    let revocation = revocation::from_settings(
+        match trust.revocation {
+            Revocation::Ocsp => RevocationMode::Ocsp,
+            Revocation::Crl => RevocationMode::Crl,
+            Revocation::Off => RevocationMode::Off,
+        },
+        trust.ocsp_timeout,
+        // The configuration contract names no CRL files yet.
+        &[],
+    );
+    Ok(Verifier::new(anchors, options)
+        .map_err(|e| Error::Trust(e.to_string()))?
+        .with_revocation(revocation))
 }
 
 /// What the clerk is told at end of message.

@@ -41,8 +41,13 @@ impl Pki {
     }
 
     fn trust_toml(&self) -> String {
+        self.trust_toml_with("off")
+    }
+
+    fn trust_toml_with(&self, revocation: &str) -> String {
         format!(
-            "[trust]\nanchors = [\"{}\"]\nrevocation = \"off\"\ntrusted_lists = \"{}\"\n",
+            "[trust]\nanchors = [\"{}\"]\nrevocation = \"{revocation}\"\n\
+             ocsp_timeout = \"1s\"\ntrusted_lists = \"{}\"\n",
             self.dir.path().join("ca.pem").display(),
             self.dir.path().join("tl").display()
         )
@@ -319,5 +324,26 @@ async fn oversized_mail_is_passed_unverified_and_said_so() {
     let field = added(&actions, "X-QES-Validation").unwrap();
     assert!(field.starts_with("indication=NOT_CHECKED;"), "{field}");
     assert_eq!(subject_change(&actions), None);
+    milter.stop().await;
+}
+
+#[tokio::test]
+async fn ocsp_without_an_answer_is_never_passed() {
+    let pki = Pki::new();
+    let toml = pki.trust_toml_with("ocsp");
+    let milter = Milter::start_with(Options {
+        extra: &toml,
+        ..Options::default()
+    })
+    .await;
+    // The test certificate names no OCSP responder: no revocation answer.
+    let (actions, status) = run(&milter, &mail_from_raw(&pki.signed_mail("Antrag"))).await;
+    assert_eq!(status, Status::Accept);
+    let field = added(&actions, "X-QES-Validation").unwrap();
+    assert!(field.starts_with("indication=INDETERMINATE;"), "{field}");
+    assert_eq!(
+        decode(&subject_change(&actions).unwrap()),
+        "[Signatur unbestimmt] Antrag"
+    );
     milter.stop().await;
 }
