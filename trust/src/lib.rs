@@ -24,6 +24,7 @@ pub mod qc;
 mod qualify;
 mod report;
 pub mod revocation;
+pub mod tl;
 mod transfer;
 mod verify;
 
