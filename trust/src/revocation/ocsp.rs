@@ -101,6 +101,16 @@ impl RevocationChecker for OcspChecker {
     }
 
     fn check(&self, cert: &X509Ref, issuer: &X509Ref, at: OffsetDateTime) -> RevocationStatus {
+        // The AIA URL is the certificate holder's choice: contact it only for a certificate
+        // that `issuer` really signed (the callers pass anchored paths, but a path may end at
+        // an anchor with the right name and the wrong key).
+        let signed_by_issuer = issuer
+            .public_key()
+            .and_then(|k| cert.verify(&k))
+            .unwrap_or(false);
+        if !signed_by_issuer {
+            return unknown("the certificate is not signed by the issuer's key".to_string());
+        }
         let key = match cache_key(cert, issuer) {
             Some(k) => k,
             None => return unknown("the certificate cannot be encoded".to_string()),
