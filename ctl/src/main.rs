@@ -103,7 +103,7 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
-        Command::Qes { command } => return qes::run(command),
+        Command::Qes { command } => return qes::run(command, &cli.config),
         Command::CheckConfig { file } => {
             let path = file.unwrap_or(cli.config);
             let config = load(&path)?;

@@ -4,9 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+use demail_policy::Revocation as ConfiguredRevocation;
+use demail_trust::revocation::{CrlChecker, OcspChecker};
 use demail_trust::{MailReport, SignatureReport, ValidationModel, Verifier, VerifyOptions};
+use demail_trust::{NoRevocationCheck, RevocationChecker};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -38,10 +42,18 @@ pub struct VerifyArgs {
     /// shell: every certificate valid at the validation time (PKIX, OpenSSL).
     #[arg(long, value_enum, default_value_t = Model::Chain)]
     model: Model,
-    /// Revocation checking. Only `off` exists so far (OCSP and CRL come with the trusted
-    /// lists).
-    #[arg(long, value_enum, default_value_t = Revocation::Off)]
-    revocation: Revocation,
+    /// Revocation checking: ocsp (the responder each certificate names, then any --crl
+    /// files), crl (only the --crl files) or off. Default: `[trust] revocation` of --config
+    /// when that file exists, else off.
+    #[arg(long, value_enum)]
+    revocation: Option<Revocation>,
+    /// A CRL file (DER or PEM) for --revocation crl, or a fallback for ocsp. Repeatable.
+    #[arg(long)]
+    crl: Vec<PathBuf>,
+    /// Seconds to wait for an OCSP responder. Default: `[trust] ocsp_timeout` of --config
+    /// when that file exists, else 5.
+    #[arg(long)]
+    ocsp_timeout: Option<f64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -57,9 +69,9 @@ enum Revocation {
     Crl,
 }
 
-pub fn run(command: QesCommand) -> Result<ExitCode, String> {
+pub fn run(command: QesCommand, config: &Path) -> Result<ExitCode, String> {
     match command {
-        QesCommand::Verify(args) => verify(args),
+        QesCommand::Verify(args) => verify(args, config),
     }
 }
 
@@ -67,10 +79,8 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn verify(args: VerifyArgs) -> Result<ExitCode, String> {
-    if !matches!(args.revocation, Revocation::Off) {
-        return Err("--revocation ocsp|crl is not available yet; use --revocation off".to_string());
-    }
+fn verify(args: VerifyArgs, config: &Path) -> Result<ExitCode, String> {
+    let revocation = revocation_checker(&args, config)?;
     let at = args
         .at
         .as_deref()
@@ -94,6 +104,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, String> {
         ..VerifyOptions::default()
     };
     let verifier = Verifier::new(anchors, options).map_err(|e| e.to_string())?;
+    let verifier = verifier.with_revocation(revocation);
     let data = read(&args.file)?;
     let content = args.content.as_deref().map(read).transpose()?;
     let content_name = args.content.as_deref().map(file_name).unwrap_or_default();
@@ -111,6 +122,48 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, String> {
         print!("{}", text(&report));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--revocation`, else `[trust] revocation` when the configuration file exists, else off
+/// (a mail checked on an admin's laptop should not contact responders unasked).
+fn revocation_checker(
+    args: &VerifyArgs,
+    config: &Path,
+) -> Result<Box<dyn RevocationChecker>, String> {
+    let needs_config = args.revocation.is_none() || args.ocsp_timeout.is_none();
+    let trust = if needs_config && config.exists() {
+        Some(crate::load(config)?.trust)
+    } else {
+        None
+    };
+    let mode = match (args.revocation, &trust) {
+        (Some(r), _) => r,
+        (None, Some(t)) => match t.revocation {
+            ConfiguredRevocation::Ocsp => Revocation::Ocsp,
+            ConfiguredRevocation::Crl => Revocation::Crl,
+            ConfiguredRevocation::Off => Revocation::Off,
+        },
+        (None, None) => Revocation::Off,
+    };
+    let timeout = match (args.ocsp_timeout, &trust) {
+        (Some(s), _) if s.is_finite() && s > 0.0 && s <= 600.0 => Duration::from_secs_f64(s),
+        (Some(s), _) => return Err(format!("--ocsp-timeout {s}: expected 0 < seconds <= 600")),
+        (None, Some(t)) => t.ocsp_timeout,
+        (None, None) => Duration::from_secs(5),
+    };
+    let crls = || CrlChecker::from_files(&args.crl).map_err(|e| e.to_string());
+    Ok(match mode {
+        Revocation::Off if !args.crl.is_empty() => {
+            return Err("--crl needs --revocation crl or ocsp (revocation is off)".to_string());
+        }
+        Revocation::Off => Box::new(NoRevocationCheck),
+        Revocation::Crl if args.crl.is_empty() => {
+            return Err("--revocation crl needs at least one --crl FILE".to_string());
+        }
+        Revocation::Crl => Box::new(crls()?),
+        Revocation::Ocsp if args.crl.is_empty() => Box::new(OcspChecker::new(timeout)),
+        Revocation::Ocsp => Box::new(OcspChecker::new(timeout).with_crl_fallback(crls()?)),
+    })
 }
 
 fn file_name(p: &Path) -> String {

@@ -146,7 +146,10 @@ fn usage_and_io_errors_exit_non_zero() {
         vec!["/nonexistent/mail.eml"],
         vec![tb, "--at", "yesterday"],
         vec![tb, "--anchor", "/nonexistent/ca.pem"],
-        vec![tb, "--revocation", "ocsp"],
+        vec![tb, "--revocation", "crl"],
+        vec![tb, "--revocation", "crl", "--crl", "/nonexistent/ca.crl"],
+        vec![tb, "--revocation", "off", "--crl", tb],
+        vec![tb, "--revocation", "ocsp", "--ocsp-timeout", "0"],
         vec![tb, "--model", "pkix"],
         vec![tb, "--content", tb],
     ] {
@@ -154,4 +157,93 @@ fn usage_and_io_errors_exit_non_zero() {
         assert!(!o.status.success(), "{args:?} succeeded");
         assert!(!o.stderr.is_empty(), "{args:?} said nothing");
     }
+}
+
+/// RFC 4134's CarlRSA CRLs: one revokes Alice (TOTAL_FAILED/REVOKED, beating the weak-algorithm
+/// finding), the empty one does not.
+#[test]
+fn revocation_by_crl_file() {
+    let v = vectors().join("rfc4134");
+    let p = |n: &str| v.join(n).to_str().unwrap().to_string();
+    let run = |crl: &str| {
+        let o = demailctl(&[
+            &p("4.2.bin"),
+            "--anchor",
+            &p("CarlRSASelf.cer"),
+            "--revocation",
+            "crl",
+            "--crl",
+            &p(crl),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let revoked = run("CarlRSACRLForAll.crl");
+    assert_eq!(revoked[0]["revocation"], "crl");
+    assert_eq!(revoked[0]["sub_indication"], "REVOKED", "{revoked}");
+    let empty = run("CarlRSACRLEmpty.crl");
+    assert_eq!(
+        empty[0]["sub_indication"], "CRYPTO_CONSTRAINTS_FAILURE",
+        "{empty}"
+    );
+    assert!(
+        !empty[0]["errors"].to_string().contains("revoked"),
+        "{empty}"
+    );
+}
+
+/// Without --revocation the configuration decides, when there is one.
+#[test]
+fn revocation_default_from_the_configuration() {
+    let tb = vectors().join("thunderbird-smime");
+    let mail = tb.join("alice.dsig.SHA256.multipart.eml");
+    let ca = tb.join("TestCA.pem");
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../packaging/demail.toml");
+    let text = std::fs::read_to_string(sample).unwrap();
+    assert!(text.contains("revocation = \"ocsp\""));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("demail.toml");
+    // The sample names its TLS files relative to itself.
+    std::os::unix::fs::symlink(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../packaging/tls"),
+        dir.path().join("tls"),
+    )
+    .unwrap();
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "--config",
+            config.to_str().unwrap(),
+            mail.to_str().unwrap(),
+            "--anchor",
+            ca.to_str().unwrap(),
+            "--at",
+            "2026-01-26T15:00:00Z",
+            "--json",
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        demailctl(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    std::fs::write(&config, &text).unwrap();
+    let o = run(&["--ocsp-timeout", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json[0]["revocation"], "ocsp");
+    assert_ne!(json[0]["indication"], "TOTAL_PASSED", "{json}");
+    let o = run(&["--revocation", "off"]);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json[0]["revocation"], "off");
+    assert_eq!(json[0]["indication"], "TOTAL_PASSED", "{json}");
+    std::fs::write(
+        &config,
+        text.replace("revocation = \"ocsp\"", "revocation = \"crl\""),
+    )
+    .unwrap();
+    let o = run(&[]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--crl"));
 }
