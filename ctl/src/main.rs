@@ -6,6 +6,7 @@ mod export;
 mod postfix;
 mod qes;
 mod report;
+mod tl;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +82,11 @@ enum Command {
         #[command(subcommand)]
         command: qes::QesCommand,
     },
+    /// Trusted lists (ETSI TS 119 612): import, list.
+    Tl {
+        #[command(subcommand)]
+        command: tl::TlCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,6 +110,7 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Qes { command } => return qes::run(command, &cli.config),
+        Command::Tl { command } => return tl::run(command, &load(&cli.config)?),
         Command::CheckConfig { file } => {
             let path = file.unwrap_or(cli.config);
             let config = load(&path)?;

@@ -54,6 +54,13 @@ pub struct VerifyArgs {
     /// when that file exists, else 5.
     #[arg(long)]
     ocsp_timeout: Option<f64>,
+    /// A trusted list (ETSI TS 119 612 XML) for this run only, besides the imported ones;
+    /// its XML signature must verify with a `--tl-signer`. Repeatable.
+    #[arg(long)]
+    tl: Vec<PathBuf>,
+    /// A pinned signer certificate (PEM or DER) for the `--tl` lists. Repeatable.
+    #[arg(long)]
+    tl_signer: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -95,6 +102,10 @@ fn verify(args: VerifyArgs, config: &Path) -> Result<ExitCode, String> {
             .map_err(|e| e.to_string())?;
         anchors.extend(certs);
     }
+    // Trusted lists: their CA/QC service certificates are anchors, and they decide the
+    // qualification.
+    let lists = crate::tl::lists_for_run(config, &args.tl, &args.tl_signer)?;
+    anchors.extend(lists.anchors());
     let options = VerifyOptions {
         model: match args.model {
             Model::Chain => ValidationModel::Chain,
@@ -103,7 +114,10 @@ fn verify(args: VerifyArgs, config: &Path) -> Result<ExitCode, String> {
         at,
         ..VerifyOptions::default()
     };
-    let verifier = Verifier::new(anchors, options).map_err(|e| e.to_string())?;
+    let mut verifier = Verifier::new(anchors, options).map_err(|e| e.to_string())?;
+    if !lists.is_empty() {
+        verifier = verifier.with_qualification(Box::new(lists));
+    }
     let verifier = verifier.with_revocation(revocation);
     let data = read(&args.file)?;
     let content = args.content.as_deref().map(read).transpose()?;
