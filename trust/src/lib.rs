@@ -6,9 +6,12 @@
 //! or a mail file. OpenSSL does the cryptography and path building; CMS attributes and
 //! qcStatements are read by our own small DER reader.
 //!
-//! What is deliberately not here yet (issue 4, part 2): trusted lists (the qualification is
-//! `N/A` until a [`QualificationSource`] knows the CA) and OCSP/CRL (a [`RevocationChecker`]
-//! plugs in; `off` is the only one so far). No network I/O happens in this crate.
+//! The qualification comes from EU trusted lists ([`tl::TrustedLists`], a
+//! [`QualificationSource`]; without one it is `N/A`, as in DSS). Revocation is checked by a
+//! [`RevocationChecker`] ([`revocation::from_settings`]: OCSP, CRL files, or off). The only
+//! network I/O is the OCSP request to the responder named in a certificate's AIA, and only for
+//! a path that ends at a configured anchor, bounded by the configured timeout.
+//! [`integrity`] verifies the provider's `X-de-mail-integrity` signature (TR-01201).
 
 mod algo;
 mod attrs;
