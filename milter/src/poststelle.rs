@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use demail_evidence::NewQesCheck;
 use demail_policy::{Config, Revocation, Tags};
 use demail_trust::revocation::{self, RevocationMode};
+use demail_trust::tl::TrustedLists;
 use demail_trust::{
     Indication, MailReport, Qualification, SignatureReport, ValidationModel, Verifier,
     VerifyOptions,
@@ -49,7 +50,8 @@ impl Verifiers {
     }
 }
 
-/// A verifier from `[trust]`: the anchors, the validation model, revocation and trusted lists.
+/// A verifier from `[trust]`: the anchors, the validation model, revocation and the imported
+/// trusted lists.
 fn build(config: &Config) -> Result<Verifier, Error> {
     let trust = &config.trust;
     let mut anchors = Vec::new();
@@ -77,9 +79,13 @@ fn build(config: &Config) -> Result<Verifier, Error> {
         // The configuration contract names no CRL files yet.
         &[],
     );
+    // What `demailctl tl import` stored (verified then); none stored gives no qualification.
+    let lists =
+        TrustedLists::load(&trust.trusted_lists).map_err(|e| Error::Trust(e.to_string()))?;
     Ok(Verifier::new(anchors, options)
         .map_err(|e| Error::Trust(e.to_string()))?
-        .with_revocation(revocation))
+        .with_revocation(revocation)
+        .with_qualification(Box::new(lists)))
 }
 
 /// What the clerk is told at end of message.

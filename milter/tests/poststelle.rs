@@ -347,3 +347,130 @@ async fn ocsp_without_an_answer_is_never_passed() {
     );
     milter.stop().await;
 }
+
+/// A trusted list naming `ca` as a granted CA/QC service, signed with xmlsec1 by a list
+/// signer of its own and imported into `dir` as `demailctl tl import --signer` would.
+fn import_trusted_list(ca: &Party, dir: &std::path::Path) {
+    let signer = pki::issue(
+        &pki::Spec {
+            cn: "Test Trusted List Signer",
+            email: None,
+            ..pki::Spec::default()
+        },
+        None,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let ca_b64 = openssl::base64::encode_block(&ca.cert.to_der().unwrap());
+    let template = format!(
+        r##"<?xml version="1.0" encoding="UTF-8"?>
+<TrustServiceStatusList xmlns="http://uri.etsi.org/02231/v2#" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Id="tsl" TSLTag="http://uri.etsi.org/19612/TSLTag">
+  <SchemeInformation>
+    <TSLVersionIdentifier>5</TSLVersionIdentifier>
+    <TSLSequenceNumber>1</TSLSequenceNumber>
+    <TSLType>http://uri.etsi.org/TrstSvc/TrustedList/TSLType/EUgeneric</TSLType>
+    <SchemeOperatorName><Name xml:lang="en">Test supervisory body</Name></SchemeOperatorName>
+    <SchemeTerritory>DE</SchemeTerritory>
+    <ListIssueDateTime>2020-01-01T00:00:00Z</ListIssueDateTime>
+  </SchemeInformation>
+  <TrustServiceProviderList>
+    <TrustServiceProvider>
+      <TSPInformation><TSPName><Name xml:lang="en">Test QTSP</Name></TSPName></TSPInformation>
+      <TSPServices>
+        <TSPService>
+          <ServiceInformation>
+            <ServiceTypeIdentifier>http://uri.etsi.org/TrstSvc/Svctype/CA/QC</ServiceTypeIdentifier>
+            <ServiceName><Name xml:lang="en">Test QTSP CA</Name></ServiceName>
+            <ServiceDigitalIdentity><DigitalId><X509Certificate>{ca_b64}</X509Certificate></DigitalId></ServiceDigitalIdentity>
+            <ServiceStatus>http://uri.etsi.org/TrstSvc/TrustedList/Svcstatus/granted</ServiceStatus>
+            <StatusStartingTime>2017-01-01T00:00:00Z</StatusStartingTime>
+          </ServiceInformation>
+        </TSPService>
+      </TSPServices>
+    </TrustServiceProvider>
+  </TrustServiceProviderList>
+  <ds:Signature>
+    <ds:SignedInfo>
+      <ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>
+      <ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>
+      <ds:Reference URI="">
+        <ds:Transforms>
+          <ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>
+          <ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>
+        </ds:Transforms>
+        <ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/>
+        <ds:DigestValue></ds:DigestValue>
+      </ds:Reference>
+    </ds:SignedInfo>
+    <ds:SignatureValue></ds:SignatureValue>
+  </ds:Signature>
+</TrustServiceStatusList>
+"##
+    );
+    let path = |n: &str| work.path().join(n);
+    std::fs::write(path("template.xml"), template).unwrap();
+    std::fs::write(
+        path("key.pem"),
+        signer.key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new("xmlsec1")
+        .args(["--sign", "--privkey-pem"])
+        .arg(path("key.pem"))
+        .arg("--output")
+        .arg(path("signed.xml"))
+        .arg(path("template.xml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "xmlsec1 --sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let xml = std::fs::read(path("signed.xml")).unwrap();
+    demail_trust::tl::import(
+        dir,
+        &xml,
+        "test-tl.xml",
+        &[signer.cert],
+        &demail_trust::tl::TrustedLists::default(),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_qes_under_an_imported_trusted_list_is_tagged_qes_valid() {
+    let pki = Pki::new();
+    import_trusted_list(&pki.ca, &pki.dir.path().join("tl"));
+    let milter = start(&pki, "").await;
+    let mail = mail_from_raw(&pki.signed_mail("Antrag"));
+    let (actions, status) = run(&milter, &mail).await;
+    assert_eq!(status, Status::Accept);
+    let check = milter
+        .store()
+        .qes_check_by_raw(&Digest::of(&mail.received_bytes()))
+        .unwrap()
+        .expect("QES check recorded");
+    let field = added(&actions, "X-QES-Validation").unwrap();
+    assert!(
+        field.starts_with("indication=TOTAL_PASSED; sub-indication=none; qualification=QESig;"),
+        "{field}\n{:#}",
+        check.data.report
+    );
+    assert_eq!(
+        decode(&subject_change(&actions).unwrap()),
+        "[QES gültig] Antrag"
+    );
+    assert_eq!(check.data.qualification, "QESig");
+
+    // A signer from another CA that only shares the listed CA's name: its path does not
+    // verify, so whatever the certificate claims, the mail is not tagged as a valid QES.
+    let stranger = Pki::new();
+    let (actions, _) = run(&milter, &mail_from_raw(&stranger.signed_mail("Antrag"))).await;
+    let field = added(&actions, "X-QES-Validation").unwrap();
+    assert!(field.starts_with("indication=INDETERMINATE;"), "{field}");
+    assert_eq!(
+        decode(&subject_change(&actions).unwrap()),
+        "[Signatur unbestimmt] Antrag"
+    );
+    milter.stop().await;
+}
