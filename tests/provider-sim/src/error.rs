@@ -56,6 +56,8 @@ pub enum PkiError {
     BadSan(String),
     #[error("invalid certificate file name {0:?} (letters, digits, '-', '_' and '.' only)")]
     BadName(String),
+    #[error("signing the trusted list: {0}")]
+    XmlSign(#[from] crate::xmlsig::XmlSignError),
 }
 
 impl PkiError {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod pki;
 pub mod receive;
 mod tls;
+pub mod xmlsig;
 
 pub use config::{SimConfig, TlsMode};
 pub use error::{ConfigError, PkiError, TlsSetupError};

@@ -23,6 +23,9 @@ use openssl::x509::{X509, X509Builder, X509Name};
 
 use crate::error::PkiError;
 
+mod trusted_list;
+pub use trusted_list::{GRANTED_SINCE, TEST_TERRITORY, TestTrustedList};
+
 /// Paths of the generated PEM files (certificates `*.pem`, keys `*.key`, mode 0600).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestPki {
