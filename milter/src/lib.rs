@@ -1,7 +1,10 @@
-//! demail-milter: the Postfix milter of demail-gateway, outbound part.
+//! demail-milter: the Postfix milter of demail-gateway (outbound De-Mail, poststelle QES checks).
 //!
 //! At RCPT it refuses De-Mail recipients the sender may not write to and messages that would
-//! mix De-Mail and ordinary recipients; ordinary mail is accepted at DATA without changes. At
+//! mix De-Mail and ordinary recipients; ordinary mail is accepted at DATA without changes,
+//! except mail to a poststelle address: its signatures are verified on the exact bytes
+//! received, one `X-QES-Validation` field per signature and one subject tag are added, forged
+//! `X-QES-*` fields are renamed, and the report is recorded with the message. At
 //! end of a De-Mail it maps the sender to the tenant's account, turns subject tags and
 //! `X-DeMail-Options` into TR-01201 option fields, sets `X-de-mail-private-id`, records exactly
 //! the bytes that will leave in the evidence store (fsynced) and only then accepts. Every
