@@ -9,7 +9,7 @@
 mod decide;
 pub mod model;
 mod parse;
-mod xmlsig;
+pub mod xmlsig;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
