@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+use crate::send::SendConfig;
+use crate::send::config::FileSend;
 
 /// Everything the simulated provider gateway needs to run.
 #[derive(Debug, Clone)]
@@ -51,6 +53,28 @@ impl SimConfig {
 
     /// Parses the TOML form. `origin` names the source in errors; `base` anchors relative paths.
     pub fn from_toml_str(text: &str, origin: &Path, base: &Path) -> Result<SimConfig, ConfigError> {
+        Self::with_send_from_toml_str(text, origin, base).map(|(cfg, _)| cfg)
+    }
+
+    /// The file form with its optional `[send]` table (the sending side, see
+    /// [`crate::send::SendConfig`]).
+    pub fn with_send_from_toml_file(
+        path: &Path,
+    ) -> Result<(SimConfig, Option<SendConfig>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::with_send_from_toml_str(&text, path, base)
+    }
+
+    /// [`SimConfig::from_toml_str`] with the optional `[send]` table.
+    pub fn with_send_from_toml_str(
+        text: &str,
+        origin: &Path,
+        base: &Path,
+    ) -> Result<(SimConfig, Option<SendConfig>), ConfigError> {
         let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_path_buf(),
             source: Box::new(e),
@@ -87,7 +111,12 @@ impl SimConfig {
         };
         cfg.validate()
             .map_err(|(key, message)| invalid(key, message))?;
-        Ok(cfg)
+        let send = file.send.map(|s| s.resolve(base));
+        if let Some(s) = &send {
+            s.validate()
+                .map_err(|(key, message)| invalid("send", format!("{key}: {message}")))?;
+        }
+        Ok((cfg, send))
     }
 
     /// Checks values a struct literal can get wrong; returns the offending key and why.
@@ -137,6 +166,8 @@ struct FileConfig {
     demail_domains: Vec<String>,
     store_dir: PathBuf,
     max_message_size: Size,
+    #[serde(default)]
+    send: Option<FileSend>,
 }
 
 /// `auth = { user = "..", password = ".." }` or `auth = ["user", "password"]`.
@@ -276,6 +307,36 @@ max_message_size = "20MiB"
         let err = SimConfig::from_toml_str(&text, Path::new("sim.toml"), Path::new("."))
             .expect_err("unknown key");
         assert!(err.to_string().contains("listen_typo"), "{err}");
+    }
+
+    #[test]
+    fn send_table_is_optional_and_resolved() {
+        let (_, send) = SimConfig::with_send_from_toml_str(SAMPLE, Path::new("x"), Path::new("/b"))
+            .expect("ok");
+        assert!(send.is_none());
+        let text = format!(
+            "{SAMPLE}\n[send]\nsigning_cert = \"pki/q.pem\"\nsigning_key = \"pki/q.key\"\n\
+             deliver_to = \"127.0.0.1:2465\"\ntls_client_cert = \"pki/mx.pem\"\n\
+             tls_client_key = \"pki/mx.key\"\nknown_recipients = [\"*@magdeburg.de-mail.de\"]\n\
+             closed_accounts = [\"alt@magdeburg.de-mail.de\"]\nretries = 1\nretry_delay_ms = 10\n\
+             control = \"127.0.0.1:0\"\n"
+        );
+        let (_, send) =
+            SimConfig::with_send_from_toml_str(&text, Path::new("x"), Path::new("/b")).expect("ok");
+        let send = send.expect("send table");
+        assert_eq!(send.signing_cert, PathBuf::from("/b/pki/q.pem"));
+        assert_eq!(send.deliver_to, "127.0.0.1:2465".parse().expect("addr"));
+        assert_eq!(send.retries, 1);
+        assert_eq!(send.retry_delay, std::time::Duration::from_millis(10));
+        assert_eq!(send.provider_domain, "provider-sim.de-mail.test");
+        assert!(send.control.is_some());
+
+        let bad = text.replace("retries = 1", "retries = 1\nprovider_domain = \"a b\"");
+        let err = SimConfig::with_send_from_toml_str(&bad, Path::new("sim.toml"), Path::new("."))
+            .expect_err("bad domain");
+        assert!(err.to_string().contains("provider_domain"), "{err}");
+        let typo = text.replace("retries = 1", "retrys = 1");
+        assert!(SimConfig::with_send_from_toml_str(&typo, Path::new("x"), Path::new(".")).is_err());
     }
 
     #[test]

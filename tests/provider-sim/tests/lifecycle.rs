@@ -107,6 +107,7 @@ fn connection_limit() {
             ..Limits::default()
         },
         log_to_stderr: false,
+        send: None,
     };
     let sim = Simulator::start_with(fx.config(TlsMode::Starttls), opts).expect("start");
     let _first = Client::plain(sim.addr(), &fx.pki.ca_cert);

@@ -23,6 +23,7 @@ impl Rig {
         let opts = RunOptions {
             limits,
             log_to_stderr: false,
+            send: None,
         };
         let sim = Simulator::start_with(fx.config(TlsMode::Implicit), opts).expect("start");
         Rig { fx, sim }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use command::is_demail_domain;
 pub use server::Simulator;
 pub use store::StoredRecord;
 
@@ -130,6 +131,8 @@ pub struct RunOptions {
     /// Log each transaction and rejection to stderr. Default: only if the environment
     /// variable `DEMAIL_SIM_LOG` is set (test output stays clean otherwise).
     pub log_to_stderr: bool,
+    /// The sending side (confirmations to the city); `None`: the simulator only receives.
+    pub send: Option<crate::send::SendConfig>,
 }
 
 impl Default for RunOptions {
@@ -137,6 +140,7 @@ impl Default for RunOptions {
         RunOptions {
             limits: Limits::default(),
             log_to_stderr: std::env::var_os("DEMAIL_SIM_LOG").is_some(),
+            send: None,
         }
     }
 }

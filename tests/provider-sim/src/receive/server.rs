@@ -13,6 +13,10 @@ use openssl::ssl::SslAcceptor;
 
 use super::{Accepted, Rejection, RunOptions, Stage, session, store};
 use crate::config::{SimConfig, TlsMode};
+use crate::send::{
+    ConfirmationKind, ControlServer, Dispatched, Forge, InboundSpec, Outgoing, Provider, SendError,
+    Target, Worker,
+};
 use crate::tls;
 
 /// State shared by the listener and the connection threads.
@@ -27,6 +31,8 @@ pub(crate) struct Shared {
     rejected: Mutex<Vec<Rejection>>,
     next_id: AtomicU64,
     conns: Mutex<ConnTable>,
+    /// The sending side, when configured.
+    worker: Option<Worker>,
 }
 
 #[derive(Default)]
@@ -73,6 +79,9 @@ impl Shared {
             accepted.sha256,
             accepted.client_cert_subject
         ));
+        if let Some(w) = &self.worker {
+            w.accepted(&accepted);
+        }
         lock(&self.accepted).push(accepted);
         self.accepted_cv.notify_all();
     }
@@ -83,6 +92,7 @@ pub struct Simulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
     listener_thread: Option<JoinHandle<()>>,
+    control: Option<ControlServer>,
 }
 
 impl Simulator {
@@ -109,6 +119,15 @@ impl Simulator {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         std::fs::create_dir_all(&cfg.store_dir).map_err(|e| with_path(e, &cfg.store_dir))?;
         let next_id = store::next_id(&cfg.store_dir).map_err(|e| with_path(e, &cfg.store_dir))?;
+        let worker = match opts.send.clone() {
+            Some(send) => {
+                let mut provider = Provider::new(send, cfg.demail_domains.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+                provider.set_log(opts.log_to_stderr);
+                Some(Worker::start(provider)?)
+            }
+            None => None,
+        };
         let listener = TcpListener::bind(cfg.listen)
             .map_err(|e| io::Error::new(e.kind(), format!("bind {}: {e}", cfg.listen)))?;
         let addr = listener.local_addr()?;
@@ -123,7 +142,19 @@ impl Simulator {
             rejected: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(next_id),
             conns: Mutex::new(ConnTable::default()),
+            worker,
         });
+        let control = match opts.send.as_ref().and_then(|s| s.control) {
+            Some(listen) => {
+                let for_control = Arc::clone(&shared);
+                let retrieve = move |id: &str| match &for_control.worker {
+                    Some(w) => w.retrieve(id),
+                    None => Err(SendError::NotConfigured),
+                };
+                Some(ControlServer::start(listen, Arc::new(retrieve))?)
+            }
+            None => None,
+        };
         let for_thread = Arc::clone(&shared);
         let listener_thread = thread::Builder::new()
             .name("sim-listener".into())
@@ -137,6 +168,7 @@ impl Simulator {
             addr,
             shared,
             listener_thread: Some(listener_thread),
+            control,
         })
     }
 
@@ -177,6 +209,72 @@ impl Simulator {
         lock(&self.shared.rejected).clone()
     }
 
+    /// The sending side, when configured ([`RunOptions::send`]).
+    pub fn provider(&self) -> Option<&Provider> {
+        self.shared.worker.as_ref().map(Worker::provider)
+    }
+
+    fn worker(&self) -> Result<&Worker, SendError> {
+        self.shared.worker.as_ref().ok_or(SendError::NotConfigured)
+    }
+
+    /// The recipient of `id` (an `X-de-mail-message-id` or `X-de-mail-private-id`) logs in:
+    /// the Abholbestätigung(s), sent after everything queued before.
+    pub fn retrieve(&self, id: &str) -> Result<Vec<Outgoing>, SendError> {
+        self.worker()?.retrieve(id)
+    }
+
+    /// Sends an inbound De-Mail to the city (now, from the caller's thread).
+    pub fn inject(&self, spec: &InboundSpec) -> Result<Outgoing, SendError> {
+        self.worker()?.provider().inject(spec)
+    }
+
+    /// A confirmation about `id`, forged as `forge` says and sent to `target` (default: the
+    /// configured `deliver_to`).
+    pub fn forge_confirmation(
+        &self,
+        id: &str,
+        kind: ConfirmationKind,
+        forge: Forge,
+        target: Option<Target>,
+    ) -> Result<Outgoing, SendError> {
+        self.worker()?
+            .provider()
+            .forge_confirmation(id, kind, forge, target)
+    }
+
+    /// Messages sent to the city so far (confirmations, notifications, injections).
+    pub fn sent(&self) -> Vec<Outgoing> {
+        self.provider().map(Provider::sent).unwrap_or_default()
+    }
+
+    /// Waits until at least `n` messages were sent (or tried) or `timeout` passed.
+    pub fn wait_sent(&self, n: usize, timeout: Duration) -> Vec<Outgoing> {
+        self.provider()
+            .map(|p| p.wait_sent(n, timeout))
+            .unwrap_or_default()
+    }
+
+    /// The recipients' copies of accepted messages, with their `X-de-mail-message-id`s.
+    pub fn dispatched(&self) -> Vec<Dispatched> {
+        self.provider()
+            .map(Provider::dispatched)
+            .unwrap_or_default()
+    }
+
+    /// Waits until the confirmations of everything accepted so far have been sent.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.shared
+            .worker
+            .as_ref()
+            .is_some_and(|w| w.flush(timeout))
+    }
+
+    /// The control port's address (`[send] control`), when it runs.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control.as_ref().map(ControlServer::addr)
+    }
+
     /// Closes the listener and all open connections; the port can be bound again afterwards.
     pub fn stop(mut self) {
         self.shutdown();
@@ -186,6 +284,7 @@ impl Simulator {
         let Some(listener_thread) = self.listener_thread.take() else {
             return;
         };
+        self.control.take();
         self.shared.stopping.store(true, Ordering::SeqCst);
         // accept() has no timeout: wake it with a connection of our own.
         match TcpStream::connect_timeout(&wake_addr(self.addr), Duration::from_secs(2)) {
@@ -205,6 +304,10 @@ impl Simulator {
         };
         for h in handles {
             let _ = h.join();
+        }
+        // Confirmations already due are still sent.
+        if let Some(w) = &self.shared.worker {
+            w.stop();
         }
         self.shared.log(format_args!("stopped ({})", self.addr));
     }
