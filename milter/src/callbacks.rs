@@ -1,5 +1,5 @@
-//! Thin indymilter glue: negotiation, macros in, verdicts out. Logic lives in `Session` and
-//! `outbound`; every internal error becomes a tempfail here.
+//! Thin indymilter glue: negotiation, macros in, verdicts out. Logic lives in `Session`,
+//! `outbound`, `poststelle` and `inbound`; every internal error becomes a tempfail here.
 
 use std::ffi::{CStr, CString};
 use std::sync::Arc;
@@ -13,9 +13,16 @@ use tracing::{Instrument, Span, error, info_span, warn};
 
 use crate::error::Error;
 use crate::header::Edit;
+use crate::inbound;
 use crate::outbound::{self, Outcome};
 use crate::poststelle;
 use crate::session::{Session, Shared, Verdict};
+
+/// What end of message ends in.
+enum Done {
+    Out(Outcome),
+    Discard,
+}
 
 /// The changes we make at end of message; a connection that cannot grant them is refused.
 pub const REQUIRED_ACTIONS: Actions = Actions::ADD_HEADER
@@ -44,23 +51,36 @@ const MACROS: [(MacroStage, &str); 7] = [
 
 pub fn make(shared: Arc<Shared>) -> Callbacks<Session> {
     let on_connect = Arc::clone(&shared);
+    let on_negotiate = Arc::clone(&shared);
     Callbacks::new()
-        .on_negotiate(|cx, actions, opts| Box::pin(async move { negotiate(cx, actions, opts) }))
+        .on_negotiate(move |cx, actions, opts| {
+            let shared = Arc::clone(&on_negotiate);
+            Box::pin(async move { negotiate(cx, shared, actions, opts) })
+        })
         .on_connect(move |cx, _host, _socket| {
             let shared = Arc::clone(&on_connect);
             Box::pin(async move {
                 let daemon = macro_text(&cx.macros, c"{daemon_name}");
                 let client = macro_text(&cx.macros, c"{client_addr}").unwrap_or_default();
                 let span = info_span!("conn", client = %client);
-                let mut session = Session::new(shared);
+                let mut session = match cx.data.take() {
+                    Some(s) => s.reset(),
+                    None => Session::new(shared),
+                };
                 let verdict = span.in_scope(|| session.connect(daemon.as_deref()));
                 cx.data = Some(session);
                 answer(&mut cx.reply, verdict)
             })
         })
-        .on_helo(|_cx, _host| Box::pin(async { Status::Continue }))
+        .on_helo(|cx, _host| {
+            Box::pin(async move {
+                tls_peer(cx);
+                Status::Continue
+            })
+        })
         .on_mail(|cx, args| {
             Box::pin(async move {
+                tls_peer(cx);
                 let sender = args.first().map(|a| a.to_string_lossy().into_owned());
                 let sender = sender
                     .or_else(|| macro_text(&cx.macros, c"{mail_addr}"))
@@ -103,13 +123,27 @@ pub fn make(shared: Arc<Shared>) -> Callbacks<Session> {
         })
         .on_close(|cx| {
             Box::pin(async move {
-                cx.data = None;
+                cx.data = cx.data.take().map(Session::reset);
                 Status::Continue
             })
         })
 }
 
-fn negotiate(cx: &mut NegotiateContext<Session>, actions: Actions, opts: ProtoOpts) -> Status {
+/// Records the TLS client certificate names Postfix sends (only for a verified certificate).
+fn tls_peer(cx: &mut Context<Session>) {
+    let subject = macro_text(&cx.macros, c"{cert_subject}");
+    let issuer = macro_text(&cx.macros, c"{cert_issuer}");
+    if let Some(s) = cx.data.as_mut() {
+        s.tls_peer(subject, issuer);
+    }
+}
+
+fn negotiate(
+    cx: &mut NegotiateContext<Session>,
+    shared: Arc<Shared>,
+    actions: Actions,
+    opts: ProtoOpts,
+) -> Status {
     let missing_actions = REQUIRED_ACTIONS.difference(actions);
     let missing_opts = REQUIRED_OPTS.difference(opts);
     if !missing_actions.is_empty() || !missing_opts.is_empty() {
@@ -128,6 +162,11 @@ fn negotiate(cx: &mut NegotiateContext<Session>, actions: Actions, opts: ProtoOp
             cx.requested_macros.insert(stage, names);
         }
     }
+    // indymilter requests SKIP whenever the MTA offers it; the body of ordinary mail is
+    // skipped only then.
+    let mut session = Session::new(shared);
+    session.skip_body = cx.requested_opts.contains(ProtoOpts::SKIP);
+    cx.data = Some(session);
     Status::Continue
 }
 
@@ -157,22 +196,38 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
             // Accepted earlier (ordinary mail) or aborted: nothing to do.
             return Ok(Verdict::Continue);
         };
-        if !msg.demail && !msg.poststelle {
-            return Ok(Verdict::Continue);
-        }
         if queue_id.is_some() {
             msg.queue_id = queue_id;
+        }
+        if msg.ordinary {
+            // Forged fields from an untrusted source: renamed, nothing else (no I/O).
+            let edits = inbound::neutralise_only(&msg.fields, &session.config.tags);
+            apply(&cx.actions, None, edits).await?;
+            return Ok(Verdict::Accept);
+        }
+        if !msg.demail && !msg.poststelle && !msg.provider {
+            return Ok(Verdict::Continue);
         }
         let config = Arc::clone(&session.config);
         let evidence = Arc::clone(&session.shared.evidence);
         let verifiers = Arc::clone(&session.shared.verifiers);
+        let inbound = Arc::clone(&session.shared.inbound);
         let work = async move {
-            if msg.poststelle {
+            if msg.provider {
+                let done = inbound::finish(config, inbound, msg).await?;
+                Ok(if done.discard {
+                    Done::Discard
+                } else {
+                    Done::Out(Outcome::Annotate(done.edits))
+                })
+            } else if msg.poststelle {
                 let done =
                     poststelle::finish(Arc::clone(&config), verifiers, evidence, msg).await?;
-                Ok(Outcome::Annotate(done.edits))
+                Ok(Done::Out(Outcome::Annotate(done.edits)))
             } else {
-                outbound::finish(&config, &evidence, msg).await
+                outbound::finish(&config, &evidence, msg)
+                    .await
+                    .map(Done::Out)
             }
         };
         tokio::pin!(work);
@@ -191,12 +246,14 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
             }
         };
         match outcome {
-            Outcome::Reject(reply) => Ok(Verdict::Reject(reply)),
-            Outcome::Accept { sender, edits } => {
+            // Stored as evidence, not delivered: header changes would be pointless.
+            Done::Discard => Ok(Verdict::Discard),
+            Done::Out(Outcome::Reject(reply)) => Ok(Verdict::Reject(reply)),
+            Done::Out(Outcome::Accept { sender, edits }) => {
                 apply(&cx.actions, Some(&sender), edits).await?;
                 Ok(Verdict::Accept)
             }
-            Outcome::Annotate(edits) => {
+            Done::Out(Outcome::Annotate(edits)) => {
                 apply(&cx.actions, None, edits).await?;
                 Ok(Verdict::Accept)
             }
@@ -261,6 +318,8 @@ fn answer(reply: &mut SmtpReply, verdict: Verdict) -> Status {
         Verdict::Continue => Status::Continue,
         Verdict::Accept => Status::Accept,
         Verdict::Tempfail => Status::Tempfail,
+        Verdict::Discard => Status::Discard,
+        Verdict::Skip => Status::Skip,
         Verdict::Reject(r) => {
             match reply.set_error_reply(r.code, Some(&r.xcode), [r.text.as_str()]) {
                 Ok(()) => Status::Reject,

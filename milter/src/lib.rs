@@ -15,6 +15,7 @@
 mod callbacks;
 mod error;
 mod header;
+mod inbound;
 mod listener;
 mod outbound;
 mod poststelle;
@@ -53,10 +54,12 @@ pub async fn run_reloadable(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let evidence = Arc::new(record::Evidence::new(&config.borrow().evidence));
+    let inbound = Arc::new(inbound::Inbound::new(&config.borrow().evidence));
     let shared = Arc::new(session::Shared {
         config,
         evidence,
         verifiers: Arc::default(),
+        inbound,
     });
     let callbacks = callbacks::make(shared);
     let milter_config = indymilter::Config {

@@ -224,23 +224,20 @@ fn tag_for<'t>(report: &MailReport, signatures: &[&SignatureReport], tags: &'t T
     }
 }
 
-/// Renames the sender's `X-QES-*` fields to `X-Untrusted-QES-*`, removes our QES tags that the
+/// Renames the sender's `X-QES-*` fields to `X-Untrusted-QES-*` (and forged `X-de-mail-*`,
+/// `X-DeMail-*` likewise: this is not the provider service), removes our tags that the
 /// sender put at the start of the subject (a clerk must never see a tag we did not set), and
 /// prepends `tag` (an empty tag adds nothing).
 fn neutralise(plan: &mut HeaderPlan<'_>, fields: &[Field], tags: &Tags, tag: Option<&str>) {
-    for f in fields.iter().filter(|f| f.has_prefix("X-QES-")) {
-        let mut name = b"X-Untrusted-".to_vec();
-        name.extend_from_slice(&f.name[2..]);
-        plan.append_raw(name, f.value.clone());
-    }
-    plan.delete_where(|f| f.has_prefix("X-QES-"));
+    crate::inbound::rename(plan, fields, crate::inbound::is_untrusted);
 
     let original = fields.iter().find(|f| f.is("Subject"));
     let decoded = original
         .map(|f| decode_subject(&f.value))
         .unwrap_or_default();
     let ours = [
-        tags.qes_valid.as_str(),
+        tags.authoritative.as_str(),
+        &tags.qes_valid,
         &tags.signed_not_qualified,
         &tags.signature_invalid,
         &tags.signature_indeterminate,

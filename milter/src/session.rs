@@ -8,7 +8,7 @@ use demail_policy::{Config, RecipientMix, Refusal};
 use openssl::sha::Sha256;
 use tempfile::SpooledTempFile;
 use tokio::sync::watch;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::header::{Field, render_received};
 use crate::record::Evidence;
@@ -24,6 +24,8 @@ pub struct Shared {
     pub evidence: Arc<Evidence>,
     /// The signature verifier of the current configuration (poststelle mail).
     pub verifiers: Arc<crate::poststelle::Verifiers>,
+    /// Verification and evidence of the provider's traffic (inbound De-Mail, confirmations).
+    pub inbound: Arc<crate::inbound::Inbound>,
 }
 
 /// The answer to one milter stage.
@@ -34,6 +36,10 @@ pub enum Verdict {
     Accept,
     Reject(Reply),
     Tempfail,
+    /// Accept the message but do not deliver it (evidence-only confirmations).
+    Discard,
+    /// Body stage: no more body chunks for this message (SMFIP_SKIP negotiated).
+    Skip,
 }
 
 /// A permanent SMTP refusal: `code xcode text`.
@@ -82,6 +88,20 @@ pub struct Session {
     /// and again at each MAIL, so a reload applies from the next message on).
     pub config: Arc<Config>,
     pub message: Option<Message>,
+    /// The connection came in on the provider's dedicated smtpd (`{daemon_name}`).
+    pub provider_service: bool,
+    /// The verified TLS client certificate (`{cert_subject}`, `{cert_issuer}`): Postfix sets
+    /// them only for a certificate that verified against its CA file.
+    pub tls_client: Option<TlsClient>,
+    /// The MTA granted SMFIP_SKIP: the body of ordinary mail can be skipped.
+    pub skip_body: bool,
+}
+
+/// The TLS client certificate Postfix verified, by its names (Postfix has no fingerprint macro).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsClient {
+    pub subject: String,
+    pub issuer: Option<String>,
 }
 
 /// One mail transaction.
@@ -95,6 +115,14 @@ pub struct Message {
     pub demail: bool,
     /// Decided at DATA: ordinary mail with a poststelle recipient, whose signatures we check.
     pub poststelle: bool,
+    /// Decided at MAIL: the provider's traffic (provider service, and the pinned client
+    /// certificate when fingerprints are configured), verified and recorded at the end.
+    pub provider: bool,
+    /// Decided at DATA: any other mail. Only header fields that forge our or the provider's
+    /// vocabulary are kept (to be renamed); without any, it is accepted at end of header.
+    pub ordinary: bool,
+    /// The verified TLS client certificate of the connection, for the evidence.
+    pub tls_client: Option<TlsClient>,
     pub fields: Vec<Field>,
     pub header_end_seen: bool,
     /// SHA-256 of the message as received: the origin key that makes retries idempotent.
@@ -112,22 +140,39 @@ impl Session {
             shared,
             config,
             message: None,
+            provider_service: false,
+            tls_client: None,
+            skip_body: false,
         }
+    }
+
+    /// The session for the MTA's next SMTP connection on the same milter connection: nothing
+    /// carried over but what was negotiated.
+    pub fn reset(self) -> Session {
+        let mut s = Session::new(self.shared);
+        s.skip_body = self.skip_body;
+        s
     }
 
     fn config(&self) -> &Config {
         &self.config
     }
 
-    /// Connect: traffic on the provider's dedicated smtpd is inbound, not ours to rewrite.
+    /// Connect: traffic on the provider's dedicated smtpd is inbound, never outbound.
     pub fn connect(&mut self, daemon_name: Option<&str>) -> Verdict {
-        if daemon_name == Some(self.config().inbound.provider_service.as_str()) {
-            // Inbound verification is a later stage of the project; until then the provider's
-            // mail passes unchanged and without further callbacks.
-            debug!("provider service connection: passing through");
-            return Verdict::Accept;
+        self.provider_service =
+            daemon_name == Some(self.config().inbound.provider_service.as_str());
+        if self.provider_service {
+            debug!("provider service connection: inbound De-Mail and confirmations");
         }
         Verdict::Continue
+    }
+
+    /// The TLS client certificate macros of HELO or MAIL (absent: none verified).
+    pub fn tls_peer(&mut self, subject: Option<String>, issuer: Option<String>) {
+        if let Some(subject) = subject {
+            self.tls_client = Some(TlsClient { subject, issuer });
+        }
     }
 
     /// MAIL FROM: a new transaction.
@@ -138,6 +183,7 @@ impl Session {
         queue_id: Option<&str>,
     ) -> Verdict {
         self.config = Arc::clone(&self.shared.config.borrow());
+        let provider = self.provider_service && self.provider_trusted();
         self.message = Some(Message {
             queue_id: queue_id.map(str::to_string),
             sender: strip_brackets(sender).to_string(),
@@ -145,6 +191,9 @@ impl Session {
             recipients: Vec::new(),
             demail: false,
             poststelle: false,
+            provider,
+            ordinary: false,
+            tls_client: self.tls_client.clone(),
             fields: Vec::new(),
             header_end_seen: false,
             origin: Sha256::new(),
@@ -155,14 +204,41 @@ impl Session {
         Verdict::Continue
     }
 
+    /// Whether the provider service's client is the provider: with pinned fingerprints, it
+    /// must have presented a certificate Postfix verified. Postfix passes no fingerprint to a
+    /// milter; the pin itself is Postfix's `check_ccert_access` that `demailctl
+    /// postfix-config` generates. This catches a service configured without it.
+    fn provider_trusted(&self) -> bool {
+        if self
+            .config()
+            .inbound
+            .provider_client_fingerprints
+            .is_empty()
+            || self.tls_client.is_some()
+        {
+            return true;
+        }
+        warn!(
+            "provider service without a verified TLS client certificate although fingerprints \
+             are pinned: treated as untrusted mail"
+        );
+        false
+    }
+
     /// RCPT TO: refuse a De-Mail recipient the sender may not write to, and any recipient that
     /// would mix De-Mail and ordinary mail in one message.
     pub fn rcpt(&mut self, recipient: &str) -> Verdict {
         let config = Arc::clone(&self.config);
+        let provider_service = self.provider_service;
         let Some(msg) = self.message.as_mut() else {
             return Verdict::Tempfail;
         };
         let recipient = strip_brackets(recipient).to_string();
+        if provider_service {
+            // The provider delivers to De-Mail accounts; the sender rules are for clerks.
+            msg.recipients.push(recipient);
+            return Verdict::Continue;
+        }
         if config.is_demail(&recipient)
             && let Err(refusal) = config.authorise_sender(&msg.sender, msg.sasl_login.as_deref())
         {
@@ -179,13 +255,20 @@ impl Session {
         Verdict::Continue
     }
 
-    /// DATA: ordinary mail is accepted here, so its content is never streamed to us.
+    /// DATA: decides what the content is: provider traffic, a De-Mail, mail to the poststelle,
+    /// or ordinary mail (header fields only).
     pub fn data(&mut self) -> Verdict {
         let config = Arc::clone(&self.config);
+        let provider_service = self.provider_service;
         let Some(msg) = self.message.as_mut() else {
             return Verdict::Tempfail;
         };
-        if msg.demail || msg.poststelle {
+        if msg.demail || msg.poststelle || msg.provider || msg.ordinary {
+            return Verdict::Continue;
+        }
+        if provider_service {
+            // The provider service, but not the pinned provider: untrusted like the Internet.
+            msg.ordinary = true;
             return Verdict::Continue;
         }
         match config.check_recipients(&msg.recipients) {
@@ -197,9 +280,9 @@ impl Session {
                 Verdict::Continue
             }
             Ok(RecipientMix::NoDeMail) => {
-                debug!("ordinary mail: accepted without changes");
-                self.message = None;
-                Verdict::Accept
+                debug!("ordinary mail: header fields are checked for forged De-Mail fields");
+                msg.ordinary = true;
+                Verdict::Continue
             }
             Ok(RecipientMix::AllDeMail) => {
                 msg.demail = true;
@@ -219,25 +302,42 @@ impl Session {
             return Verdict::Tempfail;
         };
         let field = Field::new(name, value);
+        if msg.ordinary {
+            // Only what may need changing is kept: the cost of ordinary mail stays low.
+            if crate::inbound::may_need_change(&field) {
+                msg.fields.push(field);
+            }
+            return Verdict::Continue;
+        }
         msg.received_len += (name.len() + value.len() + 3) as u64;
         msg.fields.push(field);
-        // Poststelle mail is not ours to refuse: beyond the limit it is just not verified.
-        if msg.received_len > limit && !msg.poststelle {
+        // Inbound mail is not ours to refuse: beyond the limit it is just not verified.
+        if msg.received_len > limit && !msg.poststelle && !msg.provider {
             info!(limit, "De-Mail too large (header)");
             return Verdict::Reject(Reply::too_large(limit));
         }
         Verdict::Continue
     }
 
-    /// End of header: the received header section starts the origin key.
+    /// End of header: the received header section starts the origin key. Ordinary mail with
+    /// nothing to neutralise is accepted here.
     pub fn eoh(&mut self) -> Verdict {
         let verdict = self.data();
         if verdict != Verdict::Continue {
             return verdict;
         }
+        let config = Arc::clone(&self.config);
         let Some(msg) = self.message.as_mut() else {
             return Verdict::Tempfail;
         };
+        if msg.ordinary {
+            if crate::inbound::needs_neutralising(&msg.fields, &config.tags) {
+                info!("forged De-Mail fields or tags from an untrusted source: renaming them");
+                return Verdict::Continue;
+            }
+            self.message = None;
+            return Verdict::Accept;
+        }
         end_header(msg);
         Verdict::Continue
     }
@@ -249,12 +349,21 @@ impl Session {
             return Ok(verdict);
         }
         let limit = self.config().gateway.max_message_size;
+        let skip_body = self.skip_body;
         let Some(msg) = self.message.as_mut() else {
             return Ok(Verdict::Tempfail);
         };
+        if msg.ordinary {
+            // Only header fields change: the body is not needed.
+            return Ok(if skip_body {
+                Verdict::Skip
+            } else {
+                Verdict::Continue
+            });
+        }
         end_header(msg);
         msg.received_len += chunk.len() as u64;
-        if msg.poststelle {
+        if msg.poststelle || msg.provider {
             // Beyond the limit the body is only counted (bounded memory and disk); the end of
             // message then reports it unverified.
             if msg.received_len <= limit {

@@ -58,7 +58,12 @@ async fn ordinary_mail_is_not_size_checked() {
     let mut mail = Mail::new("erika.muster@magdeburg.example", &["nachbar@example.org"]);
     mail.body = vec![b'x'; 10_000];
     let out = transact(&mut conn, &mail).await;
-    assert_eq!(out.data, Some(Status::Accept));
+    assert_eq!(out.data, Some(Status::Continue));
+    assert_eq!(
+        out.content,
+        Some(Status::Accept),
+        "accepted at end of header"
+    );
     conn.close().await.unwrap();
     milter.stop().await;
 }

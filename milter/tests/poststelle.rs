@@ -286,12 +286,15 @@ async fn empty_tag_disables_it_and_other_recipients_are_not_checked() {
     assert!(added(&actions, "X-QES-Validation").is_some());
     assert_eq!(subject_change(&actions), None, "{actions:?}");
 
-    // The same mail to someone else is ordinary mail: accepted at DATA, never streamed.
+    // The same mail to someone else is ordinary mail: accepted at end of header, the body
+    // never streamed.
     let mut other = mail_from_raw(&pki.signed_mail("Antrag"));
     other.rcpts = vec!["kaemmerei@magdeburg.example".into()];
     let mut conn = milter.open().await;
     let out = transact(&mut conn, &other).await;
-    assert_eq!(out.data, Some(Status::Accept));
+    assert_eq!(out.data, Some(Status::Continue));
+    assert_eq!(out.content, Some(Status::Accept));
+    assert!(out.eom.is_none());
     milter.stop().await;
 }
 

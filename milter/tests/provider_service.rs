@@ -1,5 +1,5 @@
-//! Connections on the provider's dedicated smtpd ({daemon_name} = provider_service) are not
-//! outbound: they are accepted at connect and pass unchanged.
+//! Connections on the provider's dedicated smtpd ({daemon_name} = provider_service) are
+//! inbound: never checked as outbound De-Mail, always verified and tagged at the end.
 
 mod common;
 
@@ -7,7 +7,7 @@ use common::*;
 use indymilter_test::Status;
 
 #[tokio::test]
-async fn provider_service_passes_through() {
+async fn provider_service_is_inbound_not_outbound() {
     let milter = Milter::start().await;
     let mut conn = milter.open().await;
     let mut mail = Mail::new(
@@ -16,7 +16,14 @@ async fn provider_service_passes_through() {
     );
     mail.daemon = "demail-in".into();
     let out = transact(&mut conn, &mail).await;
-    assert_eq!(out.connect, Status::Accept);
+    assert_eq!(out.connect, Status::Continue);
+    assert_eq!(out.rcpts, vec![Status::Continue]);
+    let (actions, status) = out.eom.expect("the whole message is received");
+    assert_eq!(status, Status::Accept);
+    assert_eq!(
+        added(&actions, "X-DeMail-Verified").as_deref(),
+        Some("none; qualified=no; reason=\"no X-de-mail-integrity field\"")
+    );
     conn.close().await.unwrap();
 
     // The same envelope on another service is outbound, and refused (not an allowed sender).
@@ -26,5 +33,6 @@ async fn provider_service_passes_through() {
     assert_eq!(out.connect, Status::Continue);
     assert!(reply(&out.rcpts[0]).starts_with("550 5.7.1 "));
     conn.close().await.unwrap();
+    assert!(submissions(&milter).is_empty());
     milter.stop().await;
 }

@@ -1,0 +1,685 @@
+//! Inbound mail. From the provider service: verify `X-de-mail-integrity` and the provider's
+//! qualified certificate, tell the clerk (`X-DeMail-Verified`, the authoritative subject tag),
+//! and keep confirmations and notifications as evidence, matched to the sent De-Mail. From
+//! anywhere else: rename every field that would forge the provider's or our vocabulary, and
+//! count nothing.
+
+mod matching;
+mod statement;
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use demail_evidence::{ConfirmationKind, NewConfirmation, Store};
+use demail_policy::{Config, DeliverConfirmations, EvidenceSettings, Tags};
+use demail_trust::Indication;
+use demail_trust::integrity::{QualifiedIntegrityReport, ValidationContext, verify_with};
+use demail_trust::tl::TrustedLists;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tracing::{info, warn};
+
+use crate::error::Error;
+use crate::header::{Edit, Field, HeaderPlan, render_received};
+use crate::outbound::wire;
+use crate::session::{Message, TlsClient};
+use crate::text::{decode_subject, encode_unstructured};
+use matching::Claims;
+use statement::Statement;
+
+pub const VERIFIED_FIELD: &str = "X-DeMail-Verified";
+pub const CONFIRMATION_FIELD: &str = "X-DeMail-Confirmation";
+
+/// Field name prefixes only the provider (`X-de-mail-`) or this gateway (`X-DeMail-`,
+/// `X-QES-`) may set.
+const UNTRUSTED_PREFIXES: [&str; 3] = ["X-de-mail-", "X-DeMail-", "X-QES-"];
+
+/// Longest quoted value we write into a field (values come from certificates and mails).
+const MAX_QUOTED: usize = 200;
+
+/// Shared by all connections: the validation context of the current configuration and a
+/// connection to the evidence store.
+pub struct Inbound {
+    database: PathBuf,
+    blobs: PathBuf,
+    context: Mutex<Option<(Arc<Config>, Arc<ValidationContext>)>>,
+    idle: Mutex<Option<Store>>,
+}
+
+impl Inbound {
+    /// The store paths stay those of the configuration at start, as for the rest of the milter.
+    pub fn new(settings: &EvidenceSettings) -> Inbound {
+        Inbound {
+            database: settings.database.clone(),
+            blobs: settings.blobs.clone(),
+            context: Mutex::new(None),
+            idle: Mutex::new(None),
+        }
+    }
+
+    /// Anchors ([trust] anchors plus the CA/QC services of the imported trusted lists) and
+    /// qualification from those lists; built once per configuration. Blocking (file I/O).
+    fn context(&self, config: &Arc<Config>) -> Result<Arc<ValidationContext>, Error> {
+        let lock = || self.context.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((c, ctx)) = lock().as_ref()
+            && Arc::ptr_eq(c, config)
+        {
+            return Ok(Arc::clone(ctx));
+        }
+        let trust = &config.trust;
+        let mut anchors = Vec::new();
+        for path in &trust.anchors {
+            let data = std::fs::read(path)
+                .map_err(|e| Error::Trust(format!("{}: {e}", path.display())))?;
+            anchors.extend(
+                demail_trust::load_anchors(&data, &path.display().to_string())
+                    .map_err(|e| Error::Trust(e.to_string()))?,
+            );
+        }
+        let lists =
+            TrustedLists::load(&trust.trusted_lists).map_err(|e| Error::Trust(e.to_string()))?;
+        anchors.extend(lists.anchors());
+        let ctx = Arc::new(ValidationContext {
+            anchors,
+            intermediates: Vec::new(),
+            at: None,
+            qualification: Box::new(lists),
+        });
+        *lock() = Some((Arc::clone(config), Arc::clone(&ctx)));
+        Ok(ctx)
+    }
+
+    /// Runs `f` with the idle store connection, opening one if there is none. Blocking.
+    fn with_store<R>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<R, demail_evidence::Error>,
+    ) -> Result<R, Error> {
+        let error = |e: demail_evidence::Error| Error::Evidence {
+            database: self.database.clone(),
+            blobs: self.blobs.clone(),
+            message: e.to_string(),
+        };
+        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let store = match taken {
+            Some(s) => s,
+            None => Store::open(&self.database, &self.blobs).map_err(error)?,
+        };
+        let result = f(&store).map_err(error);
+        *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+        result
+    }
+}
+
+/// What end of message does with provider traffic.
+#[derive(Debug)]
+pub struct Done {
+    pub edits: Vec<Edit>,
+    /// Stored as evidence only (`deliver_confirmations = "evidence-only"`).
+    pub discard: bool,
+}
+
+/// Whether an ordinary mail's field must be kept until end of header (it may need changing).
+pub fn may_need_change(field: &Field) -> bool {
+    is_untrusted(field) || field.is("Subject")
+}
+
+/// A field only the provider or this gateway may set.
+pub fn is_untrusted(field: &Field) -> bool {
+    UNTRUSTED_PREFIXES.iter().any(|p| field.has_prefix(p))
+}
+
+/// Whether mail from an untrusted source carries something to neutralise.
+pub fn needs_neutralising(fields: &[Field], tags: &Tags) -> bool {
+    fields.iter().any(is_untrusted) || subject_without_tags(fields, tags).is_some()
+}
+
+/// Mail from an untrusted source: every forged field renamed, our tags removed from the subject.
+pub fn neutralise_only(fields: &[Field], tags: &Tags) -> Vec<Edit> {
+    let mut plan = HeaderPlan::new(fields);
+    rename(&mut plan, fields, is_untrusted);
+    set_subject(&mut plan, fields, tags, None);
+    plan.edits()
+}
+
+/// Renames the fields `pred` selects to `X-Untrusted-<name without "X-">` (the poststelle's
+/// `X-Untrusted-QES-...` convention), keeping their values.
+pub fn rename(plan: &mut HeaderPlan<'_>, fields: &[Field], pred: impl Fn(&Field) -> bool) {
+    for f in fields.iter().filter(|f| pred(f)) {
+        let rest = f.name.get(2..).unwrap_or_default();
+        let mut name = b"X-Untrusted-".to_vec();
+        name.extend_from_slice(rest);
+        plan.append_raw(name, f.value.clone());
+    }
+    plan.delete_where(pred);
+}
+
+/// Every tag of ours, which nobody else may put at the start of a subject.
+fn our_tags(tags: &Tags) -> [&str; 5] {
+    [
+        &tags.authoritative,
+        &tags.qes_valid,
+        &tags.signed_not_qualified,
+        &tags.signature_invalid,
+        &tags.signature_indeterminate,
+    ]
+}
+
+/// The subject without leading tags of ours, if it had any.
+fn subject_without_tags(fields: &[Field], tags: &Tags) -> Option<String> {
+    let decoded = decode_subject(&fields.iter().find(|f| f.is("Subject"))?.value);
+    let stripped = strip_tags(&decoded, &our_tags(tags));
+    (stripped.len() != decoded.trim_start().len()).then(|| stripped.to_string())
+}
+
+/// Removes leading tags of ours from the subject and prepends `tag` (if non-empty).
+fn set_subject(plan: &mut HeaderPlan<'_>, fields: &[Field], tags: &Tags, tag: Option<&str>) {
+    let decoded = fields
+        .iter()
+        .find(|f| f.is("Subject"))
+        .map(|f| decode_subject(&f.value))
+        .unwrap_or_default();
+    let stripped = strip_tags(&decoded, &our_tags(tags));
+    let subject = match tag.filter(|t| !t.is_empty()) {
+        Some(t) if stripped.is_empty() => t.to_string(),
+        Some(t) => format!("{t} {stripped}"),
+        None if stripped.len() != decoded.trim_start().len() => stripped.to_string(),
+        // Unchanged: the field keeps its exact bytes.
+        None => return,
+    };
+    plan.set("Subject", wire(&encode_unstructured(&subject)));
+}
+
+fn strip_tags<'a>(text: &'a str, tags: &[&str]) -> &'a str {
+    let mut rest = text.trim_start();
+    while let Some(r) = tags
+        .iter()
+        .filter(|t| !t.is_empty())
+        .find_map(|t| rest.strip_prefix(t))
+    {
+        rest = r.trim_start();
+    }
+    rest
+}
+
+/// What the provider's header fields say, read once.
+struct Facts {
+    kind: Option<ConfirmationKind>,
+    authoritative: bool,
+    private_ids: Vec<String>,
+    provider_message_id: Option<String>,
+    subject: String,
+}
+
+impl Facts {
+    fn read(fields: &[Field]) -> Facts {
+        // TR-01201: the topmost instance of a field counts.
+        let top = |name: &str| fields.iter().find(|f| f.is(name)).map(Field::text);
+        let kind = top("X-de-mail-message-type").and_then(|t| {
+            let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
+            match t.to_ascii_lowercase().as_str() {
+                "confirmation of dispatch" => Some(ConfirmationKind::Dispatch),
+                "confirmation of receipt" => Some(ConfirmationKind::Receipt),
+                "confirmation of retrieve" => Some(ConfirmationKind::Retrieve),
+                "notification" => Some(ConfirmationKind::Notification(notification_type(top(
+                    "X-de-mail-notification-type",
+                )))),
+                _ => None,
+            }
+        });
+        let private_ids = ["X-de-mail-private-id", "X-de-mail-privat-id"]
+            .iter()
+            .filter_map(|n| top(n))
+            .filter(|v| !v.is_empty())
+            .collect();
+        Facts {
+            kind,
+            // Option values are exactly `yes` / `no` (PVD_IO §3.1).
+            authoritative: top("X-de-mail-authoritative").as_deref() == Some("yes"),
+            private_ids,
+            provider_message_id: top("X-de-mail-message-id").filter(|v| !v.is_empty()),
+            subject: fields
+                .iter()
+                .find(|f| f.is("Subject"))
+                .map(|f| decode_subject(&f.value))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// `X-de-mail-notification-type` as a token (the evidence refuses spaces); `other` if absent.
+fn notification_type(value: Option<String>) -> String {
+    let t: String = value
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .take(64)
+        .collect();
+    if t.is_empty() { "other".into() } else { t }
+}
+
+/// What was recorded for a confirmation.
+#[derive(Debug)]
+struct Recorded {
+    kind: ConfirmationKind,
+    private_id: Option<String>,
+    recipient: String,
+}
+
+impl Recorded {
+    /// `dispatch|receipt|retrieve|notification; ref=<private-id>; recipient=<addr>;
+    /// matched=yes|no`; `ref` and `recipient` are left out when unknown.
+    fn header_value(&self) -> String {
+        let kind = match &self.kind {
+            ConfirmationKind::Dispatch => "dispatch",
+            ConfirmationKind::Receipt => "receipt",
+            ConfirmationKind::Retrieve => "retrieve",
+            ConfirmationKind::Notification(_) => "notification",
+        };
+        let mut v = kind.to_string();
+        if let Some(p) = &self.private_id {
+            v.push_str(&format!("; ref={}", token(p)));
+        }
+        if !self.recipient.is_empty() {
+            v.push_str(&format!("; recipient={}", token(&self.recipient)));
+        }
+        let matched = if self.private_id.is_some() {
+            "yes"
+        } else {
+            "no"
+        };
+        v.push_str(&format!("; matched={matched}"));
+        v
+    }
+}
+
+/// A value that must stay one token in our fields.
+fn token(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_graphic() && !matches!(c, ';' | '"' | '\\'))
+        .take(MAX_QUOTED * 5)
+        .collect()
+}
+
+/// A quoted-string, `"` and `\` escaped, control characters dropped, bounded length.
+fn quoted(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars().filter(|c| !c.is_control()).take(MAX_QUOTED) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// `pass|fail|none; signer="..."; qualified=yes|no; reason="..."`: pass only for
+/// TOTAL_PASSED, none when the message carries no integrity field; INDETERMINATE (e.g. no
+/// path to a trusted anchor, only hashed) is a fail whose reason names the indication.
+fn verified_value(r: &QualifiedIntegrityReport) -> String {
+    let verdict = match r.indication {
+        Indication::TotalPassed => "pass",
+        Indication::NoSignatureFound => "none",
+        Indication::TotalFailed | Indication::Indeterminate => "fail",
+    };
+    let mut v = verdict.to_string();
+    if let Some(s) = &r.integrity.signer_subject {
+        v.push_str(&format!("; signer={}", quoted(s)));
+    }
+    v.push_str(if r.is_qes() {
+        "; qualified=yes"
+    } else {
+        "; qualified=no"
+    });
+    let reason = match (r.indication, r.sub_indication, &r.reason) {
+        (Indication::TotalPassed, ..) => None,
+        (i, Some(sub), Some(text)) => Some(format!("{i}/{sub}: {text}")),
+        (i, Some(sub), None) => Some(format!("{i}/{sub}")),
+        (_, None, Some(text)) => Some(text.clone()),
+        (i, None, None) => Some(i.to_string()),
+    };
+    if let Some(reason) = reason {
+        v.push_str(&format!("; reason={}", quoted(&reason)));
+    }
+    v
+}
+
+/// End of a message on the provider service.
+pub async fn finish(
+    config: Arc<Config>,
+    inbound: Arc<Inbound>,
+    msg: Message,
+) -> Result<Done, Error> {
+    let Message {
+        queue_id,
+        fields,
+        mut body,
+        body_len,
+        received_len,
+        tls_client,
+        ..
+    } = msg;
+    let mut plan = HeaderPlan::new(&fields);
+    // The provider sets X-de-mail-*; our own vocabulary is never its to set.
+    rename(&mut plan, &fields, |f| {
+        f.has_prefix("X-DeMail-") || f.has_prefix("X-QES-")
+    });
+    let limit = config.gateway.max_message_size;
+    if received_len > limit {
+        // Bounded cost: not read into memory; the clerk is told, nothing is counted.
+        warn!(limit, received_len, "provider message too large to verify");
+        set_subject(&mut plan, &fields, &config.tags, None);
+        let note = format!(
+            "none; qualified=no; reason=\"message larger than {limit} bytes: not verified\""
+        );
+        plan.append(VERIFIED_FIELD, wire(&note));
+        return Ok(Done {
+            edits: plan.edits(),
+            discard: false,
+        });
+    }
+
+    let facts = Facts::read(&fields);
+    let head = render_received(&fields);
+    let cfg = Arc::clone(&config);
+    let queue_id = queue_id.unwrap_or_default();
+    // Verification is CPU work, evidence is file and database I/O: off the async runtime.
+    let (report, facts, recorded) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+        let ctx = inbound.context(&cfg)?;
+        let mut raw = Vec::with_capacity(head.len() + body_len as usize);
+        raw.extend_from_slice(&head);
+        body.seek(SeekFrom::Start(0)).map_err(Error::Spool)?;
+        body.read_to_end(&mut raw).map_err(Error::Spool)?;
+        let report = verify_with(&raw, &ctx);
+        let recorded = match &facts.kind {
+            Some(kind) => Some(record(
+                &inbound,
+                &raw,
+                kind.clone(),
+                &facts,
+                &report,
+                &Received {
+                    service: &cfg.inbound.provider_service,
+                    tls_client: tls_client.as_ref(),
+                    queue_id: &queue_id,
+                },
+            )?),
+            None => None,
+        };
+        Ok((report, facts, recorded))
+    })
+    .await??;
+
+    // The tag replaces the written form: only a qualified, verified signature that covers the
+    // authoritative field itself earns it.
+    let covers_option = report
+        .integrity
+        .signed_fields
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case("X-de-mail-authoritative"));
+    let authoritative = facts.authoritative && report.is_qes() && covers_option;
+    let tag = authoritative.then_some(config.tags.authoritative.as_str());
+    set_subject(&mut plan, &fields, &config.tags, tag);
+    plan.append(VERIFIED_FIELD, wire(&verified_value(&report)));
+    info!(
+        indication = %report.indication,
+        qualification = %report.qualification,
+        authoritative,
+        "provider message verified"
+    );
+    let discard = match &recorded {
+        Some(r) => {
+            plan.append(CONFIRMATION_FIELD, wire(&r.header_value()));
+            config.inbound.deliver_confirmations == DeliverConfirmations::EvidenceOnly
+        }
+        None => false,
+    };
+    Ok(Done {
+        edits: plan.edits(),
+        discard,
+    })
+}
+
+/// Where a message came from, for the evidence.
+struct Received<'a> {
+    service: &'a str,
+    tls_client: Option<&'a TlsClient>,
+    queue_id: &'a str,
+}
+
+/// Stores the raw message, its XML and PDF as blobs, matches it to the sent De-Mail and
+/// records it (all fsynced) with the verification report. Blocking.
+fn record(
+    inbound: &Inbound,
+    raw: &[u8],
+    kind: ConfirmationKind,
+    facts: &Facts,
+    report: &QualifiedIntegrityReport,
+    received: &Received<'_>,
+) -> Result<Recorded, Error> {
+    let parts = statement::find(raw);
+    let stated = parts.xml.as_ref().map(|(_, s)| s);
+    let claims = claims(facts, stated);
+    // Only a verified message from the provider service changes a status; the rest is kept.
+    let trusted = report.indication == Indication::TotalPassed;
+    let stated_time = stated
+        .and_then(|s| s.time.as_deref())
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+    let verification = serde_json::to_value(report).map_err(|e| Error::Report(e.to_string()))?;
+    let (confirmation, found) = inbound.with_store(|store| {
+        let raw_digest = store.put_blob(raw)?;
+        let xml = parts
+            .xml
+            .as_ref()
+            .map(|(b, _)| store.put_blob(b))
+            .transpose()?;
+        let pdf = parts.pdf.as_ref().map(|b| store.put_blob(b)).transpose()?;
+        let found = matching::find(store, &claims)?;
+        let recipient = matching::recipient(found.submission.as_ref(), &claims);
+        let details = json!({
+            "verification": verification,
+            "trusted": trusted,
+            "received": {
+                "service": received.service,
+                "queue_id": received.queue_id,
+                "tls_client_subject": received.tls_client.map(|t| &t.subject),
+                "tls_client_issuer": received.tls_client.and_then(|t| t.issuer.as_ref()),
+            },
+            "match": {
+                "method": found.method.map(|m| m.as_str()),
+                "claimed_private_ids": claims.private_ids,
+                "hash": found.hash.as_str(),
+            },
+            "statement": stated.map(|s| json!({
+                "root": s.root.map(|r| r.name()),
+                "sender": s.sender,
+                "time": s.time,
+                "delivery_time": s.delivery_time,
+                "hash": s.hash,
+            })),
+            "problems": parts.problems,
+        });
+        let confirmation = NewConfirmation {
+            kind,
+            private_id: found.submission.as_ref().map(|s| s.private_id.clone()),
+            recipient,
+            provider_message_id: facts.provider_message_id.clone(),
+            raw: raw_digest,
+            xml,
+            pdf,
+            report: details,
+            indication: report.indication.to_string(),
+            stated_time,
+            trusted,
+        };
+        let recorded = store.record_confirmation(&confirmation)?;
+        Ok((recorded, found))
+    })?;
+    let c = confirmation.confirmation();
+    info!(
+        event = c.event_id,
+        kind = %c.data.kind.label(),
+        private_id = c.data.private_id.as_deref().unwrap_or("-"),
+        recipient = %c.data.recipient,
+        method = found.method.map_or("none", |m| m.as_str()),
+        trusted = c.data.trusted,
+        new = confirmation.is_inserted(),
+        "confirmation recorded"
+    );
+    Ok(Recorded {
+        kind: c.data.kind.clone(),
+        private_id: c.data.private_id.clone(),
+        recipient: c.data.recipient.clone(),
+    })
+}
+
+/// The matching input from the header fields and the XML.
+fn claims(facts: &Facts, stated: Option<&Statement>) -> Claims {
+    let mut private_ids = facts.private_ids.clone();
+    let mut message_ids = Vec::new();
+    let mut addresses = Vec::new();
+    let mut text_addresses = Vec::new();
+    let mut subject = None;
+    if let Some(s) = stated {
+        for name in ["X-de-mail-private-id", "X-de-mail-privat-id"] {
+            for v in s.meta(name) {
+                if !v.is_empty() && !private_ids.iter().any(|p| p == v) {
+                    private_ids.push(v.to_string());
+                }
+            }
+        }
+        message_ids.extend(s.meta("Message-ID").map(str::to_string));
+        for name in ["X-de-mail-actual-recipient", "X-de-mail-chosen-recipient"] {
+            for v in s.meta(name) {
+                for a in matching::addresses(v) {
+                    if !addresses.contains(&a) {
+                        addresses.push(a);
+                    }
+                }
+            }
+        }
+        for t in [&s.text, &s.subject].into_iter().flatten() {
+            text_addresses.extend(matching::addresses(t));
+        }
+        subject = s
+            .meta("Subject")
+            .next()
+            .map(|v| decode_subject(format!(" {v}").as_bytes()));
+    }
+    let subject = subject.or_else(|| {
+        let original = strip_confirmation_title(&facts.subject);
+        (!original.is_empty()).then(|| original.to_string())
+    });
+    Claims {
+        private_ids,
+        message_ids,
+        hash: stated.and_then(|s| s.hash.clone()),
+        subject,
+        addresses,
+        text_addresses,
+    }
+}
+
+/// `*Versandbestätigung* Bescheid` -> `Bescheid` (PVD_FU: the title between asterisks).
+fn strip_confirmation_title(subject: &str) -> &str {
+    let s = subject.trim();
+    if let Some(rest) = s.strip_prefix('*')
+        && let Some((_, after)) = rest.split_once('*')
+    {
+        return after.trim();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags() -> Tags {
+        Tags {
+            authoritative: "[De-Mail absenderbestätigt]".into(),
+            qes_valid: "[QES gültig]".into(),
+            signed_not_qualified: "[signiert, keine QES]".into(),
+            signature_invalid: "[Signatur ungültig]".into(),
+            signature_indeterminate: "[Signatur unbestimmt]".into(),
+        }
+    }
+
+    #[test]
+    fn forged_fields_are_renamed_and_forged_tags_removed() {
+        let fields = vec![
+            Field::new("Subject", " [De-Mail absenderbestätigt] Mahnung"),
+            Field::new("X-de-mail-authoritative", " yes"),
+            Field::new("x-demail-verified", " pass"),
+            Field::new("From", " a@b"),
+        ];
+        assert!(needs_neutralising(&fields, &tags()));
+        let edits = neutralise_only(&fields, &tags());
+        let added: Vec<(String, String)> = edits
+            .iter()
+            .filter_map(|e| match e {
+                Edit::Add { name, value } => Some((
+                    String::from_utf8_lossy(name).into_owned(),
+                    String::from_utf8_lossy(value).into_owned(),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            added,
+            [
+                ("X-Untrusted-de-mail-authoritative".into(), " yes".into()),
+                ("X-Untrusted-demail-verified".into(), " pass".into()),
+            ]
+        );
+        assert!(edits.contains(&Edit::Change {
+            name: b"Subject".to_vec(),
+            index: 1,
+            value: b" Mahnung".to_vec()
+        }));
+        let clean = vec![
+            Field::new("Subject", " Mahnung"),
+            Field::new("X-Mailer", " x"),
+        ];
+        assert!(!needs_neutralising(&clean, &tags()));
+    }
+
+    #[test]
+    fn facts_take_the_topmost_field() {
+        let fields = vec![
+            Field::new("X-de-mail-message-type", " confirmation  of\n dispatch"),
+            Field::new("X-de-mail-message-type", " notification"),
+            Field::new("X-de-mail-privat-id", " 01X.stadt"),
+            Field::new("X-de-mail-authoritative", " Yes"),
+            Field::new("Subject", " *Versandbestätigung* Bescheid"),
+        ];
+        let f = Facts::read(&fields);
+        assert_eq!(f.kind, Some(ConfirmationKind::Dispatch));
+        assert_eq!(f.private_ids, ["01X.stadt"]);
+        assert!(!f.authoritative, "option values are case-sensitive");
+        assert_eq!(strip_confirmation_title(&f.subject), "Bescheid");
+        let n = Facts::read(&[Field::new("X-de-mail-message-type", " notification")]);
+        assert_eq!(n.kind, Some(ConfirmationKind::Notification("other".into())));
+    }
+
+    #[test]
+    fn confirmation_field_leaves_out_what_is_unknown() {
+        let r = Recorded {
+            kind: ConfirmationKind::Receipt,
+            private_id: Some("01X.stadt".into()),
+            recipient: "b@x.de-mail.de".into(),
+        };
+        assert_eq!(
+            r.header_value(),
+            "receipt; ref=01X.stadt; recipient=b@x.de-mail.de; matched=yes"
+        );
+        let u = Recorded {
+            kind: ConfirmationKind::Notification("unknown-recipient".into()),
+            private_id: None,
+            recipient: String::new(),
+        };
+        assert_eq!(u.header_value(), "notification; matched=no");
+    }
+}
