@@ -150,7 +150,8 @@ pub enum OutgoingKind {
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub kind: OutgoingKind,
-    /// True for messages made wrong on purpose ([`Forge`] other than `None`).
+    /// True for messages made wrong on purpose ([`Forge`] other than `None`) and for every
+    /// message of [`Provider::forge_confirmation`] (outside the normal flow).
     pub forged: bool,
     /// The `X-de-mail-message-id` of the original it is about (of itself, for inbound).
     pub message_id: String,
