@@ -31,6 +31,7 @@ max_message_size = "MAXSIZE"
 [inbound]
 provider_service = "demail-in"
 poststelle = ["poststelle@magdeburg.example"]
+INBOUND
 
 [evidence]
 database = "EVIDENCE/evidence.sqlite"
@@ -81,6 +82,8 @@ pub struct Options<'a> {
     pub blobs: &'a str,
     /// TOML appended to the configuration (e.g. a `[trust]` table); `TMP` is the temp dir.
     pub extra: &'a str,
+    /// Keys added to the `[inbound]` table (e.g. `deliver_confirmations`).
+    pub inbound: &'a str,
 }
 
 impl Default for Options<'_> {
@@ -89,6 +92,7 @@ impl Default for Options<'_> {
             max_size: "20MiB",
             blobs: "evidence/blobs",
             extra: "",
+            inbound: "",
         }
     }
 }
@@ -112,6 +116,7 @@ impl Milter {
         );
         let text = text
             .replace("MAXSIZE", opts.max_size)
+            .replace("INBOUND", opts.inbound)
             .replace(
                 "EVIDENCE",
                 &dir.path().join("evidence").display().to_string(),
