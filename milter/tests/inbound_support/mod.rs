@@ -345,6 +345,7 @@ pub fn new_subject(actions: &EomActions) -> Option<String> {
 pub async fn send_demail(milter: &Milter, subject: &str) -> demail_evidence::Submission {
     let mut mail = Mail::new(CLERK, &[CITIZEN]).set_header("Subject", &format!(" {subject}"));
     mail.queue_id = "OUT1".into();
+    mail.body = format!("Sehr geehrte Damen und Herren,\r\n\r\n{subject} anbei.\r\n").into_bytes();
     let mut conn = milter.open().await;
     let out = super::common::transact(&mut conn, &mail).await;
     let (_, status) = out.eom.expect("De-Mail reaches end of message");
