@@ -133,27 +133,39 @@ fn flip_signature_value(xml: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The mutations of a validly signed list that both verifiers must reject, by name.
-fn mutations(xml: &[u8], service_name: &str) -> Vec<(&'static str, Vec<u8>)> {
+/// The list with its KeyInfo certificate replaced by `cert` (KeyInfo is not signed in these
+/// lists, so only a verifier that used it could be misled).
+fn swap_keyinfo(xml: &[u8], cert: &X509) -> Vec<u8> {
+    let t = text(xml);
+    let sig = t.find("<ds:Signature").unwrap();
+    let start = sig + t[sig..].find("X509Certificate>").unwrap() + "X509Certificate>".len();
+    let end = start + t[start..].find('<').unwrap();
+    let b64 = openssl::base64::encode_block(&cert.to_der().unwrap());
+    format!("{}{b64}{}", &t[..start], &t[end..]).into_bytes()
+}
+
+/// Mutations of a validly signed list, each with the verdict of the bare signature check
+/// (without our pre-checks) for the right signer; the full verification rejects them all.
+fn mutations(xml: &[u8], (element, name): (&str, &str)) -> Vec<(&'static str, Vec<u8>, Verdict)> {
     let sig = signature_element(xml).to_string();
     let t = text(xml);
-    // One byte of a service name: the enveloped reference's digest no longer matches.
+    let without_sig = t.replacen(&sig, "", 1);
+    // One byte of a name: the enveloped reference's digest no longer matches.
     let flipped_name = {
-        let first = &service_name[..1];
-        let other = if first == "X" { "Y" } else { "X" };
-        let new = format!("{other}{}", &service_name[1..]);
-        replace_after(xml, "<ServiceName>", service_name, &new)
+        let other = if name.starts_with('X') { "Y" } else { "X" };
+        let new = format!("{other}{}", &name[1..]);
+        replace_after(xml, &format!("<{element}>"), name, &new)
     };
-    // A second copy of the signature beside the first (duplicated signature).
+    // A second copy of the signature beside the first. The enveloped transform removes only
+    // the signature being checked, so the copy is unsigned content: the digest fails.
     let duplicated = t.replacen(&sig, &format!("{sig}{sig}"), 1).into_bytes();
-    // The signed list wrapped in a new root (classic wrapping: the signature still sits
-    // under the signed list, the document around it is new).
+    // The signed list wrapped in a new root: URI="" now means the new document.
     let body = &t[t.find("<TrustServiceStatusList").unwrap()..];
     let wrapped = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Wrapper xmlns=\"urn:x-demail:test\">{body}</Wrapper>"
     )
     .into_bytes();
-    // Unsigned content appended after the signature.
+    // Unsigned content after the signature.
     let appended = t
         .replacen(
             &sig,
@@ -161,43 +173,66 @@ fn mutations(xml: &[u8], service_name: &str) -> Vec<(&'static str, Vec<u8>)> {
             1,
         )
         .into_bytes();
+    // The signature moved into SchemeInformation. The enveloped transform removes it
+    // wherever it is, so the cryptography still holds; only our pre-check (a child of the
+    // root) refuses it.
+    let moved = without_sig
+        .replacen(
+            "</SchemeInformation>",
+            &format!("{sig}</SchemeInformation>"),
+            1,
+        )
+        .into_bytes();
     vec![
-        ("flipped byte in a service name", flipped_name),
+        ("flipped byte in a name", flipped_name, Verdict::Fail),
         (
             "flipped byte in the SignatureValue",
             flip_signature_value(xml),
+            Verdict::Fail,
         ),
-        ("duplicated signature", duplicated),
-        ("list wrapped in a new root", wrapped),
-        ("unsigned element after the signature", appended),
+        ("duplicated signature", duplicated, Verdict::Fail),
+        ("list wrapped in a new root", wrapped, Verdict::Fail),
+        (
+            "unsigned element after the signature",
+            appended,
+            Verdict::Fail,
+        ),
+        (
+            "signature moved into SchemeInformation",
+            moved,
+            Verdict::Pass,
+        ),
     ]
 }
 
-/// Pre-check verdicts of the mutations (the bare signature check is judged separately).
-fn expected_bare(mutation: &str) -> Verdict {
-    match mutation {
-        // Both verifiers check the first ds:Signature, which is intact, and the enveloped
-        // transform removes the signature it belongs to: the second copy is unsigned content.
-        "duplicated signature" => Verdict::Fail,
-        _ => Verdict::Fail,
-    }
-}
-
-fn check_list(label: &str, xml: &[u8], signer: &X509, wrong: &[X509], service_name: &str) {
-    agree(label, xml, signer, Verdict::Pass, Verdict::Pass);
+/// A validly signed list: it verifies with its signer only, the signer is never taken from
+/// its KeyInfo, and every mutation is refused.
+fn check_list(label: &str, xml: &[u8], signer: &X509, wrong: &[X509], name: (&str, &str)) {
+    use Verdict::{Fail, Pass};
+    agree(label, xml, signer, Pass, Pass);
     for w in wrong {
-        let case = format!("{label} with wrong signer {:?}", w.subject_name());
-        agree(&case, xml, w, Verdict::Fail, Verdict::Fail);
+        let case = format!("{label}, wrong signer {:?}", w.subject_name());
+        agree(&case, xml, w, Fail, Fail);
+        // The list now names the wrong signer in its KeyInfo: still the key decides.
+        let swapped = swap_keyinfo(xml, w);
+        agree(&format!("{case} named in KeyInfo"), &swapped, w, Fail, Fail);
+        agree(
+            &format!("{label}, KeyInfo names {:?}", w.subject_name()),
+            &swapped,
+            signer,
+            Pass,
+            Pass,
+        );
     }
-    for (what, mutated) in mutations(xml, service_name) {
+    for (what, mutated, bare) in mutations(xml, name) {
         let case = format!("{label}: {what}");
-        agree(&case, &mutated, signer, Verdict::Fail, expected_bare(what));
+        agree(&case, &mutated, signer, Fail, bare);
         agree(
             &format!("{case}, wrong signer"),
             &mutated,
             &wrong[0],
-            Verdict::Fail,
-            Verdict::Fail,
+            Fail,
+            Fail,
         );
     }
 }
@@ -213,6 +248,80 @@ fn german_list_and_its_mutations() {
         &de,
         &embedded_signer(&de),
         &wrong,
-        "D-TRUST Qualified CA 1 2008:PN",
+        ("ServiceName", "D-TRUST Qualified CA 1 2008:PN"),
     );
+}
+
+#[test]
+fn lotl_and_its_mutations() {
+    let lotl = read("dss/tsl/eu-lotl.xml");
+    let de_signer = embedded_signer(&read("dss/tsl/de-tl.xml"));
+    let mut wrong = vec![de_signer];
+    wrong.extend(strangers());
+    check_list(
+        "eu-lotl.xml",
+        &lotl,
+        &embedded_signer(&lotl),
+        &wrong,
+        ("SchemeOperatorName", "European Commission"),
+    );
+}
+
+/// DSS's broken LOTL (the list changed after signing) and its unsigned copy: refused by both,
+/// with the LOTL's signer pinned and with another.
+#[test]
+fn broken_and_unsigned_lotl() {
+    use Verdict::Fail;
+    let signer = embedded_signer(&read("dss/tsl/eu-lotl.xml"));
+    let other = embedded_signer(&read("dss/tsl/de-tl.xml"));
+    let broken = read("dss/tsl/eu-lotl-broken-sig.xml");
+    let unsigned = read("dss/tsl/eu-lotl-no-sig.xml");
+    for (label, xml) in [
+        ("eu-lotl-broken-sig.xml", &broken),
+        ("eu-lotl-no-sig.xml", &unsigned),
+    ] {
+        agree(label, xml, &signer, Fail, Fail);
+        agree(&format!("{label}, wrong signer"), xml, &other, Fail, Fail);
+    }
+    assert!(matches!(
+        precheck(&unsigned),
+        Err(XmlSigError::Structure(_))
+    ));
+    // The broken list is well-formed: the verifiers, not the pre-check, refuse it.
+    assert_eq!(precheck(&broken), Ok(()));
+}
+
+/// The import path (`verify_with`, several pinned certificates) returns the one that verifies,
+/// whichever verifier runs, and names the verifier when none does.
+#[test]
+fn verify_with_picks_the_pinned_signer_that_verifies() {
+    let de = read("dss/tsl/de-tl.xml");
+    let right = embedded_signer(&de);
+    let wrong = embedded_signer(&read("dss/tsl/eu-lotl.xml"));
+    let verifiers: [&dyn XmlSignatureVerifier; 2] = [&Xmlsec1, &RustVerifier];
+    for v in verifiers {
+        let got = xmlsig::verify_with(v, &de, "de-tl.xml", &[wrong.clone(), right.clone()])
+            .unwrap_or_else(|e| panic!("{}: {e}", v.name()));
+        assert_eq!(
+            got.to_der().unwrap(),
+            right.to_der().unwrap(),
+            "{}",
+            v.name()
+        );
+        let e = xmlsig::verify_with(v, &de, "de-tl.xml", std::slice::from_ref(&wrong))
+            .err()
+            .unwrap_or_else(|| panic!("{} accepted the wrong signer", v.name()))
+            .to_string();
+        assert!(
+            e.starts_with(
+                "trusted list de-tl.xml: the XML signature does not verify with any pinned signer"
+            ) && e.contains(&format!("({}: ", v.name())),
+            "{e}"
+        );
+        let e = xmlsig::verify_with(v, &de, "de-tl.xml", &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("no pinned signer certificate"), "{e}");
+    }
 }

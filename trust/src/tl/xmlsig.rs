@@ -63,13 +63,20 @@ pub trait XmlSignatureVerifier {
 /// The verifier [`VERIFIER_ENV`] names (xmlsec1 when unset).
 pub fn selected() -> Result<Box<dyn XmlSignatureVerifier>, TrustError> {
     match std::env::var(VERIFIER_ENV) {
-        Err(std::env::VarError::NotPresent) => Ok(Box::new(Xmlsec1)),
-        Ok(v) if v == "xmlsec1" => Ok(Box::new(Xmlsec1)),
-        Ok(v) if v == "rust" => Ok(Box::new(RustVerifier)),
-        Ok(v) => Err(TrustError::Input(format!(
-            "{VERIFIER_ENV}={v:?}: expected \"xmlsec1\" or \"rust\""
-        ))),
+        Err(std::env::VarError::NotPresent) => by_name(None),
+        Ok(v) => by_name(Some(&v)),
         Err(e) => Err(TrustError::Input(format!("{VERIFIER_ENV}: {e}"))),
+    }
+}
+
+/// `xmlsec1` (also for `None`) or `rust`.
+pub fn by_name(name: Option<&str>) -> Result<Box<dyn XmlSignatureVerifier>, TrustError> {
+    match name {
+        None | Some("xmlsec1") => Ok(Box::new(Xmlsec1)),
+        Some("rust") => Ok(Box::new(RustVerifier)),
+        Some(other) => Err(TrustError::Input(format!(
+            "{VERIFIER_ENV}={other:?}: expected \"xmlsec1\" or \"rust\""
+        ))),
     }
 }
 
@@ -173,4 +180,31 @@ pub fn check_structure(doc: &Document<'_>) -> Result<(), XmlSigError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_by_name() {
+        assert_eq!(by_name(None).unwrap().name(), "xmlsec1");
+        assert_eq!(by_name(Some("xmlsec1")).unwrap().name(), "xmlsec1");
+        assert_eq!(by_name(Some("rust")).unwrap().name(), "rust");
+        let e = by_name(Some("Rust")).err().unwrap().to_string();
+        assert!(e.contains("DEMAIL_TL_XML_VERIFIER=\"Rust\""), "{e}");
+    }
+
+    #[test]
+    fn precheck_refuses_a_dtd_and_non_utf8() {
+        let dtd = b"<!DOCTYPE x [<!ENTITY a \"b\">]><TrustServiceStatusList/>";
+        assert!(matches!(precheck(dtd), Err(XmlSigError::Structure(m)) if m.contains("not XML")));
+        assert!(
+            matches!(precheck(b"\xff<a/>"), Err(XmlSigError::Structure(m)) if m.contains("UTF-8"))
+        );
+        let unsigned = b"<TrustServiceStatusList/>";
+        assert!(
+            matches!(precheck(unsigned), Err(XmlSigError::Structure(m)) if m.contains("not signed"))
+        );
+    }
 }
