@@ -26,8 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use demail_evidence::{Store, Submission};
-use demail_provider_sim::pki::{CertUsage, TestPki};
-use demail_provider_sim::{SimConfig, Simulator, TlsMode};
+use demail_provider_sim::pki::{CertUsage, TestPki, TestTrustedList};
+use demail_provider_sim::receive::RunOptions;
+use demail_provider_sim::{SendConfig, SimConfig, Simulator, TlsMode};
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 
@@ -68,6 +69,13 @@ pub struct CityOptions {
     pub dovecot_users: Vec<(String, String)>,
     /// Start the provider simulator (it can be started later with [`City::start_simulator`]).
     pub simulator: bool,
+    /// The simulator's sending side too: confirmations, notifications and inbound De-Mail to
+    /// `demail-in`, signed with a test qualified certificate whose CA a test trusted list
+    /// names (imported with `demailctl tl import` before the milter starts). Writes the
+    /// `[trust]` section, so `extra_toml` must not have one.
+    pub provider_sends: bool,
+    /// Recipients that have a mailbox at the provider (globs); empty: every De-Mail address.
+    pub provider_known_recipients: Vec<String>,
     /// Start the milter (it can be started later with [`City::start_milter`]).
     pub milter: bool,
     /// `RUST_LOG` of the milter process.
@@ -89,6 +97,8 @@ impl Default for CityOptions {
             max_message_size: 20 << 20,
             dovecot_users: Vec::new(),
             simulator: true,
+            provider_sends: false,
+            provider_known_recipients: Vec::new(),
             milter: true,
             milter_log_level: "info".into(),
             postfix: PostfixOptions::default(),
@@ -105,6 +115,8 @@ pub struct City {
     simulator: Option<Simulator>,
     dovecot: Option<Dovecot>,
     sim_config: SimConfig,
+    send_config: Option<SendConfig>,
+    trusted_list: Option<TestTrustedList>,
     milter_port: u16,
     inbound_port: u16,
     milter_log_level: String,
@@ -160,12 +172,16 @@ impl City {
             milter_port,
             inbound_port,
         };
+        let mut extra = opts.extra_toml.clone();
+        if opts.provider_sends {
+            extra.push_str(&config::trust_section(&dir));
+        }
         let toml = config::demail_toml(
             &layout,
             &opts.demail_domains,
             opts.max_message_size,
             &opts.tenants,
-            &opts.extra_toml,
+            &extra,
         );
         let config = dir.join("demail.toml");
         write(&config, &toml);
@@ -197,6 +213,16 @@ impl City {
             store_dir: dir.join("provider-store"),
             // Room for what the milter adds; the milter enforces the configured limit.
             max_message_size: opts.max_message_size + (1 << 20),
+        };
+
+        // Before the milter starts: it loads the imported lists once per configuration.
+        let (send_config, trusted_list) = if opts.provider_sends {
+            let (send, tl) = provider_side(&config, &pki, &dir, inbound_port);
+            let mut send = send;
+            send.known_recipients = opts.provider_known_recipients.clone();
+            (Some(send), Some(tl))
+        } else {
+            (None, None)
         };
 
         let dovecot = (!opts.dovecot_users.is_empty()).then(|| {
@@ -236,6 +262,8 @@ impl City {
             simulator: None,
             dovecot,
             sim_config,
+            send_config,
+            trusted_list,
             milter_port,
             inbound_port,
             milter_log_level: opts.milter_log_level,
@@ -317,6 +345,16 @@ impl City {
         &self.sim_config
     }
 
+    /// The simulator's sending side, when [`CityOptions::provider_sends`] asked for it.
+    pub fn send_config(&self) -> Option<&SendConfig> {
+        self.send_config.as_ref()
+    }
+
+    /// The test trusted list imported into `[trust] trusted_lists` (with `provider_sends`).
+    pub fn trusted_list(&self) -> Option<&TestTrustedList> {
+        self.trusted_list.as_ref()
+    }
+
     // --- the parts ---
 
     pub fn postfix(&self) -> &Postfix {
@@ -338,7 +376,11 @@ impl City {
         if self.simulator.is_some() {
             panic!("City: the provider simulator runs already");
         }
-        let sim = Simulator::start(self.sim_config.clone()).unwrap_or_else(|e| {
+        let opts = RunOptions {
+            send: self.send_config.clone(),
+            ..RunOptions::default()
+        };
+        let sim = Simulator::start_with(self.sim_config.clone(), opts).unwrap_or_else(|e| {
             panic!(
                 "City: provider simulator on {}: {e}",
                 self.sim_config.listen
@@ -443,6 +485,59 @@ impl City {
             .unwrap_or_else(|e| panic!("City: digest of {}: {e}", path.display()));
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// The provider's sending side: its qualified signing certificate, its TLS client certificate
+/// for `demail-in` (issued by the CA `demail-in` requires, `[gateway] provider_ca`), and the
+/// test trusted list naming that CA, imported with the real `demailctl tl import`.
+fn provider_side(
+    config: &Path,
+    pki: &TestPki,
+    dir: &Path,
+    inbound_port: u16,
+) -> (SendConfig, TestTrustedList) {
+    let sign = pki
+        .issue_qualified("provider-sign", "De-Mail Provider Simulator Signatur")
+        .unwrap_or_else(|e| panic!("City: provider signing certificate: {e}"));
+    let mx = pki
+        .issue(
+            "provider-mx",
+            "mx.provider-sim.de-mail.test",
+            &["mx.provider-sim.de-mail.test"],
+            CertUsage::Client,
+        )
+        .unwrap_or_else(|e| panic!("City: provider TLS client certificate: {e}"));
+    let tl_dir = dir.join("trusted-list");
+    let tl = pki
+        .trusted_list(&tl_dir)
+        .unwrap_or_else(|e| panic!("City: test trusted list in {}: {e}", tl_dir.display()));
+    let bin = cargo_bin("demailctl");
+    let cfg = config.to_string_lossy();
+    let xml = tl.xml.to_string_lossy();
+    let signer = tl.signer_cert.to_string_lossy();
+    let args = [
+        "--config",
+        cfg.as_ref(),
+        "tl",
+        "import",
+        xml.as_ref(),
+        "--signer",
+        signer.as_ref(),
+    ];
+    let out = process::run(&bin.to_string_lossy(), &args);
+    if !out.status.success() {
+        panic!("City: demailctl tl import failed:\n{}", process::text(&out));
+    }
+    let mut send = SendConfig::new(
+        sign.cert,
+        sign.key,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, inbound_port)),
+        mx.cert,
+        mx.key,
+    );
+    send.server_ca = Some(pki.ca_cert.clone());
+    send.server_name = "localhost".into();
+    (send, tl)
 }
 
 impl Drop for City {

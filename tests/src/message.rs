@@ -55,6 +55,68 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// A header value with its RFC 2047 encoded words (`=?utf-8?Q?...?=`, `=?utf-8?B?...?=`)
+/// decoded; white space between adjacent encoded words dropped, as RFC 2047 says. Words that
+/// do not decode stay as they are: a test then sees the raw form in its failure message.
+pub fn decode_words(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    let mut after_word = false;
+    while let Some(start) = rest.find("=?") {
+        let (before, from) = rest.split_at(start);
+        let decoded = encoded_word(from);
+        let Some((text, len)) = decoded else {
+            out.push_str(&rest[..start + 2]);
+            rest = &rest[start + 2..];
+            after_word = false;
+            continue;
+        };
+        if !(after_word && before.trim().is_empty()) {
+            out.push_str(before);
+        }
+        out.push_str(&text);
+        rest = &from[len..];
+        after_word = true;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One encoded word at the start of `s`: its text and its length in `s`.
+fn encoded_word(s: &str) -> Option<(String, usize)> {
+    let inner = s.strip_prefix("=?")?;
+    let mut parts = inner.splitn(3, '?');
+    let charset = parts.next()?;
+    let encoding = parts.next()?;
+    let tail = parts.next()?;
+    let end = tail.find("?=")?;
+    let payload = &tail[..end];
+    let len = 2 + charset.len() + 1 + encoding.len() + 1 + end + 2;
+    let bytes = match encoding {
+        "Q" | "q" => {
+            let mut b = Vec::new();
+            let raw = payload.as_bytes();
+            let mut i = 0;
+            while i < raw.len() {
+                match raw[i] {
+                    b'_' => b.push(b' '),
+                    b'=' => {
+                        let hex = std::str::from_utf8(raw.get(i + 1..i + 3)?).ok()?;
+                        b.push(u8::from_str_radix(hex, 16).ok()?);
+                        i += 2;
+                    }
+                    c => b.push(c),
+                }
+                i += 1;
+            }
+            b
+        }
+        "B" | "b" => openssl::base64::decode_block(payload).ok()?,
+        _ => return None,
+    };
+    Some((String::from_utf8(bytes).ok()?, len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +130,16 @@ mod tests {
         assert_eq!(f[0], ("From".into(), "a@b".into()));
         assert_eq!(f[1].1, "=?utf-8?Q?x?= =?utf-8?Q?y?=");
         assert_eq!(field_values(MSG, "SUBJECT").len(), 2);
+    }
+
+    #[test]
+    fn encoded_words_are_decoded() {
+        assert_eq!(
+            decode_words("=?utf-8?Q?[De-Mail_absenderbest=C3=A4tigt]?= Bescheid"),
+            "[De-Mail absenderbestätigt] Bescheid"
+        );
+        assert_eq!(decode_words("=?UTF-8?B?w6Q=?= =?utf-8?q?b?="), "äb");
+        assert_eq!(decode_words("plain =?x"), "plain =?x");
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! demail-demo: the whole gateway on one machine, on loopback.
 //!
 //! Real Postfix (configured from `demailctl postfix-config`), Dovecot, `demail-milter` and the
-//! provider simulator; then the story: a clerk sends a De-Mail with `[Abholbestätigung]`, an
+//! provider simulator (both ways); then the story: a clerk sends a De-Mail with
+//! `[Abholbestätigung]`, the provider dispatches and delivers it (Versand- and
+//! Eingangsbestätigung arrive, verified and kept as evidence), the recipient logs in
+//! (Abholbestätigung), a forged confirmation from the Internet is refused and neutralised, an
 //! intern who may not send De-Mail is refused, ordinary mail still reaches the mailbox. It
-//! prints what the provider received and the status table, then runs until Ctrl-C.
+//! prints what the provider received, the per-recipient status table and where the evidence
+//! is, then runs until Ctrl-C.
 //! `--once` plays the story, checks it and exits (non-zero if anything did not happen).
 
 use std::path::PathBuf;
@@ -11,7 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use demail_e2e::city::{ACCOUNT, CITIZEN, CLERK, City, CityOptions, INTERN, POSTSTELLE};
+use demail_e2e::message::field_values;
 use demail_e2e::{imaplib_fetch_all, swaks};
+use demail_evidence::Status;
+use demail_provider_sim::{ConfirmationKind, Forge, Target, Transport};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -76,6 +83,7 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
             (POSTSTELLE.into(), "poststellepw".into()),
         ],
         dir,
+        provider_sends: true,
         ..CityOptions::default()
     });
     println!("    directory      {}", city.dir().display());
@@ -85,6 +93,10 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
     println!(
         "    provider       127.0.0.1:{} (implicit TLS, client certificate required)",
         city.simulator_port()
+    );
+    println!(
+        "    demail-in      127.0.0.1:{} (Postfix smtpd for the provider only)",
+        city.inbound_port()
     );
     if let Some(p) = city.imap_port() {
         println!("    Dovecot IMAP   127.0.0.1:{p}");
@@ -108,6 +120,7 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
     check(out.status.success(), "Postfix accepted the De-Mail");
     let sim = city.simulator().expect("simulator runs");
     let got = sim.wait_for(1, WAIT);
+    let mut private_id = None;
     check(
         got.len() == 1,
         "the provider received it over TLS with the city's client certificate",
@@ -140,6 +153,7 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
         let subs = city.submissions();
         check(subs.len() == 1, "one record");
         if let Some(s) = subs.first() {
+            private_id = Some(s.private_id.clone());
             check(
                 s.content.hex() == m.sha256,
                 "SHA-256 in the store = SHA-256 the provider computed",
@@ -147,6 +161,10 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
             let show = city.demailctl(&["show", &s.private_id]);
             print!("{}", String::from_utf8_lossy(&show.stdout));
         }
+    }
+
+    if let Some(id) = &private_id {
+        provider_story(&city, id, &mut check);
     }
 
     step(&format!(
@@ -185,31 +203,42 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
     ]);
     check(out.status.success(), "Postfix accepted the ordinary mail");
     if let Some(port) = city.imap_port() {
-        let fetched = wait_for_mail(port);
-        check(
-            fetched
-                .iter()
-                .any(|m| String::from_utf8_lossy(m).contains("Sperrmuellabholung")),
-            "fetched over IMAP from Dovecot",
-        );
+        let fetched = wait_for_mail(port, |m| {
+            String::from_utf8_lossy(m).contains("Sperrmuellabholung")
+        });
+        check(fetched.is_some(), "fetched over IMAP from Dovecot");
     }
 
-    step("demailctl status");
+    step("demailctl status: per recipient");
     let status = city.demailctl(&["status"]);
-    print!("{}", String::from_utf8_lossy(&status.stdout));
+    let table = String::from_utf8_lossy(&status.stdout);
+    print!("{table}");
     check(
-        String::from_utf8_lossy(&status.stdout).contains("submitted"),
-        "status shows the De-Mail as submitted",
+        table
+            .lines()
+            .any(|l| l.contains(CITIZEN) && l.contains(" retrieved ")),
+        "status shows the De-Mail to the citizen as retrieved",
     );
+    let verify = city.demailctl(&["evidence", "verify"]);
+    let verify_text = String::from_utf8_lossy(&verify.stdout);
+    print!("    {verify_text}");
+    check(
+        verify.status.success() && verify_text.starts_with("OK"),
+        "demailctl evidence verify: the hash chain is intact",
+    );
+    let config = city.config_path().display();
     println!(
         "\n    evidence database  {}",
         city.evidence_database().display()
     );
     println!("    evidence blobs     {}", city.evidence_blobs().display());
-    println!(
-        "    try: demailctl --config {} status",
-        city.config_path().display()
-    );
+    println!("    try: demailctl --config {config} status");
+    if let Some(id) = &private_id {
+        println!("         demailctl --config {config} show '{id}'");
+        println!(
+            "         demailctl --config {config} export '{id}' --out evidence.tar   (for a court; README.txt inside)"
+        );
+    }
 
     if !once {
         println!("\nRunning until Ctrl-C.");
@@ -222,13 +251,159 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
     failures
 }
 
-fn wait_for_mail(port: u16) -> Vec<Vec<u8>> {
+/// The first message in the poststelle's mailbox (over IMAP) that `pred` accepts.
+fn wait_for_mail(port: u16, pred: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let got = imaplib_fetch_all(port, POSTSTELLE, "poststellepw");
-        if !got.is_empty() || std::time::Instant::now() > deadline {
-            return got;
+        if let Some(m) = got.into_iter().find(|m| pred(m)) {
+            return Some(m);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
         }
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// The citizen's status as the evidence store projects it, once it is `want` (or the wait
+/// is over: then the last one seen).
+fn wait_status(city: &City, id: &str, want: Status) -> Option<Status> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let now = city
+            .evidence()
+            .and_then(|s| s.recipient_status(id).ok())
+            .and_then(|r| r.into_iter().find(|r| r.recipient == CITIZEN))
+            .map(|r| r.status);
+        if now == Some(want) || std::time::Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Prints the confirmations recorded for `id`, one line each.
+fn print_confirmations(city: &City, id: &str) {
+    let Some(store) = city.evidence() else {
+        return;
+    };
+    for c in store.confirmations(id).unwrap_or_default() {
+        let d = &c.data;
+        println!(
+            "    | {:<10} {:<28} {:<13} {}",
+            d.kind.label(),
+            d.recipient,
+            d.indication,
+            if d.trusted { "trusted" } else { "UNTRUSTED" }
+        );
+    }
+}
+
+/// The provider's half of the story: dispatch and delivery confirmed, the recipient
+/// retrieves, a forged confirmation from the Internet counts for nothing.
+fn provider_story(city: &City, id: &str, check: &mut impl FnMut(bool, &str)) {
+    step(
+        "The provider dispatches and delivers: Versand- and Eingangsbestätigung arrive on demail-in",
+    );
+    let st = wait_status(city, id, Status::Received);
+    print_confirmations(city, id);
+    check(
+        st == Some(Status::Received),
+        "both confirmations verified (qualified signature) and matched: status received",
+    );
+
+    step(&format!(
+        "{CITIZEN} logs in at the provider: Abholbestätigung"
+    ));
+    let Some(sim) = city.simulator() else {
+        check(false, "the simulator runs");
+        return;
+    };
+    match sim.retrieve(id) {
+        Ok(sent) => check(
+            sent.iter().all(|o| o.delivered()),
+            "the provider sent the Abholbestätigung",
+        ),
+        Err(e) => check(false, &format!("retrieve: {e}")),
+    }
+    let st = wait_status(city, id, Status::Retrieved);
+    print_confirmations(city, id);
+    check(st == Some(Status::Retrieved), "status retrieved");
+
+    step("A forged Abholbestätigung arrives from the Internet (public smtpd)");
+    let public = Target {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], city.smtp_port())),
+        transport: Transport::Plain,
+    };
+    let forged =
+        match sim.forge_confirmation(id, ConfirmationKind::Retrieve, Forge::None, Some(public)) {
+            Ok(f) => f,
+            Err(e) => {
+                check(false, &format!("forge: {e}"));
+                return;
+            }
+        };
+    let refusal = forged
+        .delivery
+        .result
+        .as_ref()
+        .err()
+        .cloned()
+        .unwrap_or_default();
+    println!("    to {ACCOUNT}: {refusal}");
+    check(
+        refusal.contains("5.7.1"),
+        "the public smtpd refuses anything to the De-Mail account",
+    );
+    let eml = city.dir().join("forged-confirmation.eml");
+    if std::fs::write(&eml, &forged.data).is_err() {
+        check(false, "writing the forged confirmation");
+        return;
+    }
+    let out = swaks(&[
+        "--server",
+        &city.smtp_server(),
+        "--from",
+        "Abholbestaetigung@provider-sim.de-mail.test",
+        "--to",
+        POSTSTELLE,
+        "--data",
+        &eml.to_string_lossy(),
+    ]);
+    check(
+        out.status.success(),
+        "sent to the poststelle instead, Postfix accepted it",
+    );
+    if let Some(port) = city.imap_port() {
+        let got = wait_for_mail(port, |m| {
+            !field_values(m, "X-Untrusted-de-mail-integrity").is_empty()
+        });
+        check(
+            got.is_some(),
+            "it arrives in Dovecot with the provider's fields renamed X-Untrusted-...",
+        );
+        if let Some(m) = got {
+            for (n, v) in demail_e2e::message::header_fields(&m)
+                .into_iter()
+                .filter(|(n, _)| n.starts_with("X-Untrusted-") || n.starts_with("X-DeMail-"))
+            {
+                let v: String = v.chars().take(60).collect();
+                println!("    | {n}: {v}");
+            }
+            check(
+                field_values(&m, "X-DeMail-Confirmation").is_empty(),
+                "not tagged as a confirmation",
+            );
+        }
+    }
+    let st = wait_status(city, id, Status::Retrieved);
+    let trusted = city
+        .evidence()
+        .and_then(|s| s.confirmations(id).ok())
+        .map(|c| c.len());
+    check(
+        st == Some(Status::Retrieved) && trusted == Some(3),
+        "nothing counted: still retrieved, still three confirmations",
+    );
 }

@@ -86,6 +86,13 @@ listen = "inet:127.0.0.1:{milter_port}"
     )
 }
 
+/// `[trust]` of a city whose provider sends: the imported trusted lists below `dir`, no
+/// revocation checks (the test CA runs no OCSP responder).
+pub(super) fn trust_section(dir: &Path) -> String {
+    let lists = toml_string(&dir.join("trust").display().to_string());
+    format!("\n[trust]\ntrusted_lists = {lists}\nrevocation = \"off\"\n")
+}
+
 /// A TOML basic string (paths of temp dirs are plain, but quotes and backslashes must not
 /// break the file).
 fn toml_string(s: &str) -> String {
