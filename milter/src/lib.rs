@@ -1,11 +1,20 @@
-//! demail-milter: the Postfix milter of demail-gateway (outbound De-Mail, poststelle QES checks).
+//! demail-milter: the Postfix milter of demail-gateway (outbound De-Mail, inbound De-Mail and
+//! confirmations, poststelle QES checks).
+//!
+//! Traffic on the provider service (`{daemon_name}` = `[inbound] provider_service`) is
+//! inbound: its `X-de-mail-integrity` is verified (anchors and qualification from `[trust]`
+//! and the imported trusted lists), `X-DeMail-Verified` is added, the authoritative subject
+//! tag only for a verified qualified signature covering `X-de-mail-authoritative: yes`;
+//! confirmations and notifications are matched to the sent De-Mail and recorded raw with
+//! their XML, PDF and report (discarded after storing with `deliver_confirmations =
+//! "evidence-only"`). Mail from anywhere else has its `X-de-mail-*`, `X-DeMail-*` and
+//! `X-QES-*` fields renamed `X-Untrusted-...`; ordinary mail without any is accepted at end
+//! of header, its body never streamed.
 //!
 //! At RCPT it refuses De-Mail recipients the sender may not write to and messages that would
-//! mix De-Mail and ordinary recipients; ordinary mail is accepted at DATA without changes,
-//! except mail to a poststelle address: its signatures are verified on the exact bytes
-//! received, one `X-QES-Validation` field per signature and one subject tag are added, forged
-//! `X-QES-*` fields are renamed, and the report is recorded with the message. At
-//! end of a De-Mail it maps the sender to the tenant's account, turns subject tags and
+//! mix De-Mail and ordinary recipients. Of mail to a poststelle address the signatures are
+//! verified on the exact bytes received, one `X-QES-Validation` field per signature and one
+//! subject tag are added, and the report is recorded with the message. At end of a De-Mail it maps the sender to the tenant's account, turns subject tags and
 //! `X-DeMail-Options` into TR-01201 option fields, sets `X-de-mail-private-id`, records exactly
 //! the bytes that will leave in the evidence store (fsynced) and only then accepts. Every
 //! internal error answers tempfail, so Postfix keeps the mail.

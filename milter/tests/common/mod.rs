@@ -31,7 +31,6 @@ max_message_size = "MAXSIZE"
 [inbound]
 provider_service = "demail-in"
 poststelle = ["poststelle@magdeburg.example"]
-INBOUND
 
 [evidence]
 database = "EVIDENCE/evidence.sqlite"
@@ -116,7 +115,14 @@ impl Milter {
         );
         let text = text
             .replace("MAXSIZE", opts.max_size)
-            .replace("INBOUND", opts.inbound)
+            .replacen(
+                "poststelle = [\"poststelle@magdeburg.example\"]\n",
+                &format!(
+                    "poststelle = [\"poststelle@magdeburg.example\"]\n{}\n",
+                    opts.inbound
+                ),
+                1,
+            )
             .replace(
                 "EVIDENCE",
                 &dir.path().join("evidence").display().to_string(),
