@@ -302,6 +302,29 @@ fn all_three_confirmations_end_retrieved_and_the_export_reverifies() {
     assert!(!verify.status.success(), "{out}");
     assert!(out.starts_with("FAILED: first mismatch"), "{out}");
     assert!(out.contains(&raw), "names the blob {raw}:\n{out}");
+
+    // Blob restored; one byte of the receipt's event row changed past the append-only
+    // trigger, as someone with write access to the database could: the walk names the event.
+    bytes[middle] ^= 0x01;
+    std::fs::write(&blob, &bytes).expect("restore blob");
+    let event = confirmations_of(&show, "receipt")[0]["event_id"]
+        .as_i64()
+        .expect("event id");
+    let sql = format!(
+        "DROP TRIGGER events_no_update; \
+         UPDATE events SET payload = replace(payload, 'TOTAL_PASSED', 'TOTAL_PASSEE') \
+         WHERE id = {event};"
+    );
+    let db = city.evidence_database().to_string_lossy().into_owned();
+    let edit = run("sqlite3", &[&db, &sql], city.dir());
+    assert!(edit.status.success(), "sqlite3:\n{}", text(&edit));
+    let verify = city.demailctl(&["evidence", "verify"]);
+    let out = text(&verify);
+    assert!(!verify.status.success(), "{out}");
+    assert!(
+        out.starts_with("FAILED: first mismatch") && out.contains(&format!("event {event}")),
+        "names event {event}:\n{out}"
+    );
 }
 
 /// Done when, second point: forgeries count for nothing. A confirmation with a broken
@@ -391,6 +414,12 @@ fn forgeries_count_for_nothing_and_only_the_provider_earns_the_tag() {
     genuine.authoritative = true;
     let injected = sim.inject(&genuine).expect("inject");
     assert!(injected.delivered(), "{:?}", injected.delivery);
+    // From the provider too, but only hashed: no qualified signature, no tag.
+    let mut hashed = genuine.clone();
+    hashed.subject = "Nur gehasht".into();
+    hashed.signed = false;
+    let injected = sim.inject(&hashed).expect("inject");
+    assert!(injected.delivered(), "{:?}", injected.delivery);
 
     let m = wait_mail(&city, "the genuine authoritative De-Mail", |m| {
         subject(m).contains("Nachbargemeinde")
@@ -402,6 +431,16 @@ fn forgeries_count_for_nothing_and_only_the_provider_earns_the_tag() {
     let v = field_values(&m, "X-DeMail-Verified");
     assert!(
         v.len() == 1 && v[0].starts_with("pass;") && v[0].contains("qualified=yes"),
+        "{v:?}"
+    );
+
+    let m = wait_mail(&city, "the hashed authoritative De-Mail", |m| {
+        subject(m).contains("Nur gehasht")
+    });
+    assert_eq!(subject(&m), "Nur gehasht");
+    let v = field_values(&m, "X-DeMail-Verified");
+    assert!(
+        v.len() == 1 && !v[0].starts_with("pass;") && v[0].contains("qualified=no"),
         "{v:?}"
     );
 
