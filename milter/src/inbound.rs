@@ -125,9 +125,11 @@ pub fn may_need_change(field: &Field) -> bool {
     is_untrusted(field) || field.is("Subject")
 }
 
-/// A field only the provider or this gateway may set.
+/// A field only the provider or this gateway may set. `X-DeMail-Options` is input (a
+/// program's request for a De-Mail), claims nothing, and means nothing outside De-Mail: it
+/// passes unchanged.
 pub fn is_untrusted(field: &Field) -> bool {
-    UNTRUSTED_PREFIXES.iter().any(|p| field.has_prefix(p))
+    !field.is("X-DeMail-Options") && UNTRUSTED_PREFIXES.iter().any(|p| field.has_prefix(p))
 }
 
 /// Whether mail from an untrusted source carries something to neutralise.
@@ -642,6 +644,7 @@ mod tests {
         let clean = vec![
             Field::new("Subject", " Mahnung"),
             Field::new("X-Mailer", " x"),
+            Field::new("X-DeMail-Options", " retrieve"),
         ];
         assert!(!needs_neutralising(&clean, &tags()));
     }

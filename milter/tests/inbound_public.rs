@@ -173,3 +173,19 @@ async fn mail_to_the_poststelle_gets_forged_demail_fields_renamed_too() {
     conn.close().await.unwrap();
     milter.stop().await;
 }
+
+#[tokio::test]
+async fn options_for_programs_are_no_forgery_and_ordinary_mail_stays_untouched() {
+    let milter = common::Milter::start().await;
+    let mail = common::Mail::new(CLERK, &["kollegin@magdeburg.example"])
+        .header("X-DeMail-Options", " retrieve")
+        .set_header("Subject", " [Abholbestaetigung] Kantine");
+    let ended = deliver(&milter, &mail, None).await;
+    assert_eq!(
+        ended.content,
+        Some(Status::Accept),
+        "accepted at end of header"
+    );
+    assert!(ended.eom.is_none());
+    milter.stop().await;
+}
