@@ -1,7 +1,8 @@
 //! Content-addressed blob files under the blob directory: `ab/abcdef…` (the SHA-256 in hex).
 //!
 //! A writer streams into a hidden temp file in the blob directory, holding an advisory lock on
-//! it; `finish` fsyncs the file, renames it to its address and fsyncs the directory. A crash
+//! it; `finish` fsyncs the file, renames it to its address and fsyncs the directory
+//! (`finish_deferred` only renames, and leaves the flush to a group commit). A crash
 //! therefore leaves at most an unlocked temp file, which `Store::open` removes. The lock keeps a
 //! store opened by another process (say `demailctl status`) from deleting a temp file that a
 //! live writer is still filling.
@@ -99,6 +100,55 @@ impl BlobWriter {
     }
 
     pub fn finish(mut self) -> Result<(Digest, u64)> {
+        let (file, tmp, digest) = self.close()?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        let dest = blob_path(&self.dir, &digest);
+        let sub = dest.parent().unwrap_or(&self.dir);
+        ensure_subdir(&self.dir, sub)?;
+        // Replacing an existing blob is harmless: same name, same content, already durable.
+        fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+        self.tmp = None;
+        sync_dir(sub)?;
+        // The lock goes with `file` here, after the rename.
+        drop(file);
+        Ok((digest, self.len))
+    }
+
+    /// Like [`BlobWriter::finish`] but without any fsync: the blob gets its address now and
+    /// becomes durable only through [`PendingBlob::sync`], which a group commit runs for many
+    /// blobs at once before recording them. Until then a crash may leave a torn file under the
+    /// address; nothing refers to it, and a later writer of the same content replaces it.
+    pub fn finish_deferred(mut self) -> Result<PendingBlob> {
+        let (file, tmp, digest) = self.close()?;
+        let dest = blob_path(&self.dir, &digest);
+        let sub = dest.parent().unwrap_or(&self.dir);
+        ensure_subdir(&self.dir, sub)?;
+        // An existing blob may be durable and referenced: renaming an unsynced file over it
+        // would put it at risk until the sync. If it is intact, keep it and sync that one.
+        let file = match verify(&self.dir, &digest) {
+            Ok(len) if len == self.len => {
+                drop(file);
+                self.tmp = None;
+                fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+                File::open(&dest).map_err(|e| Error::io(&dest, e))?
+            }
+            // Missing, or torn by a crash before its sync: ours takes the address.
+            _ => {
+                fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+                self.tmp = None;
+                file
+            }
+        };
+        Ok(PendingBlob {
+            digest,
+            len: self.len,
+            path: dest,
+            file,
+        })
+    }
+
+    /// Flushes the buffer, marks the file read-only and returns it with its temp path and digest.
+    fn close(&mut self) -> Result<(File, PathBuf, Digest)> {
         let (Some(out), Some(tmp)) = (self.out.take(), self.tmp.clone()) else {
             return Err(Error::io(
                 &self.dir,
@@ -108,21 +158,43 @@ impl BlobWriter {
         let file = out
             .into_inner()
             .map_err(|e| Error::io(&tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         // Blobs are immutable; read-only files make an accidental edit less likely.
         file.set_permissions(fs::Permissions::from_mode(0o444))
             .map_err(|e| Error::io(&tmp, e))?;
         let digest = std::mem::replace(&mut self.hasher, Hasher::new()).finish();
-        let dest = blob_path(&self.dir, &digest);
-        let sub = dest.parent().unwrap_or(&self.dir);
-        ensure_subdir(&self.dir, sub)?;
-        // Replacing an existing blob is harmless: same name, same content.
-        fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-        self.tmp = None;
-        sync_dir(sub)?;
-        // The lock goes with `file` here, after the rename.
-        drop(file);
-        Ok((digest, self.len))
+        Ok((file, tmp, digest))
+    }
+}
+
+/// A blob at its address whose bytes and directory entry may not be on disk yet; see
+/// [`BlobWriter::finish_deferred`]. Hand it to [`crate::GroupCommitter::submit`].
+#[derive(Debug)]
+pub struct PendingBlob {
+    digest: Digest,
+    len: u64,
+    path: PathBuf,
+    file: File,
+}
+
+impl PendingBlob {
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn file(&self) -> &File {
+        &self.file
     }
 }
 

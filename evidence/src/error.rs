@@ -33,6 +33,14 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A batch of the group committer failed as a whole (nothing of it was recorded).
+    #[error("evidence database: group commit failed: {0}")]
+    GroupCommit(String),
+
+    /// The group committer's writer thread is gone; open a new committer.
+    #[error("evidence group committer stopped")]
+    CommitterStopped,
+
     #[error("{}: not a demail evidence database ({reason})", path.display())]
     NotEvidenceDatabase { path: PathBuf, reason: String },
 

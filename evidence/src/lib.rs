@@ -6,12 +6,15 @@
 //! `ab/abcdef…` files named by their SHA-256. Nothing here knows SMTP or IMAP.
 //!
 //! Guarantees:
-//! - Durability: a blob is fsynced (file and directory) by [`BlobWriter::finish`]; a record is
+//! - Durability: a blob is fsynced (file and directory) by [`BlobWriter::finish`], or, after
+//!   [`BlobWriter::finish_deferred`], by the group commit that records it; a record is
 //!   committed with `synchronous=FULL` before [`Store::record_submission`] returns, in one
 //!   transaction (event plus lookup row), so a crash leaves no record or a complete one.
 //! - Integrity: event N stores the hash of event N-1; [`Store::verify_chain`] recomputes every
 //!   link and blob digest and names the first event that does not match. Events cut off the
 //!   end of the chain leave it valid, so keep [`ChainReport::head`] elsewhere to detect that.
+//! - Group commit: [`GroupCommitter`] records submissions from many threads in batches that
+//!   share one blob flush and one SQLite commit, with the same guarantees per submission.
 //! - Concurrency: see [`Store`]. Blob temp files are `flock`ed while written, so the blob
 //!   directory must be on a local file system.
 
@@ -22,6 +25,7 @@ mod confirmation;
 mod digest;
 mod error;
 mod export;
+mod group;
 mod prune;
 mod qes;
 mod schema;
@@ -34,12 +38,13 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use blob::BlobWriter;
+pub use blob::{BlobWriter, PendingBlob};
 pub use chain::EventRecord;
 pub use confirmation::{Confirmation, ConfirmationKind, ConfirmationRecorded, NewConfirmation};
 pub use digest::{Digest, ParseDigestError};
 pub use error::{Error, Result};
 pub use export::ExportSummary;
+pub use group::{Barrier, GroupCommitter};
 pub use prune::{PruneOutcome, PruneRecord, PrunedBlob};
 pub use qes::{NewQesCheck, QesCheck, QesCheckRecorded};
 pub use status::{RecipientStatus, Status, deemed_served_deadline};

@@ -113,46 +113,13 @@ impl Store {
     /// The content blob must be stored already, with exactly `s.size` bytes: the evidence
     /// must be complete before the milter accepts the message.
     pub fn record_submission(&self, s: &NewSubmission) -> Result<Recorded> {
-        submission::validate(s)?;
-        let stored = blob::stored_len(&self.blobs, &s.content)?;
-        if stored != s.size {
-            return Err(Error::Invalid {
-                field: "size",
-                reason: format!("{} bytes, but blob {} holds {stored}", s.size, s.content),
-            });
-        }
-        let payload = serde_json::to_string(s).map_err(|e| Error::Invalid {
-            field: "submission",
-            reason: e.to_string(),
-        })?;
-        let time = submission::unix_nanos(s.time)?;
-
+        let prepared = prepare_submission(&self.blobs, s)?;
         // IMMEDIATE: take the write lock before reading, so the existence check, the chain
         // head and the insert see one state even with other writers around.
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
-        if let Some(existing) = self.one(submission::BY_PRIVATE_ID_SQL, params![s.private_id])? {
-            return Ok(Recorded::AlreadyPresent(existing));
-        }
-        let event = NewEvent {
-            kind: KIND_SUBMISSION,
-            private_id: &s.private_id,
-            payload: &payload,
-            blobs: &[s.content],
-        };
-        let event_id = chain::append(&tx, &event)?;
-        tx.prepare_cached(submission::INSERT_SQL)?.execute(params![
-            s.private_id,
-            event_id,
-            &s.origin_key.0[..],
-            submission::message_id_key(&s.message_id),
-            s.tenant,
-            time
-        ])?;
+        let recorded = insert_submission(&tx, s, &prepared)?;
         tx.commit()?;
-        Ok(Recorded::Inserted(Submission::from_new(
-            s.clone(),
-            event_id,
-        )))
+        Ok(recorded)
     }
 
     /// A previous submission recorded for the same original-message key (milter retries after a
@@ -397,23 +364,87 @@ impl Store {
     }
 
     fn one<P: Params>(&self, sql: &str, p: P) -> Result<Option<Submission>> {
-        Ok(self.many(sql, p)?.into_iter().next())
+        query_one(&self.conn, sql, p)
     }
 
     fn many<P: Params>(&self, sql: &str, p: P) -> Result<Vec<Submission>> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-        rows.map(|r| {
-            let (id, payload) = r?;
-            submission::decode(id, &payload)
-        })
-        .collect()
+        query_many(&self.conn, sql, p)
     }
 
-    #[cfg(test)]
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// A submission checked and encoded, ready to go into a transaction.
+pub(crate) struct Prepared {
+    payload: String,
+    time: i64,
+}
+
+/// Everything about a submission that needs no database: field rules, the blob's presence
+/// and size, the payload encoding.
+pub(crate) fn prepare_submission(blobs: &Path, s: &NewSubmission) -> Result<Prepared> {
+    submission::validate(s)?;
+    let stored = blob::stored_len(blobs, &s.content)?;
+    if stored != s.size {
+        return Err(Error::Invalid {
+            field: "size",
+            reason: format!("{} bytes, but blob {} holds {stored}", s.size, s.content),
+        });
+    }
+    let payload = serde_json::to_string(s).map_err(|e| Error::Invalid {
+        field: "submission",
+        reason: e.to_string(),
+    })?;
+    let time = submission::unix_nanos(s.time)?;
+    Ok(Prepared { payload, time })
+}
+
+/// The existence check, chain append and lookup row of one submission. Must run inside an
+/// IMMEDIATE transaction (see [`chain::append`]); commits nothing itself.
+pub(crate) fn insert_submission(
+    conn: &Connection,
+    s: &NewSubmission,
+    p: &Prepared,
+) -> Result<Recorded> {
+    if let Some(existing) = query_one(conn, submission::BY_PRIVATE_ID_SQL, params![s.private_id])? {
+        return Ok(Recorded::AlreadyPresent(existing));
+    }
+    let event = NewEvent {
+        kind: KIND_SUBMISSION,
+        private_id: &s.private_id,
+        payload: &p.payload,
+        blobs: &[s.content],
+    };
+    let event_id = chain::append(conn, &event)?;
+    conn.prepare_cached(submission::INSERT_SQL)?
+        .execute(params![
+            s.private_id,
+            event_id,
+            &s.origin_key.0[..],
+            submission::message_id_key(&s.message_id),
+            s.tenant,
+            p.time
+        ])?;
+    Ok(Recorded::Inserted(Submission::from_new(
+        s.clone(),
+        event_id,
+    )))
+}
+
+fn query_one<P: Params>(conn: &Connection, sql: &str, p: P) -> Result<Option<Submission>> {
+    Ok(query_many(conn, sql, p)?.into_iter().next())
+}
+
+fn query_many<P: Params>(conn: &Connection, sql: &str, p: P) -> Result<Vec<Submission>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    rows.map(|r| {
+        let (id, payload) = r?;
+        submission::decode(id, &payload)
+    })
+    .collect()
 }
 
 // The milter moves stores and writers between threads.

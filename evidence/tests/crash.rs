@@ -3,6 +3,9 @@
 //! SIGKILLs it at varying points. Afterwards every acknowledged record must be complete, the
 //! chain intact, and no temp file may survive `Store::open`.
 //!
+//! Odd rounds record through a `GroupCommitter` from several threads, so kills also land
+//! between a batch's deferred blobs, its barrier and its commit.
+//!
 //! SIGKILL does not lose the page cache, so this checks atomicity and clean-up, not fsync.
 //! The file runs without the libtest harness: the same binary is parent and child.
 
@@ -14,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Fixture, T0, submission};
-use demail_evidence::Store;
+use demail_evidence::{GroupCommitter, Store};
 
 const CHILD_ENV: &str = "DEMAIL_EVIDENCE_CRASH_CHILD";
 const ROUNDS: u64 = 6;
@@ -27,18 +30,23 @@ fn main() {
 }
 
 fn child(dir: &Path) {
+    let round: u64 = std::env::var("ROUND")
+        .expect("ROUND")
+        .parse()
+        .expect("ROUND number");
+    if round % 2 == 1 {
+        return group_child(dir, round);
+    }
     let store =
         Store::open(&dir.join("state/evidence.sqlite"), &dir.join("blobs")).expect("child open");
-    let round = std::env::var("ROUND").expect("ROUND");
     let mut out = std::io::stdout().lock();
     // Bounded so a lost parent cannot leave a runaway child.
     for n in 0..10_000 {
         let mut s = submission(&store, &format!("r{round}"), n, T0);
         // A bigger, chunked blob so that kills also land in the middle of a blob write.
         let mut w = store.blob_writer().expect("writer");
-        for i in 0..64u32 {
-            w.write_all(format!("{round}/{n}/{i}: {}\r\n", "x".repeat(4000)).as_bytes())
-                .expect("write");
+        for chunk in message(round, n) {
+            w.write_all(chunk.as_bytes()).expect("write");
         }
         let (content, size) = w.finish().expect("finish");
         s.content = content;
@@ -46,6 +54,43 @@ fn child(dir: &Path) {
         store.record_submission(&s).expect("record");
         writeln!(out, "{}", s.private_id).expect("ack");
         out.flush().expect("ack flush");
+    }
+}
+
+/// The message bytes of submission `n` of `round`: big and chunked, so that kills also land in
+/// the middle of a blob write.
+fn message(round: u64, n: u32) -> impl Iterator<Item = String> {
+    (0..64u32).map(move |i| format!("{round}/{n}/{i}: {}\r\n", "x".repeat(4000)))
+}
+
+fn group_child(dir: &Path, round: u64) {
+    let (db, blobs) = (dir.join("state/evidence.sqlite"), dir.join("blobs"));
+    // `submission` needs a store for its own small blob; the record goes through `c`.
+    let store = Store::open(&db, &blobs).expect("child open");
+    let c = std::sync::Arc::new(GroupCommitter::open(&db, &blobs).expect("committer"));
+    let threads: Vec<_> = (0..4u32)
+        .map(|t| {
+            let (c, store) = (c.clone(), Store::open(&db, &blobs).expect("child open"));
+            std::thread::spawn(move || {
+                for n in (t..10_000).step_by(4) {
+                    let mut s = submission(&store, &format!("r{round}"), n, T0);
+                    let mut w = c.blob_writer().expect("writer");
+                    for chunk in message(round, n) {
+                        w.write_all(chunk.as_bytes()).expect("write");
+                    }
+                    let blob = w.finish_deferred().expect("finish");
+                    (s.content, s.size) = (blob.digest(), blob.len());
+                    c.submit(s.clone(), blob).expect("submit");
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{}", s.private_id).expect("ack");
+                    out.flush().expect("ack flush");
+                }
+            })
+        })
+        .collect();
+    drop(store);
+    for t in threads {
+        t.join().expect("recorder thread");
     }
 }
 

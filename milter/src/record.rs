@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use demail_evidence::{
-    Digest, NewQesCheck, NewSubmission, QesCheckRecorded, Recorded, Store, Submission,
+    Digest, GroupCommitter, NewQesCheck, NewSubmission, QesCheckRecorded, Recorded, Store,
+    Submission,
 };
 use demail_policy::EvidenceSettings;
 use tempfile::SpooledTempFile;
@@ -20,6 +21,8 @@ pub struct Evidence {
     /// Idle connections. A `Store` is one SQLite connection (`Send`, not `Sync`): each task
     /// takes its own, so messages are recorded in parallel and SQLite serialises the writes.
     idle: Mutex<Vec<Store>>,
+    /// Submissions go through one group committer: concurrent messages share the fsyncs.
+    committer: Mutex<Option<Arc<GroupCommitter>>>,
 }
 
 /// Idle connections kept open beyond this are closed.
@@ -38,6 +41,7 @@ impl Evidence {
             database: settings.database.clone(),
             blobs: settings.blobs.clone(),
             idle: Mutex::new(Vec::new()),
+            committer: Mutex::new(None),
         }
     }
 
@@ -78,8 +82,8 @@ impl Evidence {
         .await?
     }
 
-    /// Writes `head` + the spooled body as a blob (fsynced), then records the submission with
-    /// that blob's digest and size (fsynced). `build` completes the record from the digest.
+    /// Writes `head` + the spooled body as a blob, then records the submission with that
+    /// blob's digest and size through the group committer (both durable on return). `build` completes the record from the digest.
     /// The spool is handed back for a possible second attempt.
     pub async fn store(
         self: &Arc<Self>,
@@ -118,27 +122,40 @@ impl Evidence {
         .await?
     }
 
+    /// The running committer, started on first use (or again if its thread died). Blocking.
+    fn committer(&self) -> Result<Arc<GroupCommitter>, Error> {
+        let mut slot = self.committer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = slot.as_ref().filter(|c| c.is_running()) {
+            return Ok(Arc::clone(c));
+        }
+        let c =
+            Arc::new(GroupCommitter::open(&self.database, &self.blobs).map_err(|e| self.error(e))?);
+        *slot = Some(Arc::clone(&c));
+        Ok(c)
+    }
+
     fn store_blocking(
         &self,
         head: &[u8],
         body: &mut SpooledTempFile,
         build: impl FnOnce(Digest, u64) -> NewSubmission,
     ) -> Result<Stored, Error> {
-        self.with_store(|store| {
-            let mut writer = store.blob_writer().map_err(|e| self.error(e))?;
-            writer.write_all(head).map_err(Error::Blob)?;
-            body.seek(SeekFrom::Start(0)).map_err(Error::Spool)?;
-            copy(body, &mut writer)?;
-            // Both steps fsync: the blob first, then the record that names it.
-            let (content, size) = writer.finish().map_err(|e| self.error(e))?;
-            let recorded = store
-                .record_submission(&build(content, size))
-                .map_err(|e| self.error(e))?;
-            Ok(Stored {
-                recorded,
-                content,
-                size,
-            })
+        let committer = self.committer()?;
+        let mut writer = committer.blob_writer().map_err(|e| self.error(e))?;
+        writer.write_all(head).map_err(Error::Blob)?;
+        body.seek(SeekFrom::Start(0)).map_err(Error::Spool)?;
+        copy(body, &mut writer)?;
+        // The blob is not flushed yet: the committer flushes it, with those of the messages
+        // recorded alongside, before the commit that names it; `submit` returns after both.
+        let pending = writer.finish_deferred().map_err(|e| self.error(e))?;
+        let (content, size) = (pending.digest(), pending.len());
+        let recorded = committer
+            .submit(build(content, size), pending)
+            .map_err(|e| self.error(e))?;
+        Ok(Stored {
+            recorded,
+            content,
+            size,
         })
     }
 }
