@@ -246,7 +246,7 @@ HOW TO RE-VERIFY (needs only sha256sum or openssl)
        bytes: time, kind, private_id, payload, blobs (exactly as in event-N.json),
      - the length 32 (8-byte big-endian) and the 32 bytes of prev_hash.
    So the last 32 bytes of event-N.bin are prev_hash:
-       tail -c 32 chain/event-N.bin | od -An -tx1 | tr -d ' \n'
+       tail -c 32 chain/event-N.bin | od -An -v -tx1 | tr -d ' \n'
    and the payload text inside it can be compared with event-N.json by eye.
 4. The chain: in chain/links.txt the prev_hash of each line equals the hash of the line
    before, the hashes of this De-Mail's events appear there unchanged, and the last line
