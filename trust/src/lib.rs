@@ -173,7 +173,7 @@ impl Verifier {
             None => Ok(data.to_vec()),
         };
         let (content, filename) = match content {
-            Some((bytes, doc_name)) => (Content::Detached(bytes.to_vec()), doc_name),
+            Some((bytes, doc_name)) => (Content::Detached(bytes.into()), doc_name),
             None => (Content::Embedded, name),
         };
         let signed = SignedObject {

@@ -14,6 +14,8 @@
 //! opaque signature: the outer signer signed it as a blob, and a second opaque layer directly
 //! inside is what signature-wrapping tricks use. Encrypted parts are noted, not inspected.
 
+use std::borrow::Cow;
+
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use openssl::hash::hash;
 use time::OffsetDateTime;
@@ -65,34 +67,36 @@ impl<'a> Doc<'a> {
 
 /// Where the signed bytes are.
 #[derive(Debug, Clone)]
-pub enum Content {
+pub enum Content<'a> {
     /// In the CMS (eContent).
     Embedded,
-    Detached(Vec<u8>),
+    /// Borrowed from the raw mail when it needed no conversion (the usual CRLF mail).
+    Detached(Cow<'a, [u8]>),
     /// Not found; the reason says why.
     Missing(String),
 }
 
 #[derive(Debug, Clone)]
-pub struct Found {
+pub struct Found<'a> {
     pub cms: Result<Vec<u8>, String>,
-    pub content: Content,
+    pub content: Content<'a>,
     pub signed: SignedObject,
     /// Set for S/MIME signatures over the mail itself, not for signed attachments.
     pub mail: Option<MailContext>,
 }
 
 #[derive(Debug, Default)]
-pub struct Scan {
-    pub found: Vec<Found>,
+pub struct Scan<'a> {
+    pub found: Vec<Found<'a>>,
     /// Parts we saw but did not check (encrypted, over the limits).
     pub notes: Vec<String>,
 }
 
 /// Searches a raw RFC 5322 message; `max_signatures` bounds the work on hostile mail.
-pub fn scan(raw: &[u8], max_signatures: usize) -> Scan {
+pub fn scan(raw: &[u8], max_signatures: usize) -> Scan<'_> {
     let mut w = Walker {
         scan: Scan::default(),
+        top: raw,
         max_signatures,
     };
     match MessageParser::default().parse(raw) {
@@ -105,8 +109,10 @@ pub fn scan(raw: &[u8], max_signatures: usize) -> Scan {
     w.scan
 }
 
-struct Walker {
-    scan: Scan,
+struct Walker<'a> {
+    scan: Scan<'a>,
+    /// The mail given to `scan`: signed parts inside it are handed out borrowed.
+    top: &'a [u8],
     max_signatures: usize,
 }
 
@@ -210,7 +216,17 @@ fn mail_context(doc: Doc<'_>) -> MailContext {
     ctx
 }
 
-impl Walker {
+impl<'a> Walker<'a> {
+    /// `bytes` as a slice of the scanned mail, if it lies within it (not in a buffer decoded
+    /// from a nested message or an opaque signature's content).
+    fn in_top(&self, bytes: &[u8]) -> Option<&'a [u8]> {
+        let start = bytes
+            .as_ptr()
+            .addr()
+            .checked_sub(self.top.as_ptr().addr())?;
+        self.top.get(start..start.checked_add(bytes.len())?)
+    }
+
     fn full(&mut self, where_: &str) -> bool {
         if self.scan.found.len() >= self.max_signatures {
             self.scan.notes.push(format!(
@@ -320,7 +336,12 @@ impl Walker {
             return true;
         }
         let content = match doc.slice(first.offset_header, first.offset_end) {
-            Some(bytes) => Content::Detached(transfer::canonical_crlf(bytes).into_owned()),
+            Some(bytes) => Content::Detached(match transfer::canonical_crlf(bytes) {
+                Cow::Borrowed(b) => self
+                    .in_top(b)
+                    .map_or_else(|| Cow::Owned(b.to_vec()), Cow::Borrowed),
+                Cow::Owned(o) => Cow::Owned(o),
+            }),
             None => Content::Missing("signed part outside the message".to_string()),
         };
         self.scan.found.push(Found {
@@ -448,7 +469,7 @@ impl Walker {
             let (content, signed) = match document {
                 Some((di, dp)) => (
                     match body(doc, dp) {
-                        Ok(b) => Content::Detached(b),
+                        Ok(b) => Content::Detached(Cow::Owned(b)),
                         Err(e) => Content::Missing(e),
                     },
                     SignedObject {
@@ -521,6 +542,55 @@ mod tests {
         let ctx = mail_context(Doc::root(&msg));
         assert_eq!(ctx.senders, vec!["alice@example.com".to_string()]);
         assert_eq!(ctx.date.unwrap().unix_timestamp(), 1_769_438_283);
+    }
+
+    /// A multipart/signed mail; `nl` is its line end.
+    fn signed_mail(nl: &str) -> String {
+        [
+            "From: a@b.example",
+            "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; \
+             micalg=sha-256; boundary=\"XX\"",
+            "",
+            "--XX",
+            "Content-Type: text/plain",
+            "",
+            "signed text",
+            "--XX",
+            "Content-Type: application/pkcs7-signature",
+            "Content-Transfer-Encoding: base64",
+            "",
+            "MIIB",
+            "--XX--",
+            "",
+        ]
+        .join(nl)
+    }
+
+    #[test]
+    fn signed_part_borrowed_when_already_crlf() {
+        let crlf = signed_mail("\r\n");
+        let s = scan(crlf.as_bytes(), 8);
+        let expected = b"Content-Type: text/plain\r\n\r\nsigned text";
+        match &s.found[..] {
+            [f] => match &f.content {
+                Content::Detached(Cow::Borrowed(b)) => {
+                    assert_eq!(*b, expected);
+                    // A slice of the mail itself, not a copy.
+                    assert!(crlf.as_bytes().as_ptr_range().contains(&b.as_ptr()));
+                }
+                other => panic!("expected borrowed content, got {other:?}"),
+            },
+            other => panic!("expected one signature, got {other:?}"),
+        }
+        let lf = signed_mail("\n");
+        let s = scan(lf.as_bytes(), 8);
+        match &s.found[..] {
+            [f] => match &f.content {
+                Content::Detached(Cow::Owned(b)) => assert_eq!(b, expected),
+                other => panic!("expected converted content, got {other:?}"),
+            },
+            other => panic!("expected one signature, got {other:?}"),
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! converted for text parts (a signed Latin-1 attachment would no longer match its hash), and
 //! 0.11 drops a final unpadded base64 quantum.
 
+use std::borrow::Cow;
+
 /// Decodes base64, skipping whitespace and line breaks; `None` on any other foreign byte.
 /// A dangling final sextet (a truncated or junk character) is dropped, as OpenSSL and most
 /// MIME decoders do: it cannot carry a whole byte.
@@ -80,36 +82,23 @@ pub fn decode(body: &[u8], encoding: Option<&str>) -> Option<Vec<u8>> {
 
 /// RFC 8551 §3.1.1: the signed form of a MIME entity has CRLF line ends. Mail stored with
 /// bare LF (mbox, `.eml` files) is turned back into that form; CRLF stays CRLF (borrowed).
-pub fn canonical_crlf(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    // Mail from SMTP is CRLF already: a branch-free count (vectorised) decides quickly.
-    let bare = usize::from(data.first() == Some(&b'\n'))
-        + data[1.min(data.len())..]
-            .iter()
-            .zip(data)
-            .filter(|(cur, prev)| **cur == b'\n' && **prev != b'\r')
-            .count();
-    if bare == 0 {
-        return std::borrow::Cow::Borrowed(data);
+pub fn canonical_crlf(data: &[u8]) -> Cow<'_, [u8]> {
+    // memchr jumps from line end to line end (SIMD); mail from SMTP is CRLF already, so
+    // usually no bare LF turns up and the input is returned as is, without a copy.
+    let mut bare = memchr::memchr_iter(b'\n', data)
+        .filter(|&nl| nl.checked_sub(1).and_then(|p| data.get(p)) != Some(&b'\r'));
+    let Some(first) = bare.next() else {
+        return Cow::Borrowed(data);
+    };
+    let mut out = Vec::with_capacity(data.len() + data.len() / 16);
+    let mut copied = 0;
+    for nl in std::iter::once(first).chain(bare) {
+        out.extend_from_slice(&data[copied..nl]);
+        out.extend_from_slice(b"\r\n");
+        copied = nl + 1;
     }
-    let mut out: Option<Vec<u8>> = None;
-    let (mut copied, mut from) = (0, 0);
-    while let Some(off) = data[from..].iter().position(|b| *b == b'\n') {
-        let nl = from + off;
-        if nl == 0 || data[nl - 1] != b'\r' {
-            let o = out.get_or_insert_with(|| Vec::with_capacity(data.len() + data.len() / 16));
-            o.extend_from_slice(&data[copied..nl]);
-            o.extend_from_slice(b"\r\n");
-            copied = nl + 1;
-        }
-        from = nl + 1;
-    }
-    match out {
-        None => std::borrow::Cow::Borrowed(data),
-        Some(mut o) => {
-            o.extend_from_slice(&data[copied..]);
-            std::borrow::Cow::Owned(o)
-        }
-    }
+    out.extend_from_slice(&data[copied..]);
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -137,9 +126,34 @@ mod tests {
         assert_eq!(&*canonical_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
         assert_eq!(&*canonical_crlf(b"\n\nx"), b"\r\n\r\nx");
         assert_eq!(&*canonical_crlf(b"\r\r\nx\r"), b"\r\r\nx\r");
-        assert!(matches!(
-            canonical_crlf(b"a\r\nb"),
-            std::borrow::Cow::Borrowed(_)
-        ));
+        assert!(matches!(canonical_crlf(b"a\r\nb"), Cow::Borrowed(_)));
+        assert!(matches!(canonical_crlf(b""), Cow::Borrowed(_)));
+        assert!(matches!(canonical_crlf(b"\r"), Cow::Borrowed(_)));
+    }
+
+    /// Every string of up to 7 bytes over {CR, LF, 'a'} against the plain definition: each
+    /// LF not preceded by CR becomes CRLF, nothing else changes.
+    #[test]
+    fn crlf_exhaustive() {
+        let alphabet = [b'\r', b'\n', b'a'];
+        for len in 0..=7u32 {
+            for mut n in 0..3usize.pow(len) {
+                let mut input = Vec::new();
+                for _ in 0..len {
+                    input.push(alphabet[n % 3]);
+                    n /= 3;
+                }
+                let mut expected = Vec::new();
+                for (i, &c) in input.iter().enumerate() {
+                    if c == b'\n' && (i == 0 || input[i - 1] != b'\r') {
+                        expected.push(b'\r');
+                    }
+                    expected.push(c);
+                }
+                let got = canonical_crlf(&input);
+                assert_eq!(&*got, &expected[..], "input {input:?}");
+                assert_eq!(matches!(got, Cow::Borrowed(_)), expected == input);
+            }
+        }
     }
 }

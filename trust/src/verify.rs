@@ -37,7 +37,7 @@ impl Verifier {
     pub(crate) fn verify_cms(
         &self,
         cms_der: Result<&[u8], &str>,
-        content: &Content,
+        content: &Content<'_>,
         signed: &SignedObject,
         mail: Option<&MailContext>,
     ) -> Vec<SignatureReport> {
@@ -531,7 +531,11 @@ struct Job<'a> {
 
 /// The signed bytes: detached, or the eContent. The flag says a detached signature also
 /// carried content (then the visible part is what counts).
-fn locate<'a>(sd: &'a SignedData<'a>, content: &'a Content, object: &SignedObject) -> Signed<'a> {
+fn locate<'a>(
+    sd: &'a SignedData<'a>,
+    content: &'a Content<'_>,
+    object: &SignedObject,
+) -> Signed<'a> {
     match (content, &sd.econtent) {
         (Content::Detached(b), e) => Signed::Bytes(Cow::Borrowed(b), e.is_some()),
         (Content::Embedded, Some(e)) => Signed::Bytes(Cow::Borrowed(e), false),
