@@ -176,7 +176,12 @@ fn subject_without_tags(fields: &[Field], tags: &Tags) -> Option<String> {
 }
 
 /// Removes leading tags of ours from the subject and prepends `tag` (if non-empty).
-fn set_subject(plan: &mut HeaderPlan<'_>, fields: &[Field], tags: &Tags, tag: Option<&str>) {
+pub(crate) fn set_subject(
+    plan: &mut HeaderPlan<'_>,
+    fields: &[Field],
+    tags: &Tags,
+    tag: Option<&str>,
+) {
     let decoded = fields
         .iter()
         .find(|f| f.is("Subject"))
@@ -597,6 +602,20 @@ fn strip_confirmation_title(subject: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn forged_tags_are_stripped_repeatedly() {
+        let tags = ["[QES gültig]", "[Signatur ungültig]", ""];
+        assert_eq!(
+            strip_tags("  [QES gültig] [QES gültig]Antrag", &tags),
+            "Antrag"
+        );
+        assert_eq!(
+            strip_tags("Antrag [QES gültig]", &tags),
+            "Antrag [QES gültig]"
+        );
+        assert_eq!(strip_tags("", &tags), "");
+    }
+
     use super::*;
 
     fn tags() -> Tags {

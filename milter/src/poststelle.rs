@@ -21,7 +21,6 @@ use crate::header::{Edit, Field, HeaderPlan, render_received};
 use crate::outbound::wire;
 use crate::record::Evidence;
 use crate::session::Message;
-use crate::text::{decode_subject, encode_unstructured};
 
 /// The field we add per signature; incoming ones are renamed, never trusted.
 pub const VALIDATION_FIELD: &str = "X-QES-Validation";
@@ -230,58 +229,5 @@ fn tag_for<'t>(report: &MailReport, signatures: &[&SignatureReport], tags: &'t T
 /// prepends `tag` (an empty tag adds nothing).
 fn neutralise(plan: &mut HeaderPlan<'_>, fields: &[Field], tags: &Tags, tag: Option<&str>) {
     crate::inbound::rename(plan, fields, crate::inbound::is_untrusted);
-
-    let original = fields.iter().find(|f| f.is("Subject"));
-    let decoded = original
-        .map(|f| decode_subject(&f.value))
-        .unwrap_or_default();
-    let ours = [
-        tags.authoritative.as_str(),
-        &tags.qes_valid,
-        &tags.signed_not_qualified,
-        &tags.signature_invalid,
-        &tags.signature_indeterminate,
-    ];
-    let stripped = strip_tags(&decoded, &ours);
-    let tag = tag.filter(|t| !t.is_empty());
-    let subject = match tag {
-        Some(t) if stripped.is_empty() => t.to_string(),
-        Some(t) => format!("{t} {stripped}"),
-        None if stripped.len() != decoded.trim_start().len() => stripped.to_string(),
-        // Unchanged: the field keeps its exact bytes.
-        None => return,
-    };
-    plan.set("Subject", wire(&encode_unstructured(&subject)));
-}
-
-/// `text` without any leading occurrences of `tags` (and the space after them).
-fn strip_tags<'a>(text: &'a str, tags: &[&str]) -> &'a str {
-    let mut rest = text.trim_start();
-    while let Some(r) = tags
-        .iter()
-        .filter(|t| !t.is_empty())
-        .find_map(|t| rest.strip_prefix(t))
-    {
-        rest = r.trim_start();
-    }
-    rest
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forged_tags_are_stripped_repeatedly() {
-        let tags = ["[QES gültig]", "[Signatur ungültig]", ""];
-        assert_eq!(
-            strip_tags("  [QES gültig] [QES gültig]Antrag", &tags),
-            "Antrag"
-        );
-        assert_eq!(
-            strip_tags("Antrag [QES gültig]", &tags),
-            "Antrag [QES gültig]"
-        );
-        assert_eq!(strip_tags("", &tags), "");
-    }
+    crate::inbound::set_subject(plan, fields, tags, tag);
 }
