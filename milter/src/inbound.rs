@@ -157,21 +157,10 @@ pub fn rename(plan: &mut HeaderPlan<'_>, fields: &[Field], pred: impl Fn(&Field)
     plan.delete_where(pred);
 }
 
-/// Every tag of ours, which nobody else may put at the start of a subject.
-fn our_tags(tags: &Tags) -> [&str; 5] {
-    [
-        &tags.authoritative,
-        &tags.qes_valid,
-        &tags.signed_not_qualified,
-        &tags.signature_invalid,
-        &tags.signature_indeterminate,
-    ]
-}
-
 /// The subject without leading tags of ours, if it had any.
 fn subject_without_tags(fields: &[Field], tags: &Tags) -> Option<String> {
     let decoded = decode_subject(&fields.iter().find(|f| f.is("Subject"))?.value);
-    let stripped = strip_tags(&decoded, &our_tags(tags));
+    let stripped = strip_tags(&decoded, &tags.all());
     (stripped.len() != decoded.trim_start().len()).then(|| stripped.to_string())
 }
 
@@ -187,7 +176,7 @@ pub(crate) fn set_subject(
         .find(|f| f.is("Subject"))
         .map(|f| decode_subject(&f.value))
         .unwrap_or_default();
-    let stripped = strip_tags(&decoded, &our_tags(tags));
+    let stripped = strip_tags(&decoded, &tags.all());
     let subject = match tag.filter(|t| !t.is_empty()) {
         Some(t) if stripped.is_empty() => t.to_string(),
         Some(t) => format!("{t} {stripped}"),
@@ -426,14 +415,15 @@ pub async fn finish(
         .signed_fields
         .iter()
         .any(|n| n.eq_ignore_ascii_case("X-de-mail-authoritative"));
-    let authoritative = facts.authoritative && report.is_qes() && covers_option;
-    let tag = authoritative.then_some(config.tags.authoritative.as_str());
+    let tag = config
+        .tags
+        .for_demail(facts.authoritative, report.is_qes(), covers_option);
     set_subject(&mut plan, &fields, &config.tags, tag);
     plan.append(VERIFIED_FIELD, wire(&verified_value(&report)));
     info!(
         indication = %report.indication,
         qualification = %report.qualification,
-        authoritative,
+        authoritative = tag.is_some(),
         "provider message verified"
     );
     let discard = match &recorded {

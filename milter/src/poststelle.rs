@@ -6,12 +6,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
 
 use demail_evidence::NewQesCheck;
-use demail_policy::{Config, Revocation, Tags};
+use demail_policy::{Config, Revocation, SignatureOutcome, Tags};
 use demail_trust::revocation::{self, RevocationMode};
 use demail_trust::tl::TrustedLists;
 use demail_trust::{
-    Indication, MailReport, Qualification, SignatureReport, ValidationModel, Verifier,
-    VerifyOptions,
+    Indication, Qualification, SignatureReport, ValidationModel, Verifier, VerifyOptions,
 };
 use time::OffsetDateTime;
 use tracing::{info, warn};
@@ -178,8 +177,9 @@ pub async fn finish(
         "poststelle mail verified and recorded"
     );
 
-    let tag = tag_for(&report, &signatures, &config.tags);
-    neutralise(&mut plan, &fields, &config.tags, Some(tag));
+    let outcomes: Vec<SignatureOutcome> = signatures.iter().map(|s| outcome(s)).collect();
+    let tag = config.tags.for_signatures(&outcomes);
+    neutralise(&mut plan, &fields, &config.tags, tag);
     for s in &signatures {
         plan.append(VALIDATION_FIELD, wire(&s.header_value()));
     }
@@ -206,20 +206,15 @@ fn decisive<'a>(signatures: &[&'a SignatureReport]) -> &'a SignatureReport {
     best
 }
 
-/// Exactly one tag for the whole mail: the worst indication decides; when every signature
-/// passed, `qes_valid` if one of them is a QES (that document meets the written form).
-fn tag_for<'t>(report: &MailReport, signatures: &[&SignatureReport], tags: &'t Tags) -> &'t str {
-    match report.indication() {
-        Indication::TotalFailed => &tags.signature_invalid,
-        Indication::Indeterminate | Indication::NoSignatureFound => &tags.signature_indeterminate,
-        Indication::TotalPassed
-            if signatures
-                .iter()
-                .any(|s| s.qualification == Qualification::QeSig) =>
-        {
-            &tags.qes_valid
+/// The policy's view of one signature (the tag rules live in `demail_policy`).
+fn outcome(s: &SignatureReport) -> SignatureOutcome {
+    match s.indication {
+        Indication::TotalFailed => SignatureOutcome::Failed,
+        Indication::Indeterminate | Indication::NoSignatureFound => SignatureOutcome::Indeterminate,
+        Indication::TotalPassed if s.qualification == Qualification::QeSig => {
+            SignatureOutcome::PassedQes
         }
-        Indication::TotalPassed => &tags.signed_not_qualified,
+        Indication::TotalPassed => SignatureOutcome::Passed,
     }
 }
 

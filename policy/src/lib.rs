@@ -11,6 +11,7 @@ mod decide_impl;
 mod error;
 mod options;
 mod suggest;
+mod tags;
 #[cfg(test)]
 mod testutil;
 
@@ -18,6 +19,7 @@ pub use config::*;
 pub use decide::*;
 pub use error::{ConfigError, ConfigErrors};
 pub use options::{DeMailOption, Options};
+pub use tags::SignatureOutcome;
 
 /// Where the daemons and `demailctl` look for the configuration unless told otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/demail/demail.toml";
