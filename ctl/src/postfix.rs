@@ -6,7 +6,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use demail_policy::{Config, DomainPattern, GatewayTls, SocketSpec};
+use demail_policy::{
+    Config, DEMAIL_TRANSPORT, DomainPattern, GatewayTls, ROUTE_FIELD, SEND_TRANSPORT, SocketSpec,
+};
 
 /// Lookup tables written next to each other in one directory (`--dir`).
 pub struct PostfixConfig {
@@ -18,18 +20,24 @@ pub struct PostfixConfig {
     pub tables: Vec<(String, String, bool)>,
 }
 
-/// Name of the smtp transport that carries outbound De-Mail (master.cf).
-pub const TRANSPORT: &str = "demail";
 /// Name of the cleanup service that maps De-Mail accounts to mailboxes (inbound only).
 pub const CLEANUP: &str = "demail-cleanup";
 
 pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
     let table = |name: &str| format!("texthash:{}", dir.join(name).display());
     let gw = &config.gateway;
-    let nexthop = format!("{TRANSPORT}:[{}]:{}", gw.host, gw.port);
-
-    // Transport map: every De-Mail domain goes to the gateway, bracketed so no MX is looked up.
-    let mut transport = String::from("# De-Mail domains: only ever to the provider gateway\n");
+    // Where handled De-Mail goes: the gateway, bracketed so that no MX is looked up.
+    let send_to = format!("{SEND_TRANSPORT}:[{}]:{}", gw.host, gw.port);
+    // Every De-Mail domain resolves to a transport that refuses: only a message the milter
+    // handled (authorised, options set, recorded) is routed on to the gateway, by the field the
+    // milter adds. A rewrite after the milter (virtual alias, canonical map, .forward) that
+    // turns an address into a De-Mail one therefore bounces instead of leaving unchecked.
+    let nexthop =
+        format!("{DEMAIL_TRANSPORT}:5.7.1 De-Mail leaves only through the checks of demail-milter");
+    let mut transport = String::from(
+        "# De-Mail domains: refused unless demail-milter handled the message (then sent to the\n\
+         # provider gateway only, see milter_header_checks)\n",
+    );
     for d in &gw.domains {
         let key = match d {
             DomainPattern::Exact(domain) => domain.clone(),
@@ -93,6 +101,21 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
             "milter down: mail waits, it is never passed unchecked",
         ),
         (
+            "milter_header_checks".into(),
+            format!("regexp:{}", dir.join("milter_header_checks").display()),
+            "only De-Mail the milter handled is routed to the provider gateway",
+        ),
+        (
+            "allow_percent_hack".into(),
+            "no".into(),
+            "user%domain@here must not become user@domain behind the milter's back",
+        ),
+        (
+            "swap_bangpath".into(),
+            "no".into(),
+            "domain!user must not become user@domain behind the milter's back",
+        ),
+        (
             "milter_protocol".into(),
             "6".into(),
             "indymilter speaks milter protocol 6",
@@ -110,11 +133,21 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
     let mut master = String::new();
     let _ = writeln!(
         master,
-        "# outbound De-Mail: TLS with the city's client certificate, no MX, no fallback"
+        "# what Postfix would route to a De-Mail domain by itself: refused (see transport);\n\
+         # error(8) runs only under the names error and retry, hence -n"
     );
     let _ = writeln!(
         master,
-        "{TRANSPORT}     unix  -       -       n       -       -       smtp"
+        "{DEMAIL_TRANSPORT}     unix  -       -       n       -       -       error -n error"
+    );
+    let _ = writeln!(
+        master,
+        "# outbound De-Mail the milter handled: TLS with the city's client certificate, no MX, \
+         no fallback"
+    );
+    let _ = writeln!(
+        master,
+        "{SEND_TRANSPORT} unix  -       -       n       -       -       smtp"
     );
     let mut o = |k: &str, v: &str| master_option(&mut master, k, v);
     o("smtp_tls_security_level", "secure");
@@ -135,7 +168,8 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
     o("smtp_fallback_relay", "");
     o("smtp_tls_loglevel", "1");
     // The bytes recorded as evidence are the bytes that leave: Received fields (which the
-    // milter never sees, and which reveal internal hosts) are dropped on this transport.
+    // milter never sees, and which reveal internal hosts) and the milter's route field are
+    // dropped on this transport.
     o(
         "smtp_header_checks",
         &format!("regexp:{}", dir.join("header_checks").display()),
@@ -146,7 +180,16 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
         ("transport".to_string(), transport, false),
         (
             "header_checks".into(),
-            "/^Received:/ IGNORE\n".into(),
+            format!("/^Received:/ IGNORE\n/^{ROUTE_FIELD}:/ IGNORE\n"),
+            false,
+        ),
+        (
+            "milter_header_checks".into(),
+            // Applied by cleanup only to fields a milter added: a sender cannot write it.
+            format!(
+                "# the field demail-milter adds to a De-Mail it handled\n\
+                 /^{ROUTE_FIELD}: {SEND_TRANSPORT} / FILTER {send_to}\n"
+            ),
             false,
         ),
         ("public_access".into(), public_access, false),
@@ -342,16 +385,37 @@ mod tests {
     fn every_demail_domain_goes_to_the_bracketed_gateway_only() {
         let (_d, config) = sample_with("");
         let pf = render(&config, Path::new("/etc/postfix/demail")).unwrap();
-        let transport = &pf.tables.iter().find(|t| t.0 == "transport").unwrap().1;
-        assert!(transport.contains(".de-mail.de\tdemail:[gateway.provider.example]:465\n"));
+        let table = |n: &str| pf.tables.iter().find(|t| t.0 == n).unwrap().1.clone();
+        // By itself, Postfix refuses every De-Mail domain...
+        let transport = table("transport");
+        for key in [".de-mail.de", "provider-eigen.example"] {
+            assert!(
+                transport.contains(&format!("\n{key}\tdemail:5.7.1 ")),
+                "{transport}"
+            );
+        }
+        assert!(pf.master_cf.contains(
+            "\ndemail     unix  -       -       n       -       -       error -n error\n"
+        ));
+        // ...and only the field the milter adds routes a message to the bracketed gateway.
+        assert!(table("milter_header_checks").contains(
+            "/^X-DeMail-Route: demail-send / FILTER demail-send:[gateway.provider.example]:465\n"
+        ));
+        assert!(table("header_checks").contains("/^X-DeMail-Route:/ IGNORE\n"));
         assert!(
-            transport.contains("provider-eigen.example\tdemail:[gateway.provider.example]:465\n")
+            pf.master_cf
+                .contains("\ndemail-send unix  -       -       n       -       -       smtp\n")
         );
         assert!(pf.master_cf.contains("-o smtp_tls_security_level=secure"));
         assert!(pf.master_cf.contains("-o smtp_fallback_relay=\n"));
         assert!(pf.master_cf.contains("-o smtp_tls_wrappermode=yes"));
         let main = pf.main_cf_text();
         assert!(main.contains("milter_default_action = tempfail"));
+        assert!(main.contains("allow_percent_hack = no"));
+        assert!(main.contains("swap_bangpath = no"));
+        assert!(
+            main.contains("milter_header_checks = regexp:/etc/postfix/demail/milter_header_checks")
+        );
         assert!(main.contains("transport_maps = texthash:/etc/postfix/demail/transport"));
     }
 

@@ -5,6 +5,7 @@ use std::ffi::{CStr, CString};
 use std::sync::Arc;
 use std::time::Duration;
 
+use demail_policy::Resolved;
 use indymilter::{
     Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, Macros, NegotiateContext,
     ProtoOpts, SetErrorReply, SmtpReply, Status,
@@ -43,7 +44,7 @@ const MACROS: [(MacroStage, &str); 7] = [
         MacroStage::Mail,
         "i {auth_authen} {mail_addr} {cert_subject} {cert_issuer}",
     ),
-    (MacroStage::Rcpt, "i"),
+    (MacroStage::Rcpt, "i {rcpt_addr} {rcpt_host} {rcpt_mailer}"),
     (MacroStage::Data, "i"),
     (MacroStage::Eoh, "i"),
     (MacroStage::Eom, "i"),
@@ -94,7 +95,16 @@ pub fn make(shared: Arc<Shared>) -> Callbacks<Session> {
             Box::pin(async move {
                 let rcpt = args.first().map(|a| a.to_string_lossy().into_owned());
                 let rcpt = rcpt.unwrap_or_default();
-                stage(cx, |s| s.rcpt(&rcpt))
+                // Where Postfix resolved the recipient to: decides whether it is De-Mail.
+                let addr = macro_text(&cx.macros, c"{rcpt_addr}");
+                let mailer = macro_text(&cx.macros, c"{rcpt_mailer}");
+                let host = macro_text(&cx.macros, c"{rcpt_host}");
+                let resolved = Resolved {
+                    addr: addr.as_deref(),
+                    mailer: mailer.as_deref(),
+                    host: host.as_deref(),
+                };
+                stage(cx, |s| s.rcpt(&rcpt, resolved))
             })
         })
         .on_data(|cx| Box::pin(async move { stage(cx, Session::data) }))
@@ -321,8 +331,14 @@ fn answer(reply: &mut SmtpReply, verdict: Verdict) -> Status {
         Verdict::Discard => Status::Discard,
         Verdict::Skip => Status::Skip,
         Verdict::Reject(r) => {
+            // The milter protocol sends a 4xx text only with a tempfail answer.
+            let status = if r.code.starts_with('4') {
+                Status::Tempfail
+            } else {
+                Status::Reject
+            };
             match reply.set_error_reply(r.code, Some(&r.xcode), [r.text.as_str()]) {
-                Ok(()) => Status::Reject,
+                Ok(()) => status,
                 Err(source) => {
                     let e = Error::Reply {
                         code: r.code,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use demail_evidence::{Digest, NewSubmission, Recorded, Submission};
-use demail_policy::{Account, Config, Options, RecipientMix, Tenant};
+use demail_policy::{Account, Config, Options, ROUTE_FIELD, RecipientMix, SEND_TRANSPORT, Tenant};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 use tracing::{info, warn};
@@ -208,7 +208,7 @@ pub async fn finish(
             account: grant.account.address.clone(),
             clerk: sender.clone(),
             sasl_login: sasl_login.clone(),
-            recipients: recipients.clone(),
+            recipients: recipients.iter().map(|r| r.address.clone()).collect(),
             subject: resolved.subject.clone(),
             message_id,
             queue_id: queue_id.clone().unwrap_or_default(),
@@ -257,9 +257,16 @@ pub async fn finish(
                 ));
             }
         }
+        let mut edits = plan.edits();
+        // Last, after the recorded bytes: Postfix routes the message to the provider by this
+        // field and drops it on the way out, so what leaves is exactly what was recorded.
+        edits.push(Edit::Add {
+            name: ROUTE_FIELD.into(),
+            value: wire(&format!("{SEND_TRANSPORT} {}", identity.private_id)),
+        });
         return Ok(Outcome::Accept {
             sender: grant.account.address.clone(),
-            edits: plan.edits(),
+            edits,
         });
     }
 }

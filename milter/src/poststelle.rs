@@ -161,7 +161,7 @@ pub async fn finish(
     let build = move |raw| NewQesCheck {
         raw,
         queue_id,
-        recipients,
+        recipients: recipients.into_iter().map(|r| r.address).collect(),
         message_id,
         report: json,
         indication,

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use demail_policy::{Config, RecipientMix, Refusal};
+use demail_policy::{Config, RecipientMix, Refusal, Resolved, Route};
 use openssl::sha::Sha256;
 use tempfile::SpooledTempFile;
 use tokio::sync::watch;
@@ -110,7 +110,8 @@ pub struct Message {
     /// Envelope sender without angle brackets ("" for the null sender).
     pub sender: String,
     pub sasl_login: Option<String>,
-    pub recipients: Vec<String>,
+    /// Each recipient where Postfix will deliver it (resolved address, De-Mail or not).
+    pub recipients: Vec<Route>,
     /// Decided at DATA: every recipient is De-Mail, so the content is ours to process.
     pub demail: bool,
     /// Decided at DATA: ordinary mail with a poststelle recipient, whose signatures we check.
@@ -225,33 +226,45 @@ impl Session {
         false
     }
 
-    /// RCPT TO: refuse a De-Mail recipient the sender may not write to, and any recipient that
-    /// would mix De-Mail and ordinary mail in one message.
-    pub fn rcpt(&mut self, recipient: &str) -> Verdict {
+    /// RCPT TO: refuse routing operators, a De-Mail recipient the sender may not write to, and
+    /// any recipient that would mix De-Mail and ordinary mail in one message. Whether a
+    /// recipient is De-Mail is decided by where Postfix resolved it to (`resolved`), not only by
+    /// how it is written.
+    pub fn rcpt(&mut self, recipient: &str, resolved: Resolved<'_>) -> Verdict {
         let config = Arc::clone(&self.config);
         let provider_service = self.provider_service;
         let Some(msg) = self.message.as_mut() else {
             return Verdict::Tempfail;
         };
-        let recipient = strip_brackets(recipient).to_string();
+        let written = strip_brackets(recipient);
         if provider_service {
-            // The provider delivers to De-Mail accounts; the sender rules are for clerks.
-            msg.recipients.push(recipient);
+            // The provider delivers to De-Mail accounts (demail-in's access table admits only
+            // ours); the sender rules are for clerks.
+            msg.recipients.push(Route {
+                address: written.to_lowercase(),
+                demail: true,
+            });
             return Verdict::Continue;
         }
-        if config.is_demail(&recipient)
+        let route = match config.route(written, resolved) {
+            Ok(route) => route,
+            Err(refusal) => {
+                info!(sender = %msg.sender, recipient = %written, ?resolved, "recipient refused: {refusal}");
+                return Verdict::Reject(Reply::refusal("550", &refusal));
+            }
+        };
+        if route.demail
             && let Err(refusal) = config.authorise_sender(&msg.sender, msg.sasl_login.as_deref())
         {
-            info!(sender = %msg.sender, %recipient, "De-Mail recipient refused: {refusal}");
+            info!(sender = %msg.sender, recipient = %route.address, "De-Mail recipient refused: {refusal}");
             return Verdict::Reject(Reply::refusal("550", &refusal));
         }
-        let mut all: Vec<&str> = msg.recipients.iter().map(String::as_str).collect();
-        all.push(&recipient);
-        if let Err(refusal) = config.check_recipients(&all) {
-            info!(sender = %msg.sender, %recipient, "recipient refused: {refusal}");
+        msg.recipients.push(route);
+        if let Err(refusal) = config.check_recipients(&msg.recipients) {
+            let route = msg.recipients.pop();
+            info!(sender = %msg.sender, recipient = ?route.map(|r| r.address), "recipient refused: {refusal}");
             return Verdict::Reject(Reply::refusal("550", &refusal));
         }
-        msg.recipients.push(recipient);
         Verdict::Continue
     }
 
@@ -273,7 +286,10 @@ impl Session {
         }
         match config.check_recipients(&msg.recipients) {
             Ok(RecipientMix::NoDeMail)
-                if msg.recipients.iter().any(|r| config.is_poststelle(r)) =>
+                if msg
+                    .recipients
+                    .iter()
+                    .any(|r| config.is_poststelle(&r.address)) =>
             {
                 debug!("mail to the poststelle: signatures will be checked");
                 msg.poststelle = true;

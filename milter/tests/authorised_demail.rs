@@ -79,6 +79,11 @@ async fn authorised_clerk_with_retrieve_tag() {
     );
     assert_eq!(added(&actions, "X-de-mail-private").as_deref(), Some("no"));
     let private_id = added(&actions, "X-de-mail-private-id").expect("private id");
+    // Postfix routes the handled De-Mail to the provider by this field (milter_header_checks).
+    assert_eq!(
+        added(&actions, "X-DeMail-Route"),
+        Some(format!("demail-send {private_id}"))
+    );
     let (ulid, slug) = private_id.split_once('.').expect("ULID.slug");
     assert_eq!(ulid.len(), 26);
     assert!(ulid.chars().all(|c| c.is_ascii_alphanumeric()));

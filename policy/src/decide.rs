@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::config::{Account, Config, Tenant};
 use crate::options::Options;
+use crate::route::{Resolved, Route};
 
 /// What an address is, from the gateway's point of view.
 #[derive(Debug, Clone, Copy)]
@@ -70,9 +71,16 @@ impl Config {
         matches!(self.classify(addr), AddressClass::DeMail { .. })
     }
 
+    /// Where a recipient goes: De-Mail when the written address, the address Postfix resolved
+    /// it to or the transport Postfix resolved it to says so. Refuses routing operators
+    /// (`5.1.3`) and a De-Mail address Postfix would not hand to the De-Mail transport (`4.3.5`).
+    pub fn route(&self, written: &str, resolved: Resolved<'_>) -> Result<Route, Refusal> {
+        crate::route::route(self, written, resolved)
+    }
+
     /// Classify the whole recipient list: all De-Mail, none, or a refusal for a mix.
-    pub fn check_recipients<S: AsRef<str>>(&self, rcpts: &[S]) -> Result<RecipientMix, Refusal> {
-        crate::decide_impl::check_recipients(self, rcpts)
+    pub fn check_recipients(&self, rcpts: &[Route]) -> Result<RecipientMix, Refusal> {
+        crate::decide_impl::check_recipients(rcpts)
     }
 
     /// May this envelope sender (and SASL login, if any) send De-Mail, and as which account?

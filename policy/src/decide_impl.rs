@@ -11,6 +11,7 @@ use crate::address::{domain_of, glob_match, normalise};
 use crate::config::{Account, Config, SenderPattern, Tenant};
 use crate::decide::{AddressClass, RecipientMix, Refusal, ResolvedOptions, SenderGrant};
 use crate::options::DeMailOption;
+use crate::route::Route;
 
 pub(crate) fn classify<'a>(config: &'a Config, addr: &str) -> AddressClass<'a> {
     let addr = normalise(addr);
@@ -38,14 +39,8 @@ pub(crate) fn classify<'a>(config: &'a Config, addr: &str) -> AddressClass<'a> {
     }
 }
 
-pub(crate) fn check_recipients<S: AsRef<str>>(
-    config: &Config,
-    rcpts: &[S],
-) -> Result<RecipientMix, Refusal> {
-    let demail = rcpts
-        .iter()
-        .filter(|r| config.is_demail(r.as_ref()))
-        .count();
+pub(crate) fn check_recipients(rcpts: &[Route]) -> Result<RecipientMix, Refusal> {
+    let demail = rcpts.iter().filter(|r| r.demail).count();
     if demail == 0 {
         Ok(RecipientMix::NoDeMail)
     } else if demail == rcpts.len() {

@@ -10,6 +10,7 @@ mod decide;
 mod decide_impl;
 mod error;
 mod options;
+mod route;
 mod suggest;
 mod tags;
 #[cfg(test)]
@@ -19,6 +20,7 @@ pub use config::*;
 pub use decide::*;
 pub use error::{ConfigError, ConfigErrors};
 pub use options::{DeMailOption, Options};
+pub use route::{DEMAIL_TRANSPORT, ROUTE_FIELD, Resolved, Route, SEND_TRANSPORT, routing_operator};
 pub use tags::SignatureOutcome;
 
 /// Where the daemons and `demailctl` look for the configuration unless told otherwise.

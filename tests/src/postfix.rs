@@ -173,6 +173,39 @@ impl Postfix {
         String::from_utf8_lossy(&out.stdout).trim_end().to_string()
     }
 
+    /// Changes the running configuration the way an admin does by hand: `postconf -e` for
+    /// main.cf, `postconf -M` for whole master.cf entries (`("name/type", "entry line")`),
+    /// `postconf -P` for their parameters (`"name/type/param=value"`), then `postfix reload`.
+    /// `{dir}` is replaced by the config directory.
+    pub fn edit(&self, main_cf: &[(&str, &str)], master_entries: &[(&str, &str)], params: &[&str]) {
+        let dir = self.dir();
+        let subst = |s: &str| s.replace("{dir}", &dir);
+        let postconf = |args: Vec<String>| {
+            let mut all = vec!["-c".to_string(), dir.clone()];
+            all.extend(args);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            let out = run("postconf", &refs);
+            if !out.status.success() {
+                panic!("postconf {all:?} failed: {}", process::text(&out));
+            }
+        };
+        for (k, v) in main_cf {
+            postconf(vec!["-e".into(), format!("{k}={}", subst(v))]);
+        }
+        for (name, entry) in master_entries {
+            postconf(vec!["-M".into(), format!("{name}={}", subst(entry))]);
+        }
+        for p in params {
+            postconf(vec!["-P".into(), subst(p)]);
+        }
+        let out = run_in_pty(&["postfix", "-c", &dir, "reload"]);
+        if !out.status.success() {
+            panic!("postfix reload failed: {}", process::text(&out));
+        }
+        // Running smtpd processes finish their connection first; new ones read the new files.
+        std::thread::sleep(Duration::from_secs(2));
+    }
+
     fn dir(&self) -> String {
         self.config_dir.to_string_lossy().into_owned()
     }

@@ -380,7 +380,8 @@ pub async fn envelope(conn: &mut TestConnection, mail: &Mail, out: &mut Outcome)
 
 /// Applies the milter's requests the way Postfix's cleanup does (cleanup_milter.c): a change
 /// or delete names the n-th field of that name among the received fields still present; an
-/// add appends. Then renders what the `demail` transport sends: CRLF, no `Received` field.
+/// add appends. Then renders what the `demail-send` transport sends: CRLF, no `Received` field,
+/// no route field (its `smtp_header_checks` drop both).
 pub fn postfix_result(mail: &Mail, actions: &EomActions) -> Vec<u8> {
     struct F {
         name: String,
@@ -440,11 +441,18 @@ pub fn postfix_result(mail: &Mail, actions: &EomActions) -> Vec<u8> {
             other => panic!("unexpected action {other:?}"),
         }
     }
+    // The route field comes last, after every field the record covers.
+    if let Some(pos) = actions.actions.iter().position(
+        |a| matches!(a, EomAction::AddHeader { name, .. } if name.to_str() == Ok("X-DeMail-Route")),
+    ) {
+        assert_eq!(pos + 1, actions.actions.len(), "route field not last");
+    }
     let mut out = Vec::new();
-    for f in fields
-        .iter()
-        .filter(|f| f.alive && !f.name.eq_ignore_ascii_case("Received"))
-    {
+    for f in fields.iter().filter(|f| {
+        f.alive
+            && !f.name.eq_ignore_ascii_case("Received")
+            && !f.name.eq_ignore_ascii_case("X-DeMail-Route")
+    }) {
         out.extend_from_slice(f.name.as_bytes());
         out.push(b':');
         out.extend_from_slice(crlf(&f.value).as_bytes());

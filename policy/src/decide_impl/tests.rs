@@ -95,17 +95,23 @@ fn classify_internal_and_external_and_garbage() {
 fn recipients_all_none_or_mixed() {
     let f = Fixture::new();
     let c = f.base();
+    let routes = |addrs: &[&str]| -> Vec<Route> {
+        addrs
+            .iter()
+            .map(|a| c.route(a, Resolved::default()).unwrap())
+            .collect()
+    };
     assert_eq!(
-        c.check_recipients(&["a@x.de-mail.de", "<B@Y.DE-MAIL.DE>"]),
+        c.check_recipients(&routes(&["a@x.de-mail.de", "<B@Y.DE-MAIL.DE>"])),
         Ok(RecipientMix::AllDeMail)
     );
     assert_eq!(
-        c.check_recipients(&["a@magdeburg.example", "b@gmail.example"]),
+        c.check_recipients(&routes(&["a@magdeburg.example", "b@gmail.example"])),
         Ok(RecipientMix::NoDeMail)
     );
-    assert_eq!(c.check_recipients::<&str>(&[]), Ok(RecipientMix::NoDeMail));
+    assert_eq!(c.check_recipients(&[]), Ok(RecipientMix::NoDeMail));
     let r = c
-        .check_recipients(&["a@x.de-mail.de".to_string(), "b@gmail.example".to_string()])
+        .check_recipients(&routes(&["a@x.de-mail.de", "b@gmail.example"]))
         .unwrap_err();
     assert_eq!(r.status, "5.7.1");
     assert!(r.german.contains("geschlossenes Netz"), "{}", r.german);
