@@ -107,6 +107,18 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
     })
 }
 
+/// The pinned provider certificates, read and checked (client certificates chain to
+/// `provider_client_ca`).
+pub(crate) fn provider_pins(config: &Config) -> Result<demail_trust::pins::ProviderPins, String> {
+    let i = &config.inbound;
+    demail_trust::pins::ProviderPins::load(
+        i.provider_client_ca.as_deref(),
+        &i.provider_client_certificates,
+        &i.provider_signers,
+    )
+    .map_err(|e| format!("{}: [inbound]: {e}", config.source.display()))
+}
+
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Qes { command } => return qes::run(command, &cli.config),
@@ -114,6 +126,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::CheckConfig { file } => {
             let path = file.unwrap_or(cli.config);
             let config = load(&path)?;
+            config.pinning().map_err(|e| {
+                let n = e.errors.len();
+                format!(
+                    "{e}\n{n} error(s) in {}: the provider is not pinned",
+                    path.display()
+                )
+            })?;
+            provider_pins(&config)?;
             let accounts: usize = config.tenants.iter().map(|t| t.accounts.len()).sum();
             println!(
                 "{}: OK ({} tenant(s), {} De-Mail account(s))",

@@ -24,6 +24,11 @@ pub struct PostfixConfig {
 pub const CLEANUP: &str = "demail-cleanup";
 
 pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
+    // demail-in must never open without the provider pinned.
+    config
+        .pinning()
+        .map_err(|e| format!("{e}\nthe provider is not pinned"))?;
+    let pins = crate::provider_pins(config)?;
     let table = |name: &str| format!("texthash:{}", dir.join(name).display());
     let gw = &config.gateway;
     // Where handled De-Mail goes: the gateway, bracketed so that no MX is looked up.
@@ -233,25 +238,30 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
     o("smtpd_tls_wrappermode", "yes");
     o("smtpd_tls_security_level", "encrypt");
     o("smtpd_tls_req_ccert", "yes");
-    o("smtpd_tls_CAfile", &path(&gw.provider_ca));
+    // Only the provider's own client CA, and not the system's CA directory besides it.
+    if let Some(ca) = &inbound.provider_client_ca {
+        o("smtpd_tls_CAfile", &path(ca));
+    }
+    o("smtpd_tls_CApath", "");
     o("smtpd_tls_cert_file", &path(&inbound.certificate));
     o("smtpd_tls_key_file", &path(&inbound.key));
     o("smtpd_sasl_auth_enable", "no");
-    if inbound.provider_client_fingerprints.is_empty() {
-        o("smtpd_client_restrictions", "");
-    } else {
-        o("smtpd_tls_fingerprint_digest", "sha256");
-        o(
-            "smtpd_client_restrictions",
-            &format!("check_ccert_access {}, reject", table("provider_ccerts")),
-        );
-        let mut ccerts = String::from("# pinned TLS client certificates of the provider\n");
-        for fp in &inbound.provider_client_fingerprints {
-            let hex: Vec<String> = fp.iter().map(|b| format!("{b:02X}")).collect();
-            let _ = writeln!(ccerts, "{}\tOK", hex.join(":"));
-        }
-        tables.push(("provider_ccerts".into(), ccerts, false));
+    o("smtpd_tls_fingerprint_digest", "sha256");
+    o(
+        "smtpd_client_restrictions",
+        &format!("check_ccert_access {}, reject", table("provider_ccerts")),
+    );
+    let mut ccerts = String::from("# pinned TLS client certificates of the provider\n");
+    let pinned = pins
+        .clients
+        .iter()
+        .map(|p| p.sha256)
+        .chain(inbound.provider_client_fingerprints.iter().copied());
+    for fp in pinned {
+        let hex: Vec<String> = fp.iter().map(|b| format!("{b:02X}")).collect();
+        let _ = writeln!(ccerts, "{}\tOK", hex.join(":"));
     }
+    tables.push(("provider_ccerts".into(), ccerts, false));
     o(
         "smtpd_relay_restrictions",
         &format!(
@@ -440,6 +450,23 @@ mod tests {
                 .contains("-o milter_macro_daemon_name=demail-in")
         );
         assert!(pf.master_cf.contains("-o smtpd_tls_req_ccert=yes"));
+        // Only the provider's client CA, no CA directory, and the pinned certificate.
+        let ca = config.inbound.provider_client_ca.as_ref().unwrap();
+        assert!(
+            pf.master_cf
+                .contains(&format!("-o smtpd_tls_CAfile={}\n", ca.display()))
+        );
+        assert!(pf.master_cf.contains("-o smtpd_tls_CApath=\n"));
+        assert!(!pf.master_cf.contains(&format!(
+            "smtpd_tls_CAfile={}",
+            config.gateway.provider_ca.display()
+        )));
+        let pem = std::fs::read(&config.inbound.provider_client_certificates[0]).unwrap();
+        let der = openssl::x509::X509::from_pem(&pem).unwrap();
+        let fp = der.digest(openssl::hash::MessageDigest::sha256()).unwrap();
+        let hex: Vec<String> = fp.iter().map(|b| format!("{b:02X}")).collect();
+        assert!(table("provider_ccerts").contains(&format!("{}\tOK\n", hex.join(":"))));
+        assert!(pf.master_cf.contains("check_ccert_access"));
         // The account mapping lives in demail-in's own cleanup, so a clerk's mail to another
         // tenant's De-Mail account still goes through the provider.
         assert!(!pf.main_cf.iter().any(|(k, _, _)| k == "virtual_alias_maps"));

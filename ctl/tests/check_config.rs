@@ -86,3 +86,90 @@ fn unreadable_file_says_so() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/demail.toml"));
 }
+
+/// The sample with absolute TLS paths and `edit` applied to its lines.
+fn sample_edited(dir: &Path, edit: impl Fn(&str) -> Option<String>) -> PathBuf {
+    let tls = sample().parent().unwrap().join("tls");
+    let text: Vec<String> = std::fs::read_to_string(sample())
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            edit(l.trim_start())
+                .or(Some(l.to_string()))
+                .filter(|l| l != "DROP")
+        })
+        .map(|l| l.replace("\"tls/", &format!("\"{}/", tls.display())))
+        .collect();
+    let file = dir.join("demail.toml");
+    std::fs::write(&file, text.join("\n")).unwrap();
+    file
+}
+
+fn check(file: &Path) -> (bool, String) {
+    let out = demailctl().arg("check-config").arg(file).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn an_unpinned_provider_is_refused_and_every_gap_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let pins = [
+        "provider_client_ca",
+        "provider_client_certificates",
+        "provider_signers",
+    ];
+    // All three gone (the old sample shape): three errors, each naming its key.
+    let file = sample_edited(dir.path(), |l| {
+        pins.iter()
+            .any(|k| l.starts_with(&format!("{k} =")))
+            .then(|| "DROP".to_string())
+    });
+    let (ok, text) = check(&file);
+    assert!(!ok, "{text}");
+    for key in pins {
+        assert!(text.contains(&format!("inbound.{key}")), "{key}: {text}");
+    }
+    assert!(text.contains("the provider is not pinned"), "{text}");
+    // Each one alone is enough to refuse.
+    for key in pins {
+        let file = sample_edited(dir.path(), |l| {
+            l.starts_with(&format!("{key} ="))
+                .then(|| "DROP".to_string())
+        });
+        let (ok, text) = check(&file);
+        assert!(!ok, "{key}: {text}");
+        assert!(text.contains(&format!("inbound.{key}")), "{key}: {text}");
+    }
+    // The gateway's server CA as the client CA, by path or as a copy.
+    let copy = dir.path().join("copy-of-provider-ca.pem");
+    std::fs::copy(
+        sample().parent().unwrap().join("tls/provider-ca.pem"),
+        &copy,
+    )
+    .unwrap();
+    for ca in ["\"tls/provider-ca.pem\"".to_string(), format!("{:?}", copy)] {
+        let file = sample_edited(dir.path(), |l| {
+            l.starts_with("provider_client_ca =")
+                .then(|| format!("provider_client_ca = {ca}"))
+        });
+        let (ok, text) = check(&file);
+        assert!(!ok, "{text}");
+        assert!(text.contains("is the gateway's server CA"), "{text}");
+    }
+    // A pinned client certificate that does not chain to the client CA.
+    let file = sample_edited(dir.path(), |l| {
+        l.starts_with("provider_client_certificates =")
+            .then(|| "provider_client_certificates = [\"tls/gateway-client.pem\"]".into())
+    });
+    let (ok, text) = check(&file);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("does not chain to provider_client_ca"),
+        "{text}"
+    );
+}

@@ -12,9 +12,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use demail_evidence::{ConfirmationKind, NewConfirmation, Store};
-use demail_policy::{Config, DeliverConfirmations, EvidenceSettings, Tags};
+use demail_policy::{Config, DeliverConfirmations, EvidenceSettings, Revocation, Tags};
 use demail_trust::Indication;
 use demail_trust::integrity::{QualifiedIntegrityReport, ValidationContext, verify_with};
+use demail_trust::pins::ProviderPins;
+use demail_trust::revocation::{self, RevocationMode};
 use demail_trust::tl::TrustedLists;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -36,16 +38,89 @@ pub const CONFIRMATION_FIELD: &str = "X-DeMail-Confirmation";
 /// `X-QES-`) may set.
 const UNTRUSTED_PREFIXES: [&str; 3] = ["X-de-mail-", "X-DeMail-", "X-QES-"];
 
+/// The header fields a confirmation's meaning is read from. Each must occur at most once and,
+/// when present, be covered by the integrity signature (`h=`); otherwise whoever relayed the
+/// message could have added or changed it, and the confirmation counts for nothing.
+/// (`X-de-mail-notification-type` is not among them: the TR's `h=` list leaves it out, and any
+/// notification fails the recipient whatever its type says.)
+const DECISION_FIELDS: [&str; 4] = [
+    "X-de-mail-message-type",
+    "X-de-mail-private-id",
+    "X-de-mail-privat-id",
+    "X-de-mail-message-id",
+];
+
+/// How often each of [`DECISION_FIELDS`] occurs.
+fn decision_field_counts(fields: &[Field]) -> Vec<(&'static str, usize)> {
+    DECISION_FIELDS
+        .iter()
+        .map(|n| (*n, fields.iter().filter(|f| f.is(n)).count()))
+        .collect()
+}
+
+/// Why a verified confirmation still proves nothing: a decision field that occurs twice or is
+/// not signed, or a private-id in the header that the signed XML contradicts.
+fn binding_problems(
+    counts: &[(&'static str, usize)],
+    report: &QualifiedIntegrityReport,
+    header_private_ids: &[String],
+    stated: Option<&Statement>,
+) -> Vec<String> {
+    let signed = |name: &str| {
+        report
+            .integrity
+            .signed_fields
+            .iter()
+            .any(|n| n.trim().eq_ignore_ascii_case(name))
+    };
+    let mut problems = Vec::new();
+    for (name, n) in counts {
+        if *n > 1 {
+            problems.push(format!("{name} occurs {n} times"));
+        }
+        if *n > 0 && !signed(name) {
+            problems.push(format!(
+                "{name} is not covered by the integrity signature (h=)"
+            ));
+        }
+    }
+    if let Some(s) = stated {
+        let xml: Vec<&str> = ["X-de-mail-private-id", "X-de-mail-privat-id"]
+            .iter()
+            .flat_map(|n| s.meta(n))
+            .filter(|v| !v.is_empty())
+            .collect();
+        for id in header_private_ids {
+            if !xml.is_empty() && !xml.contains(&id.as_str()) {
+                problems.push(format!(
+                    "the private-id {id:?} of the header is not the one of the signed XML ({})",
+                    xml.join(", ")
+                ));
+            }
+        }
+    }
+    problems
+}
+
 /// Longest quoted value we write into a field (values come from certificates and mails).
 const MAX_QUOTED: usize = 200;
 
-/// Shared by all connections: the validation context of the current configuration and a
-/// connection to the evidence store.
+/// Shared by all connections: what identifies the provider under the current configuration and
+/// a connection to the evidence store.
 pub struct Inbound {
     database: PathBuf,
     blobs: PathBuf,
-    context: Mutex<Option<(Arc<Config>, Arc<ValidationContext>)>>,
+    provider: Mutex<Option<(Arc<Config>, Arc<Provider>)>>,
     idle: Mutex<Option<Store>>,
+}
+
+/// The provider, as the current configuration pins it.
+pub struct Provider {
+    /// Anchors ([trust] anchors plus the CA/QC services of the imported trusted lists),
+    /// qualification from those lists, the pinned seals, revocation per `[trust]`.
+    pub validation: ValidationContext,
+    /// Its TLS client certificates and seal certificates.
+    pub pins: ProviderPins,
 }
 
 impl Inbound {
@@ -54,19 +129,19 @@ impl Inbound {
         Inbound {
             database: settings.database.clone(),
             blobs: settings.blobs.clone(),
-            context: Mutex::new(None),
+            provider: Mutex::new(None),
             idle: Mutex::new(None),
         }
     }
 
-    /// Anchors ([trust] anchors plus the CA/QC services of the imported trusted lists) and
-    /// qualification from those lists; built once per configuration. Blocking (file I/O).
-    fn context(&self, config: &Arc<Config>) -> Result<Arc<ValidationContext>, Error> {
-        let lock = || self.context.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((c, ctx)) = lock().as_ref()
+    /// The provider of `config`, built once per configuration. Blocking (file I/O). An
+    /// unpinned configuration pins nothing: no client and no signer is the provider.
+    pub fn provider(&self, config: &Arc<Config>) -> Result<Arc<Provider>, Error> {
+        let lock = || self.provider.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((c, p)) = lock().as_ref()
             && Arc::ptr_eq(c, config)
         {
-            return Ok(Arc::clone(ctx));
+            return Ok(Arc::clone(p));
         }
         let trust = &config.trust;
         let mut anchors = Vec::new();
@@ -81,14 +156,39 @@ impl Inbound {
         let lists =
             TrustedLists::load(&trust.trusted_lists).map_err(|e| Error::Trust(e.to_string()))?;
         anchors.extend(lists.anchors());
-        let ctx = Arc::new(ValidationContext {
-            anchors,
-            intermediates: Vec::new(),
-            at: None,
-            qualification: Box::new(lists),
+        let i = &config.inbound;
+        let pins = if i.unpinned.is_empty() {
+            ProviderPins::load(
+                i.provider_client_ca.as_deref(),
+                &i.provider_client_certificates,
+                &i.provider_signers,
+            )
+            .map_err(Error::Trust)?
+        } else {
+            ProviderPins::default()
+        };
+        let revocation = revocation::from_settings(
+            match trust.revocation {
+                Revocation::Ocsp => RevocationMode::Ocsp,
+                Revocation::Crl => RevocationMode::Crl,
+                Revocation::Off => RevocationMode::Off,
+            },
+            trust.ocsp_timeout,
+            &[],
+        );
+        let provider = Arc::new(Provider {
+            validation: ValidationContext {
+                anchors,
+                intermediates: Vec::new(),
+                at: None,
+                qualification: Box::new(lists),
+                signers: Some(pins.signers.clone()),
+                revocation: Some(revocation),
+            },
+            pins,
         });
-        *lock() = Some((Arc::clone(config), Arc::clone(&ctx)));
-        Ok(ctx)
+        *lock() = Some((Arc::clone(config), Arc::clone(&provider)));
+        Ok(provider)
     }
 
     /// Runs `f` with the idle store connection, opening one if there is none. Blocking.
@@ -350,6 +450,7 @@ pub async fn finish(
 ) -> Result<Done, Error> {
     let Message {
         queue_id,
+        recipients,
         fields,
         mut body,
         body_len,
@@ -378,17 +479,19 @@ pub async fn finish(
     }
 
     let facts = Facts::read(&fields);
+    let counts = decision_field_counts(&fields);
+    let accounts: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
     let head = render_received(&fields);
     let cfg = Arc::clone(&config);
     let queue_id = queue_id.unwrap_or_default();
     // Verification is CPU work, evidence is file and database I/O: off the async runtime.
     let (report, facts, recorded) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
-        let ctx = inbound.context(&cfg)?;
+        let provider = inbound.provider(&cfg)?;
         let mut raw = Vec::with_capacity(head.len() + body_len as usize);
         raw.extend_from_slice(&head);
         body.seek(SeekFrom::Start(0)).map_err(Error::Spool)?;
         body.read_to_end(&mut raw).map_err(Error::Spool)?;
-        let report = verify_with(&raw, &ctx);
+        let report = verify_with(&raw, &provider.validation);
         let recorded = match &facts.kind {
             Some(kind) => Some(record(
                 &inbound,
@@ -400,6 +503,8 @@ pub async fn finish(
                     service: &cfg.inbound.provider_service,
                     tls_client: tls_client.as_ref(),
                     queue_id: &queue_id,
+                    accounts: &accounts,
+                    decision_fields: &counts,
                 },
             )?),
             None => None,
@@ -444,6 +549,10 @@ struct Received<'a> {
     service: &'a str,
     tls_client: Option<&'a TlsClient>,
     queue_id: &'a str,
+    /// The De-Mail accounts it was delivered to (RCPT on the provider service).
+    accounts: &'a [String],
+    /// How often each decision field occurs in the header.
+    decision_fields: &'a [(&'static str, usize)],
 }
 
 /// Stores the raw message, its XML and PDF as blobs, matches it to the sent De-Mail and
@@ -459,8 +568,14 @@ fn record(
     let parts = statement::find(raw);
     let stated = parts.xml.as_ref().map(|(_, s)| s);
     let claims = claims(facts, stated);
-    // Only a verified message from the provider service changes a status; the rest is kept.
-    let trusted = report.indication == Indication::TotalPassed;
+    // Only a qualified signature of a pinned provider seal that verifies (key usage and
+    // revocation included) and covers every field the decision reads changes a status; the
+    // rest is kept, counting for nothing.
+    let binding = binding_problems(received.decision_fields, report, &facts.private_ids, stated);
+    let trusted = report.is_qes() && binding.is_empty();
+    if report.is_qes() && !binding.is_empty() {
+        warn!(problems = ?binding, "verified provider message does not bind its decision fields: untrusted");
+    }
     let stated_time = stated
         .and_then(|s| s.time.as_deref())
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
@@ -473,11 +588,12 @@ fn record(
             .map(|(b, _)| store.put_blob(b))
             .transpose()?;
         let pdf = parts.pdf.as_ref().map(|b| store.put_blob(b)).transpose()?;
-        let found = matching::find(store, &claims)?;
+        let found = matching::find(store, &claims, received.accounts)?;
         let recipient = matching::recipient(found.submission.as_ref(), &claims);
         let details = json!({
             "verification": verification,
             "trusted": trusted,
+            "binding_problems": binding,
             "received": {
                 "service": received.service,
                 "queue_id": received.queue_id,

@@ -8,7 +8,7 @@ use demail_policy::{Config, RecipientMix, Refusal, Resolved, Route};
 use openssl::sha::Sha256;
 use tempfile::SpooledTempFile;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::header::{Field, render_received};
 use crate::record::Evidence;
@@ -184,7 +184,17 @@ impl Session {
         queue_id: Option<&str>,
     ) -> Verdict {
         self.config = Arc::clone(&self.shared.config.borrow());
-        let provider = self.provider_service && self.provider_trusted();
+        let provider = match self.provider_service {
+            false => false,
+            true => match self.provider_trusted() {
+                Ok(trusted) => trusted,
+                // Cannot tell who the provider is: the mail waits rather than pass unjudged.
+                Err(e) => {
+                    error!("{e}; tempfail");
+                    return Verdict::Tempfail;
+                }
+            },
+        };
         self.message = Some(Message {
             queue_id: queue_id.map(str::to_string),
             sender: strip_brackets(sender).to_string(),
@@ -205,25 +215,36 @@ impl Session {
         Verdict::Continue
     }
 
-    /// Whether the provider service's client is the provider: with pinned fingerprints, it
-    /// must have presented a certificate Postfix verified. Postfix passes no fingerprint to a
-    /// milter; the pin itself is Postfix's `check_ccert_access` that `demailctl
-    /// postfix-config` generates. This catches a service configured without it.
-    fn provider_trusted(&self) -> bool {
-        if self
-            .config()
-            .inbound
-            .provider_client_fingerprints
-            .is_empty()
-            || self.tls_client.is_some()
+    /// Whether the provider service's client is the provider: a configuration that pins it,
+    /// a TLS client certificate Postfix verified, and that certificate's names
+    /// (`{cert_subject}`, `{cert_issuer}`) those of a pinned one. Postfix pins the fingerprint
+    /// itself (`check_ccert_access` from `demailctl postfix-config`); this holds even where a
+    /// hand-merged Postfix configuration lacks it.
+    fn provider_trusted(&self) -> Result<bool, crate::error::Error> {
+        if !self.config.inbound.unpinned.is_empty() {
+            warn!(
+                "the provider is not pinned (see demailctl check-config): mail on the provider \
+                 service is treated as untrusted"
+            );
+            return Ok(false);
+        }
+        let Some(tls) = &self.tls_client else {
+            warn!("provider service without a verified TLS client certificate: untrusted mail");
+            return Ok(false);
+        };
+        let provider = self.shared.inbound.provider(&self.config)?;
+        if provider
+            .pins
+            .client_matches(&tls.subject, tls.issuer.as_deref())
         {
-            return true;
+            return Ok(true);
         }
         warn!(
-            "provider service without a verified TLS client certificate although fingerprints \
-             are pinned: treated as untrusted mail"
+            subject = %tls.subject,
+            issuer = tls.issuer.as_deref().unwrap_or("-"),
+            "TLS client certificate is not a pinned provider certificate: untrusted mail"
         );
-        false
+        Ok(false)
     }
 
     /// RCPT TO: refuse routing operators, a De-Mail recipient the sender may not write to, and

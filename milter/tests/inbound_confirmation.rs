@@ -315,9 +315,31 @@ async fn an_unreadable_trust_setup_is_a_tempfail() {
     let pki = ProviderPki::new();
     std::fs::write(pki.dir.path().join("tl").join("broken.json"), b"{").unwrap();
     let milter = pki.milter("").await;
-    let signed = sign(&inbound_demail(true, "G"), &pki.qualified);
-    let (actions, status) = from_provider(&milter, &signed).await;
+    // Who the provider is cannot be told: the provider's mail waits from MAIL on.
+    let mut conn = milter.open().await;
+    conn.macros(
+        indymilter_test::MacroStage::Connect,
+        [("{daemon_name}", "demail-in")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        conn.connect("gw.provider.example", [192, 0, 2, 77])
+            .await
+            .unwrap(),
+        Status::Continue
+    );
+    conn.macros(
+        indymilter_test::MacroStage::Mail,
+        [
+            ("{cert_subject}", PROVIDER_CLIENT),
+            ("{cert_issuer}", PROVIDER_CLIENT_ISSUER),
+        ],
+    )
+    .await
+    .unwrap();
+    let status = conn.mail(["<x@provider.example>"]).await.unwrap();
     assert_eq!(status, Status::Tempfail { message: None });
-    assert!(actions.actions.is_empty());
+    conn.close().await.unwrap();
     milter.stop().await;
 }

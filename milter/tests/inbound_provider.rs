@@ -61,12 +61,14 @@ async fn not_qualified_or_not_covered_or_not_asked_gets_no_tag() {
     let pki = ProviderPki::new();
     let milter = pki.milter("").await;
 
-    // A valid signature under the listed CA, but the certificate is not qualified.
+    // A valid signature under the listed CA, but the certificate is neither qualified nor
+    // the pinned seal.
     let signed = sign(&inbound_demail(true, "A"), &pki.plain);
     let (actions, _) = from_provider(&milter, &signed).await;
     let verified = added(&actions, "X-DeMail-Verified").unwrap();
-    assert!(verified.starts_with("pass; "), "{verified}");
-    assert!(verified.ends_with("; qualified=no"), "{verified}");
+    assert!(verified.starts_with("fail; "), "{verified}");
+    assert!(verified.contains("; qualified=no; "), "{verified}");
+    assert!(verified.contains("provider_signers"), "{verified}");
     assert_eq!(new_subject(&actions), None);
 
     // Qualified, but X-de-mail-authoritative was added after signing: the signature still

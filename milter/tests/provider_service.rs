@@ -2,29 +2,28 @@
 //! inbound: never checked as outbound De-Mail, always verified and tagged at the end.
 
 mod common;
+mod inbound_support;
 
 use common::*;
 use indymilter_test::Status;
 
 #[tokio::test]
 async fn provider_service_is_inbound_not_outbound() {
-    let milter = Milter::start().await;
-    let mut conn = milter.open().await;
+    let pki = inbound_support::ProviderPki::new();
+    let milter = pki.milter("").await;
     let mut mail = Mail::new(
         "absender@example.de-mail.de",
         &["info@magdeburg.de-mail.de"],
     );
     mail.daemon = "demail-in".into();
-    let out = transact(&mut conn, &mail).await;
-    assert_eq!(out.connect, Status::Continue);
-    assert_eq!(out.rcpts, vec![Status::Continue]);
-    let (actions, status) = out.eom.expect("the whole message is received");
+    let ended =
+        inbound_support::deliver(&milter, &mail, Some(inbound_support::PROVIDER_CLIENT)).await;
+    let (actions, status) = ended.eom.expect("the whole message is received");
     assert_eq!(status, Status::Accept);
     assert_eq!(
         added(&actions, "X-DeMail-Verified").as_deref(),
         Some("none; qualified=no; reason=\"no X-de-mail-integrity field\"")
     );
-    conn.close().await.unwrap();
 
     // The same envelope on another service is outbound, and refused (not an allowed sender).
     let mut conn = milter.open().await;

@@ -34,6 +34,19 @@ impl Config {
     pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
         crate::config_parse::parse(text, source)
     }
+
+    /// Whether the provider is pinned: a client CA of its own, its client certificates (or
+    /// fingerprints) and its seal certificates. Every gap, with file, line and key.
+    pub fn pinning(&self) -> Result<(), ConfigErrors> {
+        if self.inbound.unpinned.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors {
+                file: self.source.clone(),
+                errors: self.inbound.unpinned.clone(),
+            })
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +94,18 @@ pub enum DeliverConfirmations {
 pub struct Inbound {
     /// master.cf service name seen as `{daemon_name}` for the provider's traffic.
     pub provider_service: String,
-    /// SHA-256 fingerprints (32 bytes) of the provider's TLS client certificates.
+    /// The CA file that issues the provider's TLS client certificates (`demail-in`'s
+    /// `smtpd_tls_CAfile`); not the gateway's server CA.
+    pub provider_client_ca: Option<PathBuf>,
+    /// The provider's TLS client certificates (PEM): Postfix pins their fingerprints, the
+    /// milter their subject and issuer names.
+    pub provider_client_certificates: Vec<PathBuf>,
+    /// SHA-256 fingerprints (32 bytes) of further provider TLS client certificates.
     pub provider_client_fingerprints: Vec<[u8; 32]>,
+    /// The provider's seal certificates (PEM) that sign `X-de-mail-integrity`.
+    pub provider_signers: Vec<PathBuf>,
+    /// What leaves the provider unpinned (see [`Config::pinning`]); empty when pinned.
+    pub unpinned: Vec<crate::ConfigError>,
     /// Lower-case addresses whose mail gets QES checks.
     pub poststelle: Vec<String>,
     pub deliver_confirmations: DeliverConfirmations,

@@ -159,6 +159,7 @@ impl City {
             )
             .unwrap_or_else(|e| panic!("City: demail-in certificate: {e}"));
         mkdir(&dir.join("evidence"));
+        let provider = ProviderCerts::issue(&pki, &dir);
 
         let sim_port = free_port();
         let milter_port = free_port();
@@ -168,6 +169,9 @@ impl City {
             pki: &pki,
             inbound_cert: &inbound.cert,
             inbound_key: &inbound.key,
+            provider_client_ca: &provider.client_ca,
+            provider_client_cert: &provider.client.cert,
+            provider_seal: &provider.seal.cert,
             sim_port,
             milter_port,
             inbound_port,
@@ -217,7 +221,7 @@ impl City {
 
         // Before the milter starts: it loads the imported lists once per configuration.
         let (send_config, trusted_list) = if opts.provider_sends {
-            let (send, tl) = provider_side(&config, &pki, &dir, inbound_port);
+            let (send, tl) = provider_side(&config, &pki, &provider, &dir, inbound_port);
             let mut send = send;
             send.known_recipients = opts.provider_known_recipients.clone();
             (Some(send), Some(tl))
@@ -490,23 +494,48 @@ impl City {
 /// The provider's sending side: its qualified signing certificate, its TLS client certificate
 /// for `demail-in` (issued by the CA `demail-in` requires, `[gateway] provider_ca`), and the
 /// test trusted list naming that CA, imported with the real `demailctl tl import`.
+/// The provider's identities towards the city: a TLS client certificate under a client CA of
+/// its own (not the CA of the gateway's server certificate) and a qualified seal certificate
+/// under the CA the test trusted list names. Pinned in every city's demail.toml.
+struct ProviderCerts {
+    client_ca: PathBuf,
+    client: demail_provider_sim::pki::IssuedCert,
+    seal: demail_provider_sim::pki::IssuedCert,
+}
+
+impl ProviderCerts {
+    fn issue(pki: &TestPki, dir: &Path) -> ProviderCerts {
+        let client_dir = dir.join("provider-client-pki");
+        let client_pki = TestPki::generate(&client_dir).unwrap_or_else(|e| {
+            panic!("City: provider client CA in {}: {e}", client_dir.display())
+        });
+        set_mode(&client_dir, 0o755);
+        let client = client_pki
+            .issue(
+                "provider-mx",
+                "mx.provider-sim.de-mail.test",
+                &["mx.provider-sim.de-mail.test"],
+                CertUsage::Client,
+            )
+            .unwrap_or_else(|e| panic!("City: provider TLS client certificate: {e}"));
+        let seal = pki
+            .issue_qualified("provider-sign", "De-Mail Provider Simulator Signatur")
+            .unwrap_or_else(|e| panic!("City: provider signing certificate: {e}"));
+        ProviderCerts {
+            client_ca: client_pki.ca_cert.clone(),
+            client,
+            seal,
+        }
+    }
+}
+
 fn provider_side(
     config: &Path,
     pki: &TestPki,
+    provider: &ProviderCerts,
     dir: &Path,
     inbound_port: u16,
 ) -> (SendConfig, TestTrustedList) {
-    let sign = pki
-        .issue_qualified("provider-sign", "De-Mail Provider Simulator Signatur")
-        .unwrap_or_else(|e| panic!("City: provider signing certificate: {e}"));
-    let mx = pki
-        .issue(
-            "provider-mx",
-            "mx.provider-sim.de-mail.test",
-            &["mx.provider-sim.de-mail.test"],
-            CertUsage::Client,
-        )
-        .unwrap_or_else(|e| panic!("City: provider TLS client certificate: {e}"));
     let tl_dir = dir.join("trusted-list");
     let tl = pki
         .trusted_list(&tl_dir)
@@ -529,11 +558,11 @@ fn provider_side(
         panic!("City: demailctl tl import failed:\n{}", process::text(&out));
     }
     let mut send = SendConfig::new(
-        sign.cert,
-        sign.key,
+        provider.seal.cert.clone(),
+        provider.seal.key.clone(),
         SocketAddr::from((Ipv4Addr::LOCALHOST, inbound_port)),
-        mx.cert,
-        mx.key,
+        provider.client.cert.clone(),
+        provider.client.key.clone(),
     );
     send.server_ca = Some(pki.ca_cert.clone());
     send.server_name = "localhost".into();

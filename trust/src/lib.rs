@@ -23,6 +23,7 @@ mod finding;
 pub mod integrity;
 mod mime;
 mod oid;
+pub mod pins;
 pub mod qc;
 mod qualify;
 mod report;

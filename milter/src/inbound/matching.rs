@@ -88,7 +88,15 @@ impl Found {
     }
 }
 
-pub fn find(store: &Store, claims: &Claims) -> Result<Found, demail_evidence::Error> {
+/// The submission `claims` name, among those sent from one of `accounts` (the De-Mail
+/// accounts the confirmation was delivered to): a confirmation for one tenant never moves a
+/// De-Mail of another, whatever id or subject it quotes.
+pub fn find(
+    store: &Store,
+    claims: &Claims,
+    accounts: &[String],
+) -> Result<Found, demail_evidence::Error> {
+    let ours = |s: &Submission| accounts.iter().any(|a| a.eq_ignore_ascii_case(&s.account));
     let want = claims.hash.as_deref().and_then(BodyHash::parse);
     let found = |s: Submission, method| -> Result<Found, demail_evidence::Error> {
         let hash = match &want {
@@ -108,12 +116,15 @@ pub fn find(store: &Store, claims: &Claims) -> Result<Found, demail_evidence::Er
     for id in &claims.private_ids {
         if let Some(s) = store.find(id)?
             && s.private_id == *id
+            && ours(&s)
         {
             return found(s, Method::PrivateId);
         }
     }
     for id in &claims.message_ids {
-        if let Some(s) = store.find(id)? {
+        if let Some(s) = store.find(id)?
+            && ours(&s)
+        {
             return found(s, Method::MessageId);
         }
     }
@@ -124,7 +135,7 @@ pub fn find(store: &Store, claims: &Claims) -> Result<Found, demail_evidence::Er
     let candidates: Vec<Submission> = store
         .list(None, Some(since), RECENT_LIMIT)?
         .into_iter()
-        .filter(|s| s.subject.trim() == subject)
+        .filter(|s| s.subject.trim() == subject && ours(s))
         .collect();
     if let Some(w) = &want {
         // Newest first: a resent message with the same body is the likelier original.

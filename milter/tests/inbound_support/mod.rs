@@ -20,6 +20,11 @@ pub const PROVIDER: &str = "provider.example";
 pub const ACCOUNT: &str = "info@magdeburg.de-mail.de";
 pub const CLERK: &str = "erika.muster@magdeburg.example";
 pub const CITIZEN: &str = "buerger@example.de-mail.de";
+/// The subject common name of the provider's pinned TLS client certificate
+/// (`{cert_subject}`).
+pub const PROVIDER_CLIENT: &str = "gw.provider.example";
+/// The common name of the CA that issued it (`{cert_issuer}`): the test PKI's CA.
+pub const PROVIDER_CLIENT_ISSUER: &str = "demail-provider-sim test CA";
 
 /// A signing identity of the provider.
 pub struct Signer {
@@ -33,6 +38,10 @@ pub struct ProviderPki {
     pub dir: TempDir,
     pub qualified: Signer,
     pub plain: Signer,
+    /// Another qualified signer under the same listed CA: not the pinned provider seal.
+    pub other_qualified: Signer,
+    /// `[inbound]` keys that pin the provider (client CA, client certificate, seal).
+    pub pins: String,
 }
 
 fn signer(cert: &std::path::Path, key: &std::path::Path) -> Signer {
@@ -52,6 +61,21 @@ impl ProviderPki {
         let p = pki
             .issue("plain-signer", "Not Qualified", &[], CertUsage::Client)
             .expect("plain certificate");
+        let other = pki
+            .issue_qualified("citizen-card", "Max Buerger")
+            .expect("another qualified certificate");
+        // The provider's TLS client certificate comes from a CA of its own.
+        let client_pki = TestPki::generate(&dir.path().join("client-pki")).expect("client PKI");
+        let client = client_pki
+            .issue("provider-client", PROVIDER_CLIENT, &[], CertUsage::Client)
+            .expect("provider client certificate");
+        let pins = format!(
+            "provider_client_ca = \"{}\"\nprovider_client_certificates = [\"{}\"]\n\
+             provider_signers = [\"{}\"]\n",
+            client_pki.ca_cert.display(),
+            client.cert.display(),
+            q.cert.display()
+        );
         let list = pki
             .trusted_list(&dir.path().join("list"))
             .expect("trusted list (xmlsec1)");
@@ -67,6 +91,8 @@ impl ProviderPki {
         ProviderPki {
             qualified: signer(&q.cert, &q.key),
             plain: signer(&p.cert, &p.key),
+            other_qualified: signer(&other.cert, &other.key),
+            pins,
             dir,
         }
     }
@@ -79,7 +105,14 @@ impl ProviderPki {
         )
     }
 
+    /// A milter with the provider pinned, plus `inbound` keys.
     pub async fn milter(&self, inbound: &str) -> Milter {
+        self.milter_unpinned(&format!("{}{inbound}", self.pins))
+            .await
+    }
+
+    /// A milter whose `[inbound]` is exactly `inbound` (no pins unless given).
+    pub async fn milter_unpinned(&self, inbound: &str) -> Milter {
         let trust = self.trust_toml();
         Milter::start_with(Options {
             extra: &trust,
@@ -241,8 +274,18 @@ pub struct Ended {
 }
 
 /// One SMTP session through the milter; `tls_subject` is the verified client certificate
-/// Postfix would name in `{cert_subject}`.
+/// Postfix would name in `{cert_subject}` (issued by [`PROVIDER_CLIENT_ISSUER`]).
 pub async fn deliver(milter: &Milter, mail: &Mail, tls_subject: Option<&str>) -> Ended {
+    deliver_as(
+        milter,
+        mail,
+        tls_subject.map(|s| (s, PROVIDER_CLIENT_ISSUER)),
+    )
+    .await
+}
+
+/// [`deliver`] with the client certificate's subject and issuer names.
+pub async fn deliver_as(milter: &Milter, mail: &Mail, tls: Option<(&str, &str)>) -> Ended {
     let mut conn: TestConnection = milter.open().await;
     conn.macros(
         MacroStage::Connect,
@@ -260,9 +303,9 @@ pub async fn deliver(milter: &Milter, mail: &Mail, tls_subject: Option<&str>) ->
         Status::Continue
     );
     let mut mail_macros = vec![("i", mail.queue_id.clone())];
-    if let Some(s) = tls_subject {
-        mail_macros.push(("{cert_subject}", s.to_string()));
-        mail_macros.push(("{cert_issuer}", "Test CA".to_string()));
+    if let Some((subject, issuer)) = tls {
+        mail_macros.push(("{cert_subject}", subject.to_string()));
+        mail_macros.push(("{cert_issuer}", issuer.to_string()));
     }
     conn.macros(MacroStage::Mail, mail_macros).await.unwrap();
     assert_eq!(
@@ -317,7 +360,7 @@ pub async fn from_provider(milter: &Milter, raw: &[u8]) -> (EomActions, Status) 
         &format!("Versandbestaetigung@{PROVIDER}"),
         ACCOUNT,
     );
-    deliver(milter, &mail, Some("gw.provider.example"))
+    deliver(milter, &mail, Some(PROVIDER_CLIENT))
         .await
         .eom
         .expect("provider messages are received to the end")

@@ -11,10 +11,14 @@ use crate::config::{
     DeliverConfirmations, EvidenceSettings, Gateway, Inbound, MilterSettings, Revocation,
     SocketSpec, Tags, TrustSettings, ValidationModel,
 };
+use crate::error::ConfigError;
 
 pub(super) const INBOUND_KEYS: &[&str] = &[
     "provider_service",
+    "provider_client_ca",
+    "provider_client_certificates",
     "provider_client_fingerprints",
+    "provider_signers",
     "poststelle",
     "deliver_confirmations",
     "listen",
@@ -79,11 +83,25 @@ pub(super) fn inbound(
             ),
         );
     }
-    let provider_client_fingerprints = s
+    let provider_client_fingerprints: Vec<[u8; 32]> = s
         .strings_or_empty(ctx, "provider_client_fingerprints")
         .iter()
         .filter_map(|f| convert(ctx, f, values::fingerprint))
         .collect();
+    let client_ca = s.string(ctx, "provider_client_ca").found();
+    let provider_client_ca = client_ca.as_ref().map(|c| ctx.readable_file(c));
+    let client_certs = s.strings_or_empty(ctx, "provider_client_certificates");
+    let provider_client_certificates: Vec<PathBuf> =
+        client_certs.iter().map(|c| ctx.readable_file(c)).collect();
+    let signers = s.strings_or_empty(ctx, "provider_signers");
+    let provider_signers: Vec<PathBuf> = signers.iter().map(|c| ctx.readable_file(c)).collect();
+    let unpinned = unpinned(
+        s.line,
+        client_ca.as_ref().zip(provider_client_ca.as_ref()),
+        gateway,
+        provider_client_certificates.is_empty(),
+        provider_signers.is_empty(),
+    );
     let raw = s.strings_or_empty(ctx, "poststelle");
     let poststelle = addresses(ctx, raw);
     let deliver = s.string_or(ctx, "deliver_confirmations", "mailbox");
@@ -103,7 +121,11 @@ pub(super) fn inbound(
     let key = s.string(ctx, "key").found();
     let inbound = Inbound {
         provider_service: service.value,
+        provider_client_ca,
+        provider_client_certificates,
         provider_client_fingerprints,
+        provider_signers,
+        unpinned,
         poststelle: poststelle.iter().map(|a| a.value.clone()).collect(),
         deliver_confirmations,
         listen: listen.value,
@@ -114,6 +136,77 @@ pub(super) fn inbound(
         key: key.map_or_else(|| gateway.client_key.clone(), |k| ctx.readable_file(&k)),
     };
     (inbound, poststelle)
+}
+
+/// What leaves the provider unpinned: each problem at the key (or the section) it concerns.
+/// Not a parse error, so that tools that never receive from the provider can still load the
+/// file; `demailctl check-config` and `postfix-config` refuse it, and the milter trusts nothing
+/// on the provider service while any remains.
+fn unpinned(
+    section_line: usize,
+    client_ca: Option<(&Spanned<String>, &PathBuf)>,
+    gateway: &Gateway,
+    no_client_pin: bool,
+    no_signers: bool,
+) -> Vec<ConfigError> {
+    let mut out = Vec::new();
+    let mut at = |line: usize, key: &str, message: String| {
+        out.push(ConfigError {
+            line,
+            key: format!("inbound.{key}"),
+            message,
+        })
+    };
+    match client_ca {
+        None => at(
+            section_line,
+            "provider_client_ca",
+            "not set: name the CA file that issues only the provider's TLS client \
+             certificates (demail-in would otherwise trust whatever CA it is given)"
+                .into(),
+        ),
+        Some((spanned, path)) if same_file(path, &gateway.provider_ca) => at(
+            spanned.line,
+            "provider_client_ca",
+            format!(
+                "is the gateway's server CA ([gateway] provider_ca, {}): that CA (often a \
+                 public one) certifies others too; use a CA file of the provider's client \
+                 certificates alone",
+                gateway.provider_ca.display()
+            ),
+        ),
+        Some(_) => {}
+    }
+    if no_client_pin {
+        at(
+            section_line,
+            "provider_client_certificates",
+            "nothing pinned: name the provider's TLS client certificate(s) (PEM); the milter \
+             checks their names, which a fingerprint alone does not give"
+                .into(),
+        );
+    }
+    if no_signers {
+        at(
+            section_line,
+            "provider_signers",
+            "nothing pinned: name the provider's seal certificate(s) (PEM) that sign \
+             X-de-mail-integrity; without them no confirmation or notification counts"
+                .into(),
+        );
+    }
+    out
+}
+
+/// Same path, or files with the same bytes (a copy of the server CA is still that CA).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    if a == b {
+        return true;
+    }
+    match (std::fs::read(a), std::fs::read(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
 }
 
 pub(super) fn evidence(ctx: &mut Ctx<'_>, s: &Section<'_>) -> EvidenceSettings {

@@ -121,6 +121,8 @@ impl Rig {
             intermediates: Vec::new(),
             at: None,
             qualification: Box::new(self.lists.clone()),
+            signers: None,
+            revocation: None,
         };
         integrity::verify_with(message, &ctx)
     }

@@ -52,10 +52,34 @@ fn list_verifies_with_the_pinned_signer_and_makes_the_provider_signature_qesig()
         intermediates: Vec::new(),
         at: None,
         qualification: Box::new(lists.clone()),
+        signers: None,
+        revocation: None,
     };
     let report = integrity::verify_with(&signed, &ctx);
     assert_eq!(report.indication, Indication::TotalPassed, "{report:?}");
     assert_eq!(report.qualification, Qualification::QeSig, "{report:?}");
+
+    // Pinned seals: the same qualified signature counts only when its certificate is pinned.
+    let pinned = |signers: Vec<openssl::x509::X509>| ValidationContext {
+        anchors: lists.anchors(),
+        intermediates: Vec::new(),
+        at: None,
+        qualification: Box::new(lists.clone()),
+        signers: Some(signers),
+        revocation: None,
+    };
+    let report = integrity::verify_with(&signed, &pinned(vec![pem(&q.cert)]));
+    assert!(report.is_qes(), "{report:?}");
+    for other in [vec![], lists.anchors()] {
+        let report = integrity::verify_with(&signed, &pinned(other));
+        assert_eq!(report.indication, Indication::Indeterminate, "{report:?}");
+        assert_eq!(
+            report.sub_indication,
+            Some(demail_trust::SubIndication::ChainConstraintsFailure),
+            "{report:?}"
+        );
+        assert!(!report.is_qes());
+    }
 
     // An ordinary (non-qualified) leaf of the same CA is not QESig.
     let plain = pki

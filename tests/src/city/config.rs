@@ -30,6 +30,10 @@ pub(super) struct Layout<'a> {
     /// The certificate of the city's `demail-in` smtpd (server usage, CN localhost).
     pub inbound_cert: &'a Path,
     pub inbound_key: &'a Path,
+    /// The provider, pinned: client CA, TLS client certificate, seal certificate.
+    pub provider_client_ca: &'a Path,
+    pub provider_client_cert: &'a Path,
+    pub provider_seal: &'a Path,
     pub sim_port: u16,
     pub milter_port: u16,
     pub inbound_port: u16,
@@ -62,6 +66,9 @@ provider_service = "demail-in"
 listen = "127.0.0.1:{inbound_port}"
 certificate = {in_cert}
 key = {in_key}
+provider_client_ca = {client_ca}
+provider_client_certificates = [{client_cert}]
+provider_signers = [{seal}]
 
 [evidence]
 database = {db}
@@ -80,6 +87,9 @@ listen = "inet:127.0.0.1:{milter_port}"
         inbound_port = l.inbound_port,
         in_cert = p(l.inbound_cert),
         in_key = p(l.inbound_key),
+        client_ca = p(l.provider_client_ca),
+        client_cert = p(l.provider_client_cert),
+        seal = p(l.provider_seal),
         db = toml_string(&format!("{d}/evidence/evidence.sqlite")),
         blobs = toml_string(&format!("{d}/evidence/blobs")),
         milter_port = l.milter_port,

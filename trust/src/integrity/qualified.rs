@@ -19,6 +19,7 @@ use crate::qualify::{
     CertQualification, NoTrustedList, Qualification, QualificationSource, signature_qualification,
 };
 use crate::report::{Indication, SubIndication};
+use crate::revocation::{RevocationChecker, RevocationStatus};
 
 /// Most certificates in a path (leaf, intermediates, anchor).
 const MAX_PATH: u32 = 8;
@@ -32,6 +33,12 @@ pub struct ValidationContext {
     /// The validation time; `None` is now.
     pub at: Option<OffsetDateTime>,
     pub qualification: Box<dyn QualificationSource>,
+    /// The only certificates whose signature counts (the provider's seals); `None`: any
+    /// signer (generic checking tools). A signature by another certificate is
+    /// INDETERMINATE/CHAIN_CONSTRAINTS_FAILURE.
+    pub signers: Option<Vec<X509>>,
+    /// Revocation of the signer certificate; `None`: not checked.
+    pub revocation: Option<Box<dyn RevocationChecker>>,
 }
 
 impl ValidationContext {
@@ -42,6 +49,8 @@ impl ValidationContext {
             intermediates: Vec::new(),
             at: None,
             qualification: Box::new(NoTrustedList),
+            signers: None,
+            revocation: None,
         }
     }
 }
@@ -109,8 +118,9 @@ pub fn verify_with(message: &[u8], ctx: &ValidationContext) -> QualifiedIntegrit
             Some((SubIndication::CertificateChainGeneralFailure, e)),
         ),
     };
+    let problem = problem.or_else(|| signer_constraints(&der, &leaf, &chain, ctx, at));
     if let (Some((sub, reason)), Indication::TotalPassed) = (&problem, out.indication) {
-        out.indication = Indication::Indeterminate;
+        out.indication = sub.indication();
         out.sub_indication = Some(*sub);
         out.reason = Some(reason.clone());
     }
@@ -124,6 +134,56 @@ pub fn verify_with(message: &[u8], ctx: &ValidationContext) -> QualifiedIntegrit
 }
 
 type PathResult = (Vec<X509>, Option<(SubIndication, String)>);
+
+/// What the validation policy asks of the signer beyond a valid path: one of the pinned
+/// signers, a key usage for signatures, not revoked.
+fn signer_constraints(
+    der: &[u8],
+    leaf: &X509,
+    chain: &[X509],
+    ctx: &ValidationContext,
+    at: OffsetDateTime,
+) -> Option<(SubIndication, String)> {
+    if let Some(signers) = &ctx.signers
+        && !signers.iter().any(|s| s.to_der().is_ok_and(|d| d == der))
+    {
+        return Some((
+            SubIndication::ChainConstraintsFailure,
+            "the signer certificate is not one of the pinned provider seals (provider_signers)"
+                .into(),
+        ));
+    }
+    match crate::cert::Cert::from_der(der).and_then(|c| c.key_usage()) {
+        // digitalSignature (bit 0) or nonRepudiation (bit 1)
+        Ok(Some(bits)) if bits & 0b11 == 0 => {
+            return Some((
+                SubIndication::ChainConstraintsFailure,
+                "the signer certificate's key usage allows no signatures".into(),
+            ));
+        }
+        Err(e) => {
+            return Some((
+                SubIndication::FormatFailure,
+                format!("the signer certificate's key usage cannot be read: {e}"),
+            ));
+        }
+        _ => {}
+    }
+    let (Some(checker), Some(issuer)) = (&ctx.revocation, chain.get(1)) else {
+        return None;
+    };
+    match checker.check(leaf, issuer, at) {
+        RevocationStatus::NotChecked | RevocationStatus::Good { .. } => None,
+        RevocationStatus::Revoked { source, .. } => Some((
+            SubIndication::Revoked,
+            format!("the signer certificate is revoked ({source})"),
+        )),
+        RevocationStatus::Unknown { reason } => Some((
+            SubIndication::TryLater,
+            format!("revocation status of the signer certificate unknown: {reason}"),
+        )),
+    }
+}
 
 /// The path OpenSSL builds (leaf first) and what is wrong with it, if anything.
 fn path(leaf: &X509, ctx: &ValidationContext, at: OffsetDateTime) -> Result<PathResult, String> {
