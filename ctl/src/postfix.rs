@@ -90,7 +90,7 @@ pub fn render(config: &Config, dir: &Path, chroot: Option<&Path>) -> Result<Post
             listen
                 .postfix_milter(Some(Path::new(POSTFIX_CHROOT)))
                 .unwrap_or_else(|_| format!(
-                    "impossible: the socket lies outside {POSTFIX_CHROOT}"
+                    "none: a chrooted smtpd cannot reach a socket outside {POSTFIX_CHROOT}"
                 ))
         ),
         (SocketSpec::Unix(path), Some(root)) => format!(
