@@ -39,6 +39,12 @@ enum Command {
         /// Write main.cf and master.cf fragments and all tables into --dir instead of printing.
         #[arg(long)]
         write: bool,
+        /// smtpd and cleanup run chrooted (a `y` in master.cf's chroot column; Debian's
+        /// default) in this directory, default /var/spool/postfix: the milter's UNIX socket
+        /// is then written relative to it (unix:/demail/milter.sock), and demail-in, which is
+        /// not chrooted, gets the full path.
+        #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = demail_policy::POSTFIX_CHROOT)]
+        chroot: Option<PathBuf>,
     },
     /// Print the Dovecot settings the IMAP proxy needs.
     DovecotConfig,
@@ -142,9 +148,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 accounts
             );
         }
-        Command::PostfixConfig { dir, write } => {
+        Command::PostfixConfig { dir, write, chroot } => {
             let config = load(&cli.config)?;
-            let pf = postfix::render(&config, &dir)?;
+            let pf = postfix::render(&config, &dir, chroot.as_deref())?;
             if write {
                 let files = pf
                     .write(&dir)

@@ -7,13 +7,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use demail_policy::{
-    Config, DEMAIL_TRANSPORT, DomainPattern, GatewayTls, ROUTE_FIELD, SEND_TRANSPORT, SocketSpec,
+    Config, DEMAIL_TRANSPORT, DomainPattern, GatewayTls, POSTFIX_CHROOT, ROUTE_FIELD,
+    SEND_TRANSPORT, SocketSpec,
 };
 
 /// Lookup tables written next to each other in one directory (`--dir`).
 pub struct PostfixConfig {
     /// `key = value` settings for main.cf, in order, each with a comment saying why.
-    pub main_cf: Vec<(String, String, &'static str)>,
+    pub main_cf: Vec<(String, String, String)>,
     /// master.cf entries (first line + `-o` continuation lines).
     pub master_cf: String,
     /// Table files: (file name, content, secret?).
@@ -23,7 +24,9 @@ pub struct PostfixConfig {
 /// Name of the cleanup service that maps De-Mail accounts to mailboxes (inbound only).
 pub const CLEANUP: &str = "demail-cleanup";
 
-pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
+/// `chroot`: the directory smtpd and cleanup are chrooted into (Debian: `/var/spool/postfix`),
+/// if they are; a UNIX milter socket is then written relative to it.
+pub fn render(config: &Config, dir: &Path, chroot: Option<&Path>) -> Result<PostfixConfig, String> {
     // demail-in must never open without the provider pinned.
     config
         .pinning()
@@ -79,51 +82,79 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
         return Err("no De-Mail accounts configured".into());
     }
 
-    let milter = match &config.milter.listen {
-        SocketSpec::Inet { host, port } => format!("inet:{host}:{port}"),
-        SocketSpec::Unix(path) => format!("unix:{}", path.display()),
+    // smtpd_milters is read by smtpd and by cleanup (non_smtpd_milters); a chrooted one sees
+    // the socket relative to its chroot.
+    let listen = &config.milter.listen;
+    let milter = listen.postfix_milter(chroot)?;
+    let milter_why = match (listen, chroot) {
+        (SocketSpec::Unix(_), None) => format!(
+            "demail-milter authorises senders, sets the De-Mail options and records evidence.\n\
+             # smtpd chrooted (a `y` in master.cf's chroot column, Debian's default for smtp and\n\
+             # cleanup)? It sees this path relative to its chroot: run `demailctl postfix-config\n\
+             # --chroot` (value then {})",
+            listen
+                .postfix_milter(Some(Path::new(POSTFIX_CHROOT)))
+                .unwrap_or_else(|_| format!(
+                    "none: a chrooted smtpd cannot reach a socket outside {POSTFIX_CHROOT}"
+                ))
+        ),
+        (SocketSpec::Unix(path), Some(root)) => format!(
+            "demail-milter authorises senders, sets the De-Mail options and records evidence.\n\
+             # For smtpd and cleanup chrooted in {} (Debian's master.cf): the socket {} as they\n\
+             # see it. demail-in (not chrooted) gets the full path in master.cf",
+            root.display(),
+            path.display()
+        ),
+        (SocketSpec::Inet { .. }, _) => {
+            "demail-milter authorises senders, sets the De-Mail options and records evidence.\n\
+             # A TCP socket lets every local process speak milter; prefer the default UNIX socket"
+                .to_string()
+        }
     };
 
     let main_cf = vec![
         (
             "transport_maps".into(),
             table("transport"),
-            "De-Mail domains are routed to the provider gateway only",
+            "De-Mail domains are routed to the provider gateway only"
+                .into(),
         ),
-        (
-            "smtpd_milters".into(),
-            milter.clone(),
-            "demail-milter authorises senders, sets the De-Mail options and records evidence",
-        ),
+        ("smtpd_milters".into(), milter.clone(), milter_why),
         (
             "non_smtpd_milters".into(),
             "$smtpd_milters".into(),
-            "mail submitted with sendmail(1) is checked too",
+            "mail submitted with sendmail(1) is checked too"
+                .into(),
         ),
         (
             "milter_default_action".into(),
             "tempfail".into(),
-            "milter down: mail waits, it is never passed unchecked",
+            "milter down: mail waits, it is never passed unchecked"
+                .into(),
         ),
         (
             "milter_header_checks".into(),
             format!("regexp:{}", dir.join("milter_header_checks").display()),
-            "only De-Mail the milter handled is routed to the provider gateway",
+            "only De-Mail the milter handled is routed to the provider gateway"
+                .into(),
         ),
         (
             "allow_percent_hack".into(),
             "no".into(),
-            "user%domain@here must not become user@domain behind the milter's back",
+            "user%domain@here must not become user@domain behind the milter's back"
+                .into(),
         ),
         (
             "swap_bangpath".into(),
             "no".into(),
-            "domain!user must not become user@domain behind the milter's back",
+            "domain!user must not become user@domain behind the milter's back"
+                .into(),
         ),
         (
             "milter_protocol".into(),
             "6".into(),
-            "indymilter speaks milter protocol 6",
+            "indymilter speaks milter protocol 6"
+                .into(),
         ),
         (
             "smtpd_recipient_restrictions".into(),
@@ -131,7 +162,8 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
                 "permit_sasl_authenticated, check_recipient_access {}, permit_mynetworks, reject_unauth_destination",
                 table("public_access")
             ),
-            "merge with your own list: the access check must precede every permit but permit_sasl_authenticated",
+            "merge with your own list: the access check must precede every permit but permit_sasl_authenticated"
+                .into(),
         ),
     ];
 
@@ -246,6 +278,10 @@ pub fn render(config: &Config, dir: &Path) -> Result<PostfixConfig, String> {
     o("smtpd_tls_cert_file", &path(&inbound.certificate));
     o("smtpd_tls_key_file", &path(&inbound.key));
     o("smtpd_sasl_auth_enable", "no");
+    if chroot.is_some() {
+        // This smtpd is not chrooted: it needs the socket's full path.
+        o("smtpd_milters", &listen.postfix_milter(None)?);
+    }
     o("smtpd_tls_fingerprint_digest", "sha256");
     o(
         "smtpd_client_restrictions",
@@ -394,7 +430,7 @@ mod tests {
     #[test]
     fn every_demail_domain_goes_to_the_bracketed_gateway_only() {
         let (_d, config) = sample_with("");
-        let pf = render(&config, Path::new("/etc/postfix/demail")).unwrap();
+        let pf = render(&config, Path::new("/etc/postfix/demail"), None).unwrap();
         let table = |n: &str| pf.tables.iter().find(|t| t.0 == n).unwrap().1.clone();
         // By itself, Postfix refuses every De-Mail domain...
         let transport = table("transport");
@@ -429,10 +465,88 @@ mod tests {
         assert!(main.contains("transport_maps = texthash:/etc/postfix/demail/transport"));
     }
 
+    fn main_value<'a>(pf: &'a PostfixConfig, key: &str) -> &'a str {
+        &pf.main_cf.iter().find(|(k, _, _)| k == key).unwrap().1
+    }
+
+    /// The lines of the master.cf entry that starts with `first`.
+    fn master_entry<'a>(pf: &'a PostfixConfig, first: &str) -> Vec<&'a str> {
+        let mut lines = pf.master_cf.lines().skip_while(|l| !l.starts_with(first));
+        let head = lines.next().unwrap();
+        std::iter::once(head)
+            .chain(lines.take_while(|l| l.starts_with("  -o")))
+            .collect()
+    }
+
+    #[test]
+    fn milter_socket_default_unix_and_chrooted_smtpd() {
+        let (_d, config) = sample_with("");
+        assert_eq!(
+            config.milter.listen,
+            SocketSpec::Unix("/var/spool/postfix/demail/milter.sock".into())
+        );
+        // Not chrooted: the full path everywhere; the comment says what to do if it is.
+        let pf = render(&config, Path::new("/x"), None).unwrap();
+        assert_eq!(
+            main_value(&pf, "smtpd_milters"),
+            "unix:/var/spool/postfix/demail/milter.sock"
+        );
+        assert_eq!(main_value(&pf, "non_smtpd_milters"), "$smtpd_milters");
+        let main = pf.main_cf_text();
+        assert!(main.contains("--chroot"), "{main}");
+        assert!(main.contains("unix:/demail/milter.sock"), "{main}");
+        assert!(
+            main.lines()
+                .all(|l| l.is_empty() || l.starts_with('#') || l.contains(" = ")),
+            "every comment line is a comment:\n{main}"
+        );
+        let demail_in = master_entry(&pf, "0.0.0.0:1465");
+        assert!(!demail_in.iter().any(|l| l.contains("smtpd_milters")));
+
+        // Chrooted (Debian): relative to the chroot for smtpd and cleanup; demail-in is not
+        // chrooted and gets the full path.
+        for chroot in ["/var/spool/postfix", "/var/spool/postfix/"] {
+            let pf = render(&config, Path::new("/x"), Some(Path::new(chroot))).unwrap();
+            assert_eq!(main_value(&pf, "smtpd_milters"), "unix:/demail/milter.sock");
+            let demail_in = master_entry(&pf, "0.0.0.0:1465");
+            assert!(
+                demail_in[0].contains(" n       -       n "),
+                "{demail_in:?}"
+            );
+            assert!(
+                demail_in
+                    .contains(&"  -o smtpd_milters=unix:/var/spool/postfix/demail/milter.sock"),
+                "{demail_in:?}"
+            );
+        }
+
+        // A socket the chroot cannot reach is refused, not written as a dead path.
+        let (_d, outside) = sample_with("");
+        let mut outside = outside;
+        outside.milter.listen = SocketSpec::Unix("/run/demail/milter.sock".into());
+        let e = render(&outside, Path::new("/x"), Some(Path::new(POSTFIX_CHROOT)))
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("/run/demail/milter.sock") && e.contains("outside"),
+            "{e}"
+        );
+        // TCP stays as written, with a warning, chroot or not.
+        outside.milter.listen = SocketSpec::Inet {
+            host: "127.0.0.1".into(),
+            port: 8891,
+        };
+        for chroot in [None, Some(Path::new(POSTFIX_CHROOT))] {
+            let pf = render(&outside, Path::new("/x"), chroot).unwrap();
+            assert_eq!(main_value(&pf, "smtpd_milters"), "inet:127.0.0.1:8891");
+            assert!(pf.main_cf_text().contains("every local process"));
+        }
+    }
+
     #[test]
     fn only_demail_in_takes_the_accounts() {
         let (_d, config) = sample_with("");
-        let pf = render(&config, Path::new("/x")).unwrap();
+        let pf = render(&config, Path::new("/x"), None).unwrap();
         let table = |n: &str| &pf.tables.iter().find(|t| t.0 == n).unwrap().1;
         for t in &config.tenants {
             for a in &t.accounts {
@@ -479,7 +593,7 @@ mod tests {
     #[test]
     fn values_with_spaces_use_the_braced_form() {
         let (_d, config) = sample_with("");
-        let pf = render(&config, Path::new("/x")).unwrap();
+        let pf = render(&config, Path::new("/x"), None).unwrap();
         for line in pf
             .master_cf
             .lines()
@@ -498,7 +612,7 @@ mod tests {
         std::fs::write(&secret, "stadt-md:s3cret-Passw0rt\n").unwrap();
         let (_d, config) = sample_with(&format!("auth_credentials = \"{}\"", secret.display()));
         let out = tempfile::tempdir().unwrap();
-        let pf = render(&config, out.path()).unwrap();
+        let pf = render(&config, out.path(), None).unwrap();
         assert!(!pf.to_text(out.path(), &config.source).contains("s3cret"));
         pf.write(out.path()).unwrap();
         let file = out.path().join("sasl_passwd");

@@ -20,7 +20,7 @@ pub enum ConfirmationKind {
 }
 
 impl ConfirmationKind {
-    /// Short name for tables and file names.
+    /// Short name for tables and reports (never a file name: it carries provider text).
     pub fn label(&self) -> String {
         match self {
             ConfirmationKind::Dispatch => "dispatch".into(),

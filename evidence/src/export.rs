@@ -7,7 +7,7 @@ use std::io::Write;
 use time::OffsetDateTime;
 
 use crate::ustar::Ustar;
-use crate::{Digest, Error, Result, Store};
+use crate::{ConfirmationKind, Digest, Error, Result, Store};
 
 const DIR: &str = "demail-evidence";
 
@@ -63,12 +63,10 @@ pub(crate) fn export<W: Write>(
     a.add("submission.json".into(), json(&sub));
     let statuses = store.recipient_status_at(&pid, now)?;
     a.add("status.json".into(), json(&statuses));
+    let mut manifest = Vec::new();
     for (i, c) in store.confirmations(&pid)?.iter().enumerate() {
-        let dir = format!(
-            "confirmations/{:02}-{}",
-            i + 1,
-            c.data.kind.label().replace(':', "-")
-        );
+        let dir = confirmation_dir(i + 1, &c.data.kind);
+        manifest.push(manifest_entry(&dir, c));
         a.blob(store, format!("{dir}/raw.eml"), &c.data.raw)?;
         if let Some(x) = &c.data.xml {
             a.blob(store, format!("{dir}/acknowledge.xml"), x)?;
@@ -80,6 +78,13 @@ pub(crate) fn export<W: Write>(
         a.add(format!("{dir}/report.txt"), report_text(c));
         a.add(format!("{dir}/confirmation.json"), json(c));
     }
+    a.add(
+        "MANIFEST.json".into(),
+        json(&serde_json::json!({
+            "private_id": pid,
+            "confirmations": manifest,
+        })),
+    );
     let ids = store.event_ids_of(&pid)?;
     let mut events_txt = String::new();
     for id in &ids {
@@ -138,6 +143,36 @@ pub(crate) fn export<W: Write>(
         missing: a.missing,
         head,
     }))
+}
+
+/// Member directory of the `n`-th confirmation: the sequence number and the kind's fixed
+/// name only. Provider text (a notification's type) never becomes part of a path, where `/`,
+/// `..`, non-ASCII or length would escape the archive or break it; it is in MANIFEST.json.
+fn confirmation_dir(n: usize, kind: &ConfirmationKind) -> String {
+    let kind = match kind {
+        ConfirmationKind::Dispatch => "dispatch",
+        ConfirmationKind::Receipt => "receipt",
+        ConfirmationKind::Retrieve => "retrieve",
+        ConfirmationKind::Notification(_) => "notification",
+    };
+    format!("confirmations/{n:02}-{kind}")
+}
+
+/// What a confirmation directory holds, with the provider's text as it arrived (JSON escapes
+/// whatever it contains).
+fn manifest_entry(dir: &str, c: &crate::Confirmation) -> serde_json::Value {
+    let notification = match &c.data.kind {
+        ConfirmationKind::Notification(t) => Some(t.as_str()),
+        _ => None,
+    };
+    serde_json::json!({
+        "directory": dir,
+        "event_id": c.event_id,
+        "kind": c.data.kind.label(),
+        "notification_type": notification,
+        "recipient": c.data.recipient,
+        "provider_message_id": c.data.provider_message_id,
+    })
 }
 
 mod erased {
@@ -214,7 +249,11 @@ CONTENTS
   message.eml                 the exact bytes sent to the De-Mail provider
   submission.json             what was recorded when it was sent
   status.json                 per-recipient status at export time (derived)
-  confirmations/NN-KIND/      each confirmation or notification of the provider:
+  MANIFEST.json               maps each confirmations/NN-KIND directory to what the
+                              provider wrote (notification type, recipient, message-id);
+                              no provider text is ever part of a file name
+  confirmations/NN-KIND/      each confirmation or notification of the provider, KIND one
+                              of dispatch, receipt, retrieve, notification:
       raw.eml                 the exact bytes received
       acknowledge.xml/.pdf    its XML and PDF parts
       report.json/.txt        the signature verification report
@@ -255,4 +294,60 @@ HOW TO RE-VERIFY (needs only sha256sum or openssl)
    every hash after it, and so the head.
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Confirmation, NewConfirmation};
+
+    /// Also for records an older version may have let through (NUL, control characters):
+    /// the directory is fixed, the text survives only as escaped JSON content.
+    #[test]
+    fn confirmation_names_never_carry_the_text() {
+        let long = "\u{fc}".repeat(150);
+        for t in [
+            "a\0b",
+            "\0",
+            "../../etc/passwd",
+            "/",
+            "..",
+            "a\nb",
+            long.as_str(),
+        ] {
+            let kind = ConfirmationKind::Notification(t.to_string());
+            let dir = confirmation_dir(7, &kind);
+            assert_eq!(dir, "confirmations/07-notification");
+            crate::ustar::check_name(&format!("{DIR}/{dir}/confirmation.json")).unwrap();
+            let c = Confirmation {
+                event_id: 3,
+                recorded: OffsetDateTime::UNIX_EPOCH,
+                data: NewConfirmation {
+                    kind,
+                    private_id: Some("p".into()),
+                    recipient: "../r\0@x".into(),
+                    provider_message_id: None,
+                    raw: Digest::of(b"raw"),
+                    xml: None,
+                    pdf: None,
+                    report: serde_json::Value::Null,
+                    indication: "TOTAL_PASSED".into(),
+                    stated_time: None,
+                    trusted: true,
+                },
+            };
+            let entry = manifest_entry(&dir, &c);
+            assert_eq!(entry["notification_type"], t);
+            assert_eq!(entry["recipient"], "../r\0@x");
+            let text = String::from_utf8(serde_json::to_vec(&entry).unwrap()).unwrap();
+            assert!(!text.contains('\0') && !text.contains('\n'), "{text}");
+        }
+        for (kind, name) in [
+            (ConfirmationKind::Dispatch, "confirmations/123-dispatch"),
+            (ConfirmationKind::Receipt, "confirmations/123-receipt"),
+            (ConfirmationKind::Retrieve, "confirmations/123-retrieve"),
+        ] {
+            assert_eq!(confirmation_dir(123, &kind), name);
+        }
+    }
 }

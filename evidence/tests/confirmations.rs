@@ -379,3 +379,106 @@ fn export_archive_reverifies_with_sha256sum_and_openssl() {
     // Unknown id: nothing written, None.
     assert!(store.export("nope", Vec::new(), T0).unwrap().is_none());
 }
+
+/// Notification types are provider text: `/`, `..`, a path out of the archive, non-ASCII, a
+/// bidi override, 300 bytes. None of it may reach a member name; the manifest keeps it.
+#[test]
+fn export_member_names_are_fixed_whatever_the_provider_wrote() {
+    let f = Fixture::new();
+    let store = f.open();
+    let s = submission(&store, "h", 1, T0);
+    store.record_submission(&s).unwrap();
+    let long = "x".repeat(300);
+    let hostile = [
+        "/",
+        "..",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "a/b/../../../c",
+        "Zustellung-\u{fc}ber-\u{1F4E8}",
+        "\u{202e}fdp.exe",
+        long.as_str(),
+    ];
+    for t in hostile {
+        let kind = ConfirmationKind::Notification(t.to_string());
+        let c = confirmation(&store, &s.private_id, &s.recipients[0], kind, T0, true);
+        store.record_confirmation(&c).unwrap();
+    }
+    // NUL (and other controls) never get recorded in the first place.
+    for t in ["a\0b", "\0", "a\nb"] {
+        let kind = ConfirmationKind::Notification(t.to_string());
+        let c = confirmation(&store, &s.private_id, &s.recipients[0], kind, T0, true);
+        assert!(store.record_confirmation(&c).is_err(), "{t:?} recorded");
+    }
+    let x = f.dir.path().join("x");
+    let root = x.join("demail-evidence");
+    std::fs::create_dir(&x).unwrap();
+    let out = x.join("export.tar");
+    let summary = store
+        .export(&s.private_id, std::fs::File::create(&out).unwrap(), T0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.events, 1 + hostile.len());
+
+    // What GNU tar itself reads: every member a regular file inside the top directory.
+    let listing = Command::new("tar").arg("-tvf").arg(&out).output().unwrap();
+    assert!(listing.status.success(), "{listing:?}");
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    let names: Vec<&str> = listing
+        .lines()
+        .map(|l| l.split_whitespace().last().unwrap())
+        .collect();
+    assert_eq!(names.len(), summary.files.len(), "{listing}");
+    for (line, name) in listing.lines().zip(&names) {
+        assert!(line.starts_with("-r--r--r--"), "{line}");
+        assert!(name.starts_with("demail-evidence/"), "{line}");
+        assert!(name.len() < 100 && name.is_ascii(), "{line}");
+        assert!(
+            name.split('/')
+                .all(|c| !c.is_empty() && c != ".." && c != "."),
+            "{line}"
+        );
+    }
+    for n in 1..=hostile.len() {
+        let dir = format!("demail-evidence/confirmations/{n:02}-notification/raw.eml");
+        assert!(names.contains(&dir.as_str()), "{dir} in {listing}");
+    }
+    assert!(!listing.contains("passwd") && !listing.contains("xxxxxxxx"));
+
+    // Unpacked, nothing lands next to the top directory, and the checksums hold.
+    let tar = Command::new("tar")
+        .arg("-xf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let mut beside: Vec<String> = std::fs::read_dir(&x)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    beside.sort();
+    assert_eq!(beside, ["demail-evidence", "export.tar"]);
+    assert!(!f.dir.path().join("etc").exists() && !x.join("etc").exists());
+    let sums = Command::new("sha256sum")
+        .args(["-c", "--quiet", "SHA256SUMS"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(sums.status.success(), "{sums:?}");
+
+    // The manifest maps each fixed directory to the text exactly as the provider wrote it.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("MANIFEST.json")).unwrap()).unwrap();
+    assert_eq!(manifest["private_id"], s.private_id.as_str());
+    let entries = manifest["confirmations"].as_array().unwrap();
+    assert_eq!(entries.len(), hostile.len());
+    for (n, (entry, t)) in entries.iter().zip(hostile).enumerate() {
+        let dir = format!("confirmations/{:02}-notification", n + 1);
+        assert_eq!(entry["directory"], dir.as_str());
+        assert_eq!(entry["notification_type"], t);
+        assert_eq!(entry["recipient"], s.recipients[0].as_str());
+        assert!(root.join(&dir).join("confirmation.json").is_file());
+    }
+}

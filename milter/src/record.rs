@@ -107,13 +107,13 @@ impl Evidence {
     /// the QES check that `build` makes from the blob's digest (fsynced).
     pub async fn record_qes(
         self: &Arc<Self>,
-        raw: Vec<u8>,
+        raw: impl AsRef<[u8]> + Send + 'static,
         build: impl FnOnce(Digest) -> NewQesCheck + Send + 'static,
     ) -> Result<QesCheckRecorded, Error> {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             this.with_store(|store| {
-                let digest = store.put_blob(&raw).map_err(|e| this.error(e))?;
+                let digest = store.put_blob(raw.as_ref()).map_err(|e| this.error(e))?;
                 store
                     .record_qes_check(&build(digest))
                     .map_err(|e| this.error(e))

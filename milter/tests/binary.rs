@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,6 +27,13 @@ fn write_config(dir: &Path, extra_sender: &str) {
             &format!("senders = [\"*@hv.example\"{extra_sender}]"),
         );
     std::fs::write(dir.join("demail.toml"), text).unwrap();
+}
+
+/// The gid of a group as the system resolves it (`getent group`), `None` if there is none.
+fn group_id(name: &str) -> Option<u32> {
+    let out = Command::new("getent").args(["group", name]).output().ok()?;
+    let line = String::from_utf8(out.stdout).ok()?;
+    line.split(':').nth(2)?.trim().parse().ok()
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -87,6 +95,12 @@ async fn runs_reloads_and_stops() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // Only the owner and Postfix's group may speak milter on it.
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o660);
+    if let Some(gid) = group_id("postfix") {
+        assert_eq!(meta.gid(), gid, "socket group is postfix");
+    }
     assert!(matches!(rcpt_status(&socket).await, Status::Reject { .. }));
 
     // Allow example.org for the company account and reload.

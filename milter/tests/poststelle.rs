@@ -477,3 +477,84 @@ async fn a_qes_under_an_imported_trusted_list_is_tagged_qes_valid() {
     );
     milter.stop().await;
 }
+
+/// A signed Antrag with a PDF-like attachment of `attachment` bytes (base64, as a client
+/// sends it): together well beyond the milter's in-memory spool.
+fn big_signed_mail(pki: &Pki, attachment: usize) -> Vec<u8> {
+    let data: Vec<u8> = (0..attachment).map(|i| (i * 7 % 256) as u8).collect();
+    let part = format!(
+        "Content-Type: multipart/mixed; boundary=\"mix\"\r\n\r\n\
+         --mix\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAntrag auf Wohngeld, Anlage beigef\u{fc}gt\r\n\
+         --mix\r\nContent-Type: application/pdf; name=anlage.pdf\r\n\
+         Content-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=anlage.pdf\r\n\r\n{}\r\n--mix--\r\n",
+        openssl::base64::encode_block(&data).replace('\n', "\r\n")
+    );
+    let sig = pki::sign(&pki.signer, &[&pki.ca.cert], part.as_bytes(), true);
+    format!(
+        "From: {SENDER}\r\nTo: {POSTSTELLE}\r\nDate: {}\r\nSubject: Antrag\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/signed; \
+         protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"sig\"\r\n\r\n\
+         --sig\r\n{part}\r\n--sig\r\n\
+         Content-Type: application/pkcs7-signature; name=smime.p7s\r\n\
+         Content-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=smime.p7s\r\n\r\n{}\r\n--sig--\r\n",
+        pki::mail_date(Duration::ZERO),
+        openssl::base64::encode_block(&sig)
+    )
+    .into_bytes()
+}
+
+/// Bodies beyond the in-memory spool (1 MiB) are verified from disk over every byte: intact
+/// ones pass and are recorded byte for byte, one changed byte anywhere (also megabytes in)
+/// fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_mail_beyond_the_memory_spool_is_verified_over_every_byte() {
+    let pki = Pki::new();
+    let milter = start(&pki, "").await;
+    for size in [1024 * 1024, 3 * 1024 * 1024 + 17] {
+        let raw = big_signed_mail(&pki, size);
+        assert!(raw.len() > 1024 * 1024 + 4096, "{} bytes", raw.len());
+        let mail = mail_from_raw(&raw);
+        let (actions, status) = run(&milter, &mail).await;
+        assert_eq!(status, Status::Accept);
+        let field = added(&actions, "X-QES-Validation").expect("validation field");
+        assert!(
+            field.starts_with("indication=TOTAL_PASSED; sub-indication=none; "),
+            "{size}: {field}"
+        );
+        assert_eq!(
+            subject_change(&actions).as_deref(),
+            Some("[signiert, keine QES] Antrag")
+        );
+        let check = milter
+            .store()
+            .qes_check_by_raw(&Digest::of(&mail.received_bytes()))
+            .unwrap()
+            .expect("QES check recorded");
+        assert_eq!(
+            milter.store().read_blob(&check.data.raw).unwrap(),
+            mail.received_bytes()
+        );
+
+        // One base64 character of the attachment changed: early, in the middle (past the
+        // spool threshold), at the end of the signed part.
+        let text = String::from_utf8(raw).unwrap();
+        let start = text.find("filename=anlage.pdf\r\n\r\n").unwrap() + 23;
+        let end = text.find("\r\n--mix--").unwrap() - 2;
+        for at in [start + 10, start + (end - start) / 2, end - 1] {
+            assert!(text.as_bytes()[at].is_ascii_alphanumeric(), "{at}");
+            let mut bytes = text.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            let (actions, status) = run(&milter, &mail_from_raw(&bytes)).await;
+            assert_eq!(status, Status::Accept);
+            let field = added(&actions, "X-QES-Validation").unwrap();
+            assert!(
+                field.starts_with("indication=TOTAL_FAILED; sub-indication=HASH_FAILURE;"),
+                "{size} at {at}: {field}"
+            );
+        }
+    }
+    assert!(milter.store().verify_chain().unwrap().is_intact());
+    milter.stop().await;
+}

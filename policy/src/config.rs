@@ -168,6 +168,46 @@ pub enum SocketSpec {
     Unix(PathBuf),
 }
 
+/// Default `[milter] listen`: a UNIX socket, so that only Postfix (group `postfix`) can speak
+/// milter and claim `{daemon_name}=demail-in`; a TCP port on 127.0.0.1 is open to every local
+/// process. It lies inside Debian's smtpd chroot, where smtpd reaches it.
+pub const DEFAULT_MILTER_SOCKET: &str = "/var/spool/postfix/demail/milter.sock";
+
+/// Group given the milter's UNIX socket (mode 0660) when it exists: Postfix's.
+pub const MILTER_SOCKET_GROUP: &str = "postfix";
+
+/// The directory Debian's master.cf chroots smtpd into (`queue_directory`).
+pub const POSTFIX_CHROOT: &str = "/var/spool/postfix";
+
+impl SocketSpec {
+    /// The value for `smtpd_milters`. A chrooted smtpd resolves a UNIX socket path relative
+    /// to its chroot, so with `chroot` the path is written relative to it; a socket outside the
+    /// chroot cannot be reached from inside and is an error.
+    pub fn postfix_milter(&self, chroot: Option<&Path>) -> Result<String, String> {
+        match (self, chroot) {
+            (SocketSpec::Inet { host, port }, _) if host.contains(':') => {
+                Ok(format!("inet:[{host}]:{port}"))
+            }
+            (SocketSpec::Inet { host, port }, _) => Ok(format!("inet:{host}:{port}")),
+            (SocketSpec::Unix(path), None) => Ok(format!("unix:{}", path.display())),
+            (SocketSpec::Unix(path), Some(root)) => match path.strip_prefix(root) {
+                Ok(inside) if !inside.as_os_str().is_empty() => {
+                    Ok(format!("unix:/{}", inside.display()))
+                }
+                _ => Err(format!(
+                    "[milter] listen = \"unix:{}\" lies outside the smtpd chroot {}: a chrooted \
+                     smtpd cannot reach it; put the socket under {} (default \"unix:{}\") or run \
+                     smtpd without chroot",
+                    path.display(),
+                    root.display(),
+                    root.display(),
+                    DEFAULT_MILTER_SOCKET
+                )),
+            },
+        }
+    }
+}
+
 /// `[milter]`
 #[derive(Debug, Clone)]
 pub struct MilterSettings {

@@ -28,10 +28,7 @@ fn sample_config_loads() {
     );
     assert_eq!(
         config.milter.listen,
-        SocketSpec::Inet {
-            host: "127.0.0.1".into(),
-            port: 8891
-        }
+        SocketSpec::Unix(demail_policy::DEFAULT_MILTER_SOCKET.into())
     );
     assert!(
         config.imap_proxy.is_none(),

@@ -8,8 +8,8 @@ use super::reader::{Got, Section};
 use super::values;
 use crate::address::parse_addr_spec;
 use crate::config::{
-    DeliverConfirmations, EvidenceSettings, Gateway, Inbound, MilterSettings, Revocation,
-    SocketSpec, Tags, TrustSettings, ValidationModel,
+    DEFAULT_MILTER_SOCKET, DeliverConfirmations, EvidenceSettings, Gateway, Inbound,
+    MilterSettings, Revocation, SocketSpec, Tags, TrustSettings, ValidationModel,
 };
 use crate::error::ConfigError;
 
@@ -295,10 +295,9 @@ pub(super) fn tags(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Tags {
 }
 
 pub(super) fn milter(ctx: &mut Ctx<'_>, s: &Section<'_>) -> MilterSettings {
-    let listen = s.string_or(ctx, "listen", "inet:127.0.0.1:8891");
-    let listen = convert(ctx, &listen, values::socket).unwrap_or(SocketSpec::Inet {
-        host: "127.0.0.1".into(),
-        port: 8891,
-    });
+    let default = format!("unix:{DEFAULT_MILTER_SOCKET}");
+    let listen = s.string_or(ctx, "listen", &default);
+    let listen = convert(ctx, &listen, values::socket)
+        .unwrap_or_else(|| SocketSpec::Unix(DEFAULT_MILTER_SOCKET.into()));
     MilterSettings { listen }
 }

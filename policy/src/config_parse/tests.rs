@@ -361,12 +361,14 @@ fn defaults_when_sections_are_absent() {
     assert_eq!(c.tags.signed_not_qualified, "[signiert, keine QES]");
     assert_eq!(c.tags.signature_invalid, "[Signatur ungültig]");
     assert_eq!(c.tags.signature_indeterminate, "[Signatur unbestimmt]");
+    // Not TCP: any local process could speak milter on 127.0.0.1 and claim demail-in.
     assert_eq!(
         c.milter.listen,
-        SocketSpec::Inet {
-            host: "127.0.0.1".into(),
-            port: 8891
-        }
+        SocketSpec::Unix("/var/spool/postfix/demail/milter.sock".into())
+    );
+    assert_eq!(
+        c.milter.listen,
+        SocketSpec::Unix(crate::DEFAULT_MILTER_SOCKET.into())
     );
     assert!(c.imap_proxy.is_none());
     assert!(!c.tenants[1].public_body);
@@ -613,4 +615,46 @@ fn load_reads_files_and_reports_unreadable_ones_at_line_0() {
     let e = Config::load(&bad).unwrap_err();
     assert_eq!(e.errors[0].line, 2);
     assert!(e.errors[0].message.contains("UTF-8"), "{e}");
+}
+
+#[test]
+fn milter_socket_as_smtpd_sees_it() {
+    let root = std::path::Path::new(crate::POSTFIX_CHROOT);
+    let unix = |p: &str| SocketSpec::Unix(p.into());
+    let default = unix(crate::DEFAULT_MILTER_SOCKET);
+    assert_eq!(
+        default.postfix_milter(None).unwrap(),
+        "unix:/var/spool/postfix/demail/milter.sock"
+    );
+    assert_eq!(
+        default.postfix_milter(Some(root)).unwrap(),
+        "unix:/demail/milter.sock"
+    );
+    let inet = SocketSpec::Inet {
+        host: "127.0.0.1".into(),
+        port: 8891,
+    };
+    assert_eq!(
+        inet.postfix_milter(Some(root)).unwrap(),
+        "inet:127.0.0.1:8891"
+    );
+    let v6 = SocketSpec::Inet {
+        host: "::1".into(),
+        port: 8891,
+    };
+    assert_eq!(v6.postfix_milter(None).unwrap(), "inet:[::1]:8891");
+    // Outside the chroot (a look-alike prefix is not inside), or the chroot itself: smtpd
+    // cannot reach it, so no value is made up.
+    for outside in [
+        "/run/demail/milter.sock",
+        "/var/spool/postfixX/milter.sock",
+        "/var/spool/postfix",
+        "/var/spool",
+    ] {
+        let e = unix(outside).postfix_milter(Some(root)).unwrap_err();
+        assert!(
+            e.contains(outside) && e.contains("outside the smtpd chroot"),
+            "{e}"
+        );
+    }
 }

@@ -84,7 +84,18 @@ pub(super) fn socket(raw: &str) -> Result<SocketSpec, String> {
         if !path.starts_with('/') {
             return Err(format!("unix socket path must be absolute, found {path:?}"));
         }
-        Ok(SocketSpec::Unix(PathBuf::from(path)))
+        let path = PathBuf::from(path);
+        // `..` would make the chroot-relative path smtpd uses name another file.
+        if path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(format!(
+                "unix socket path must not contain `..`, found {:?}",
+                path.display()
+            ));
+        }
+        Ok(SocketSpec::Unix(path))
     } else {
         Err(expected())
     }
@@ -225,6 +236,8 @@ mod tests {
             "inet:127.0.0.1:99999",
             "inet:::1:8891",
             "unix:relative.sock",
+            "unix:/var/spool/postfix/../../etc/milter.sock",
+            "unix:/var/spool/postfix/demail/..",
             "tcp:1.2.3.4:5",
         ] {
             assert!(socket(bad).is_err(), "{bad:?} accepted");
