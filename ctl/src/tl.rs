@@ -68,6 +68,13 @@ fn import(dir: &Path, mut files: Vec<PathBuf>, pinned: &[X509]) -> Result<ExitCo
             }
         }
     }
+    if failed < xmls.len() {
+        // The milter reads the lists once per configuration.
+        println!(
+            "a running demail-milter uses the new lists after a reload: \
+             systemctl reload demail-milter (or: kill -HUP $(pidof demail-milter))"
+        );
+    }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

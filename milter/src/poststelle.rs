@@ -187,8 +187,11 @@ fn build(config: &Config) -> Result<Verifier, Error> {
         &[],
     );
     // What `demailctl tl import` stored (verified then); none stored gives no qualification.
+    // Its CA/QC services are anchors too, as on the provider path and in `demailctl qes`: a
+    // QES whose CA is named only in the imported list must find its chain.
     let lists =
         TrustedLists::load(&trust.trusted_lists).map_err(|e| Error::Trust(e.to_string()))?;
+    anchors.extend(lists.anchors());
     Ok(Verifier::new(anchors, options)
         .map_err(|e| Error::Trust(e.to_string()))?
         .with_revocation(revocation)
