@@ -232,9 +232,12 @@ pub fn is_untrusted(field: &Field) -> bool {
     !field.is("X-DeMail-Options") && UNTRUSTED_PREFIXES.iter().any(|p| field.has_prefix(p))
 }
 
-/// Whether mail from an untrusted source carries something to neutralise.
+/// Whether mail from an untrusted source carries something to neutralise: a forged field, a
+/// second `Subject`, or a subject the tag rules change (a look-alike of a tag of ours).
 pub fn needs_neutralising(fields: &[Field], tags: &Tags) -> bool {
-    fields.iter().any(is_untrusted) || subject_without_tags(fields, tags).is_some()
+    fields.iter().any(is_untrusted)
+        || fields.iter().filter(|f| f.is("Subject")).count() > 1
+        || subject_without_tags(fields, tags).is_some()
 }
 
 /// Mail from an untrusted source: every forged field renamed, our tags removed from the subject.
@@ -246,10 +249,15 @@ pub fn neutralise_only(fields: &[Field], tags: &Tags) -> Vec<Edit> {
 }
 
 /// Renames the fields `pred` selects to `X-Untrusted-<name without "X-">` (the poststelle's
-/// `X-Untrusted-QES-...` convention), keeping their values.
+/// `X-Untrusted-QES-...` convention; `Subject` becomes `X-Untrusted-Subject`), keeping their
+/// values.
 pub fn rename(plan: &mut HeaderPlan<'_>, fields: &[Field], pred: impl Fn(&Field) -> bool) {
     for f in fields.iter().filter(|f| pred(f)) {
-        let rest = f.name.get(2..).unwrap_or_default();
+        let rest = if f.has_prefix("X-") {
+            f.name.get(2..).unwrap_or_default()
+        } else {
+            &f.name[..]
+        };
         let mut name = b"X-Untrusted-".to_vec();
         name.extend_from_slice(rest);
         plan.append_raw(name, f.value.clone());
@@ -257,46 +265,34 @@ pub fn rename(plan: &mut HeaderPlan<'_>, fields: &[Field], pred: impl Fn(&Field)
     plan.delete_where(pred);
 }
 
-/// The subject without leading tags of ours, if it had any.
+/// The subject a clerk should see instead of the first `Subject`, if the tag rules
+/// (`demail_policy::Tags::subject`) change it: look-alikes of our tags removed, `tag` in front.
 fn subject_without_tags(fields: &[Field], tags: &Tags) -> Option<String> {
     let decoded = decode_subject(&fields.iter().find(|f| f.is("Subject"))?.value);
-    let stripped = strip_tags(&decoded, &tags.all());
-    (stripped.len() != decoded.trim_start().len()).then(|| stripped.to_string())
+    tags.subject(&decoded, None)
 }
 
-/// Removes leading tags of ours from the subject and prepends `tag` (if non-empty).
+/// Leaves exactly one `Subject` (the first; later ones renamed `X-Untrusted-Subject`: mail
+/// clients differ in which one they show), cleaned of look-alikes of our tags, with `tag` (if
+/// non-empty, the one this mail earned) in front.
 pub(crate) fn set_subject(
     plan: &mut HeaderPlan<'_>,
     fields: &[Field],
     tags: &Tags,
     tag: Option<&str>,
 ) {
-    let decoded = fields
-        .iter()
-        .find(|f| f.is("Subject"))
-        .map(|f| decode_subject(&f.value))
-        .unwrap_or_default();
-    let stripped = strip_tags(&decoded, &tags.all());
-    let subject = match tag.filter(|t| !t.is_empty()) {
-        Some(t) if stripped.is_empty() => t.to_string(),
-        Some(t) => format!("{t} {stripped}"),
-        None if stripped.len() != decoded.trim_start().len() => stripped.to_string(),
-        // Unchanged: the field keeps its exact bytes.
-        None => return,
-    };
-    plan.set("Subject", wire(&encode_unstructured(&subject)));
-}
-
-fn strip_tags<'a>(text: &'a str, tags: &[&str]) -> &'a str {
-    let mut rest = text.trim_start();
-    while let Some(r) = tags
-        .iter()
-        .filter(|t| !t.is_empty())
-        .find_map(|t| rest.strip_prefix(t))
-    {
-        rest = r.trim_start();
+    let first = fields.iter().position(|f| f.is("Subject"));
+    if let Some(first) = first {
+        let keep = &fields[first];
+        rename(plan, fields, |f| f.is("Subject") && !std::ptr::eq(f, keep));
     }
-    rest
+    let decoded = first
+        .map(|i| decode_subject(&fields[i].value))
+        .unwrap_or_default();
+    // None: unchanged, the field keeps its exact bytes.
+    if let Some(subject) = tags.subject(&decoded, tag) {
+        plan.set("Subject", wire(&encode_unstructured(&subject)));
+    }
 }
 
 /// What the provider's header fields say, read once.
@@ -708,20 +704,6 @@ fn strip_confirmation_title(subject: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn forged_tags_are_stripped_repeatedly() {
-        let tags = ["[QES gültig]", "[Signatur ungültig]", ""];
-        assert_eq!(
-            strip_tags("  [QES gültig] [QES gültig]Antrag", &tags),
-            "Antrag"
-        );
-        assert_eq!(
-            strip_tags("Antrag [QES gültig]", &tags),
-            "Antrag [QES gültig]"
-        );
-        assert_eq!(strip_tags("", &tags), "");
-    }
-
     use super::*;
 
     fn tags() -> Tags {
@@ -731,6 +713,7 @@ mod tests {
             signed_not_qualified: "[signiert, keine QES]".into(),
             signature_invalid: "[Signatur ungültig]".into(),
             signature_indeterminate: "[Signatur unbestimmt]".into(),
+            qes_valid_attachment: "[QES gültig: {signer}]".into(),
         }
     }
 

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 
 use demail_evidence::NewQesCheck;
-use demail_policy::{Config, Revocation, SignatureOutcome, Tags};
+use demail_policy::{Config, Revocation, Signature, SignatureOutcome, Signed, Tags};
 use demail_trust::revocation::{self, RevocationMode};
 use demail_trust::tl::TrustedLists;
 use demail_trust::{
@@ -301,9 +301,9 @@ pub async fn finish(
         "poststelle mail verified and recorded"
     );
 
-    let outcomes: Vec<SignatureOutcome> = signatures.iter().map(|s| outcome(s)).collect();
-    let tag = config.tags.for_signatures(&outcomes);
-    neutralise(&mut plan, &fields, &config.tags, tag);
+    let seen: Vec<Signature> = signatures.iter().map(|s| signature(s)).collect();
+    let tag = config.tags.for_signatures(&seen);
+    neutralise(&mut plan, &fields, &config.tags, tag.as_deref());
     for s in &signatures {
         plan.append(VALIDATION_FIELD, wire(&s.header_value()));
     }
@@ -330,7 +330,23 @@ fn decisive<'a>(signatures: &[&'a SignatureReport]) -> &'a SignatureReport {
     best
 }
 
-/// The policy's view of one signature (the tag rules live in `demail_policy`).
+/// The policy's view of one signature (the tag rules live in `demail_policy`): its result,
+/// and whether it is the message's own or one on an attachment, by whom.
+fn signature(s: &SignatureReport) -> Signature {
+    let signed = if s.signed.covers_message() {
+        Signed::Message
+    } else {
+        let signer = s.signer.as_ref().map_or_else(String::new, |x| {
+            x.common_name.clone().unwrap_or_else(|| x.display())
+        });
+        Signed::Attachment { signer }
+    };
+    Signature {
+        outcome: outcome(s),
+        signed,
+    }
+}
+
 fn outcome(s: &SignatureReport) -> SignatureOutcome {
     match s.indication {
         Indication::TotalFailed => SignatureOutcome::Failed,
@@ -343,9 +359,9 @@ fn outcome(s: &SignatureReport) -> SignatureOutcome {
 }
 
 /// Renames the sender's `X-QES-*` fields to `X-Untrusted-QES-*` (and forged `X-de-mail-*`,
-/// `X-DeMail-*` likewise: this is not the provider service), removes our tags that the
-/// sender put at the start of the subject (a clerk must never see a tag we did not set), and
-/// prepends `tag` (an empty tag adds nothing).
+/// `X-DeMail-*` likewise: this is not the provider service), leaves one `Subject`, removes
+/// every look-alike of our tags the sender put anywhere in it (a clerk must never see a tag
+/// we did not set), and prepends `tag` (an empty tag adds nothing).
 fn neutralise(plan: &mut HeaderPlan<'_>, fields: &[Field], tags: &Tags, tag: Option<&str>) {
     crate::inbound::rename(plan, fields, crate::inbound::is_untrusted);
     crate::inbound::set_subject(plan, fields, tags, tag);

@@ -558,3 +558,144 @@ async fn signed_mail_beyond_the_memory_spool_is_verified_over_every_byte() {
     assert!(milter.store().verify_chain().unwrap().is_intact());
     milter.stop().await;
 }
+
+/// A mail whose text is not signed, with a PDF and its detached `.p7s` by the Pki's signer: a
+/// signed document attached (perhaps lifted from elsewhere), not a signed request.
+fn attachment_mail(pki: &Pki, subject: &str) -> Vec<u8> {
+    let pdf = b"%PDF-1.4\r\n% Bescheid, qualifiziert signiert\r\n%%EOF\r\n";
+    let sig = pki::sign(&pki.signer, &[&pki.ca.cert], pdf, true);
+    let b64 = |b: &[u8]| openssl::base64::encode_block(b);
+    format!(
+        "From: {SENDER}\r\nTo: {POSTSTELLE}\r\nDate: {}\r\nSubject: {subject}\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"mix\"\r\n\r\n\
+         --mix\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAnbei der Bescheid.\r\n\
+         --mix\r\nContent-Type: application/pdf; name=bescheid.pdf\r\n\
+         Content-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=bescheid.pdf\r\n\r\n{}\r\n\
+         --mix\r\nContent-Type: application/pkcs7-signature; name=bescheid.pdf.p7s\r\n\
+         Content-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=bescheid.pdf.p7s\r\n\r\n{}\r\n--mix--\r\n",
+        pki::mail_date(Duration::ZERO),
+        b64(pdf),
+        b64(&sig)
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_qes_on_an_attachment_names_its_signer_and_forged_tags_go() {
+    let pki = Pki::new();
+    import_trusted_list(&pki.ca, &pki.dir.path().join("tl"));
+    let milter = start(&pki, "").await;
+    for (subject, want) in [
+        ("Antrag", "[QES gültig: Erika Mustermann] Antrag"),
+        (
+            "[QES gültig] Antrag",
+            "[QES gültig: Erika Mustermann] Antrag",
+        ),
+        (
+            "AW: [qes g\u{200b}ültig] Antrag",
+            "[QES gültig: Erika Mustermann] AW: Antrag",
+        ),
+    ] {
+        let mail = mail_from_raw(&attachment_mail(&pki, subject));
+        let (actions, status) = run(&milter, &mail).await;
+        assert_eq!(status, Status::Accept);
+        let field = added(&actions, "X-QES-Validation").unwrap();
+        assert!(field.contains("qualification=QESig;"), "{field}");
+        assert!(field.contains("part=\"bescheid.pdf\""), "{field}");
+        assert_eq!(
+            decode(&subject_change(&actions).unwrap()),
+            want,
+            "{subject:?}"
+        );
+    }
+
+    // The same signer on the message itself: the plain tag, forged look-alikes removed.
+    for (subject, want) in [
+        ("Antrag", "[QES gültig] Antrag"),
+        ("AW: [QES\u{a0}GÜLTIG] Antrag", "[QES gültig] AW: Antrag"),
+        ("[Signatur ungültig] Antrag", "[QES gültig] Antrag"),
+    ] {
+        let mail = mail_from_raw(&pki.signed_mail(subject));
+        let (actions, _) = run(&milter, &mail).await;
+        assert_eq!(
+            decode(&subject_change(&actions).unwrap()),
+            want,
+            "{subject:?}"
+        );
+        // Only header fields changed: the signature still verifies as delivered.
+        let delivered = postfix_result(&mail, &actions);
+        assert_eq!(
+            verifier(&pki).verify_mail(&delivered).indication(),
+            Indication::TotalPassed
+        );
+    }
+    milter.stop().await;
+}
+
+#[tokio::test]
+async fn look_alike_tags_and_a_second_subject_on_unsigned_mail_are_neutralised() {
+    let pki = Pki::new();
+    let milter = start(&pki, "").await;
+    for (subject, want) in [
+        (" [QES g\u{200b}ültig] Antrag", "Antrag"),
+        (" \u{200f}[QES gültig]\u{200e} Antrag", "Antrag"),
+        (" [QES gu\u{308}ltig] Antrag", "Antrag"),
+        (" [QES\u{a0}gültig] Antrag", "Antrag"),
+        (" [qes GÜLTIG] Antrag", "Antrag"),
+        (" AW: [QES gültig] Antrag", "AW: Antrag"),
+        (" =?UTF-8?Q?[QES_g=C3=BCltig]?= Antrag", "Antrag"),
+        (" \u{ff3b}QES gültig\u{ff3d} Antrag", "Antrag"),
+    ] {
+        let mut mail = Mail::new(SENDER, &[POSTSTELLE]).set_header("Subject", subject);
+        mail.daemon = "smtpd".into();
+        let (actions, status) = run(&milter, &mail).await;
+        assert_eq!(status, Status::Accept);
+        assert_eq!(
+            subject_change(&actions).map(|s| decode(&s)).as_deref(),
+            Some(want),
+            "{subject:?}"
+        );
+        assert_eq!(added(&actions, "X-QES-Validation"), None);
+    }
+
+    // A second Subject: renamed, the first one is the only one left.
+    let mut mail = Mail::new(SENDER, &[POSTSTELLE])
+        .set_header("Subject", " Antrag")
+        .header("Subject", " [QES gültig] Antrag");
+    mail.daemon = "smtpd".into();
+    let (actions, _) = run(&milter, &mail).await;
+    assert_eq!(
+        added(&actions, "X-Untrusted-Subject").as_deref(),
+        Some("[QES gültig] Antrag")
+    );
+    let delivered = String::from_utf8(postfix_result(&mail, &actions)).unwrap();
+    let subjects: Vec<&str> = delivered
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("subject:"))
+        .collect();
+    assert_eq!(subjects, ["Subject: Antrag"], "{delivered}");
+
+    // And on signed mail the tag goes on the first Subject, the forged second one is renamed.
+    let raw = String::from_utf8(pki.signed_mail("Antrag")).unwrap();
+    let raw = raw.replacen(
+        "MIME-Version: 1.0\r\n",
+        "Subject: [QES gültig] Antrag\r\nMIME-Version: 1.0\r\n",
+        1,
+    );
+    let mail = mail_from_raw(raw.as_bytes());
+    let (actions, _) = run(&milter, &mail).await;
+    let delivered = String::from_utf8(postfix_result(&mail, &actions)).unwrap();
+    let subjects: Vec<&str> = delivered
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("subject:"))
+        .collect();
+    assert_eq!(
+        subjects,
+        ["Subject: [signiert, keine QES] Antrag"],
+        "{delivered}"
+    );
+    assert!(delivered.contains("\r\nX-Untrusted-Subject: [QES gültig] Antrag\r\n"));
+    milter.stop().await;
+}

@@ -159,6 +159,10 @@ pub struct Tags {
     pub signed_not_qualified: String,
     pub signature_invalid: String,
     pub signature_indeterminate: String,
+    /// The QES tag for a qualified signature that sits on an attachment, not on the message:
+    /// names the signer (`{signer}`). Default: `qes_valid` with `: {signer}` inside its
+    /// brackets.
+    pub qes_valid_attachment: String,
 }
 
 /// `inet:host:port` or `unix:/path`, as Postfix and OpenDKIM write milter sockets.

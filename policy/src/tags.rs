@@ -1,7 +1,27 @@
-//! Which subject tag a clerk sees on inbound mail: the rules behind `[tags]`.
+//! Which subject tag a clerk sees on inbound mail, and that nobody else can show one: the
+//! rules behind `[tags]`.
+//!
+//! A subject is compared with the tags the way a clerk reads it (see `fold`): RFC 2047 words
+//! decoded, NFKC, case folded, invisible and bidi control characters dropped, white space and
+//! punctuation ignored, look-alike letters merged. Every look-alike of a configured tag is
+//! then *removed* (not marked): the clerk never sees tag-like text we did not set, and a
+//! cleaned subject cleans to itself. A bracketed group holding a look-alike goes as a whole
+//! (`[QES gültig: Max]`, `【Signatur ungültig】`), else the words alone. A tag the mail earned
+//! is put in front of the cleaned subject.
+
+mod fold;
 
 use crate::config::Tags;
 
+/// Marks where the signer's name goes in `qes_valid_attachment`.
+pub const SIGNER_PLACEHOLDER: &str = "{signer}";
+
+/// Cleaning that still finds a look-alike after this many rounds (nested forgeries like
+/// `[QES [QES gültig] gültig]`) gives up and drops the subject text.
+const MAX_ROUNDS: usize = 8;
+
+/// Longest signer name put into a tag (names come from certificates).
+const MAX_SIGNER: usize = 64;
 /// One signature's result, as far as the clerk-facing tag is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureOutcome {
@@ -15,35 +35,71 @@ pub enum SignatureOutcome {
     Passed,
 }
 
-impl Tags {
-    /// Every tag of ours: nobody else may put one at the start of a subject.
-    pub fn all(&self) -> [&str; 5] {
-        [
-            &self.authoritative,
-            &self.qes_valid,
-            &self.signed_not_qualified,
-            &self.signature_invalid,
-            &self.signature_indeterminate,
-        ]
-    }
+/// What a signature covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signed {
+    /// The message itself: its body is the signed content.
+    Message,
+    /// An attachment or an enclosed message, signed by `signer` (the certificate's common
+    /// name, else what names the holder): a lifted document, not necessarily the sender's.
+    Attachment { signer: String },
+}
 
+/// One signature as the tag rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub outcome: SignatureOutcome,
+    pub signed: Signed,
+}
+
+/// The default `qes_valid_attachment`: `qes_valid` with `: {signer}` before its closing
+/// bracket (`[QES gültig]` -> `[QES gültig: {signer}]`), or after it if it has none.
+pub fn attachment_template(qes_valid: &str) -> String {
+    if qes_valid.is_empty() {
+        return String::new();
+    }
+    match qes_valid.strip_suffix(']') {
+        Some(inner) => format!("{inner}: {SIGNER_PLACEHOLDER}]"),
+        None => format!("{qes_valid}: {SIGNER_PLACEHOLDER}"),
+    }
+}
+
+impl Tags {
     /// Exactly one tag for a signed mail (None when it has no signature): the worst outcome
-    /// decides; when every signature passed, `qes_valid` if one of them is a QES (that
-    /// document meets the written form). An empty configured tag means no tag.
-    pub fn for_signatures(&self, outcomes: &[SignatureOutcome]) -> Option<&str> {
+    /// decides; when every signature passed, the QES tag if one of them is a QES (that
+    /// document meets the written form). A QES on the message itself gives `qes_valid`; one
+    /// only on attachments gives `qes_valid_attachment` naming its signers, so a lifted signed
+    /// document is not taken for a signed request. An empty configured tag means no tag.
+    pub fn for_signatures(&self, signatures: &[Signature]) -> Option<String> {
         use SignatureOutcome::*;
-        let tag = if outcomes.is_empty() {
+        let has = |o: SignatureOutcome| signatures.iter().any(|s| s.outcome == o);
+        let tag = if signatures.is_empty() {
             return None;
-        } else if outcomes.contains(&Failed) {
-            &self.signature_invalid
-        } else if outcomes.contains(&Indeterminate) {
-            &self.signature_indeterminate
-        } else if outcomes.contains(&PassedQes) {
-            &self.qes_valid
+        } else if has(Failed) {
+            self.signature_invalid.clone()
+        } else if has(Indeterminate) {
+            self.signature_indeterminate.clone()
+        } else if !has(PassedQes) {
+            self.signed_not_qualified.clone()
+        } else if signatures
+            .iter()
+            .any(|s| s.outcome == PassedQes && s.signed == Signed::Message)
+        {
+            self.qes_valid.clone()
         } else {
-            &self.signed_not_qualified
+            let mut names: Vec<String> = Vec::new();
+            for s in signatures.iter().filter(|s| s.outcome == PassedQes) {
+                if let Signed::Attachment { signer } = &s.signed {
+                    let name = self.signer_name(signer);
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+            self.qes_valid_attachment
+                .replace(SIGNER_PLACEHOLDER, &names.join(", "))
         };
-        (!tag.is_empty()).then_some(tag.as_str())
+        (!tag.is_empty()).then_some(tag)
     }
 
     /// The absenderbestätigt tag replaces the written form, so only a De-Mail that claims it
@@ -58,11 +114,167 @@ impl Tags {
         let earned = claimed && qualified_verified && claim_signed;
         (earned && !self.authoritative.is_empty()).then_some(self.authoritative.as_str())
     }
+
+    /// The subject a clerk is shown for the decoded `subject`: every look-alike of our tags
+    /// removed, then `earned` (the tag this mail earned, if any) in front. None when the
+    /// subject stays exactly as it is.
+    pub fn subject(&self, subject: &str, earned: Option<&str>) -> Option<String> {
+        let cleaned = self.defuse(subject);
+        let out = match earned.filter(|t| !t.is_empty()) {
+            Some(t) if cleaned.is_empty() => t.to_string(),
+            Some(t) => format!("{t} {cleaned}"),
+            None => cleaned,
+        };
+        (out != subject).then_some(out)
+    }
+
+    /// What is compared: the folded text of every configured tag, and of the fixed parts of
+    /// the attachment tag.
+    fn patterns(&self) -> Vec<Vec<char>> {
+        let mut texts: Vec<&str> = vec![
+            &self.authoritative,
+            &self.qes_valid,
+            &self.signed_not_qualified,
+            &self.signature_invalid,
+            &self.signature_indeterminate,
+        ];
+        texts.extend(self.qes_valid_attachment.split(SIGNER_PLACEHOLDER));
+        let mut patterns: Vec<Vec<char>> = Vec::new();
+        for core in texts.into_iter().map(fold::core) {
+            if !core.is_empty() && !patterns.contains(&core) {
+                patterns.push(core);
+            }
+        }
+        patterns
+    }
+
+    /// `text` without encoded-words left over, invisible characters and look-alikes.
+    fn defuse(&self, text: &str) -> String {
+        let patterns = self.patterns();
+        let mut text = text.to_string();
+        for _ in 0..3 {
+            let decoded = fold::decode_encoded_words(&text);
+            if decoded == text {
+                break;
+            }
+            text = decoded;
+        }
+        let mut text: String = text.chars().filter(|c| !fold::is_invisible(*c)).collect();
+        for _ in 0..MAX_ROUNDS {
+            let found = find(&text, &patterns);
+            if found.is_empty() {
+                return text;
+            }
+            text = cut(&text, &found);
+        }
+        if find(&text, &patterns).is_empty() {
+            text
+        } else {
+            String::new()
+        }
+    }
+
+    /// A certificate's name as it may stand inside our tag: visible characters only, no
+    /// brackets (it must not close our tag and open a forged one), no look-alike of a tag,
+    /// one line, bounded.
+    fn signer_name(&self, raw: &str) -> String {
+        let plain: String = raw
+            .chars()
+            .filter(|c| !fold::is_opener(*c) && !fold::is_closer(*c))
+            .map(|c| if fold::is_space(c) { ' ' } else { c })
+            .collect();
+        let plain = plain
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>();
+        let cleaned = self.defuse(&plain.join(" "));
+        let mut name: String = cleaned.chars().take(MAX_SIGNER).collect();
+        if cleaned.chars().count() > MAX_SIGNER {
+            name.push('…');
+        }
+        if name.is_empty() {
+            "?".to_string()
+        } else {
+            name
+        }
+    }
+}
+
+/// Byte ranges of `text` holding a look-alike of one of `patterns`, each widened to its
+/// bracketed group, merged, in order. A look-alike starts and ends at a word boundary (a short
+/// tag like `[OK]` must not eat `Bookings`).
+fn find(text: &str, patterns: &[Vec<char>]) -> Vec<(usize, usize)> {
+    let units = fold::units(text);
+    let mut found: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < units.len() {
+        let hit = patterns.iter().find(|p| {
+            let end = i + p.len();
+            end <= units.len()
+                && (i == 0 || units[i].gap_before)
+                && (end == units.len() || units[end].gap_before)
+                && units[i..end].iter().zip(p.iter()).all(|(u, c)| u.c == *c)
+        });
+        match hit {
+            Some(p) => {
+                let (start, end) = (units[i].start, units[i + p.len() - 1].end);
+                found.push(group(text, start, end));
+                i += p.len();
+            }
+            None => i += 1,
+        }
+    }
+    found.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (s, e) in found {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+}
+
+/// `start..end` widened to the innermost brackets around it, if it has both.
+fn group(text: &str, start: usize, end: usize) -> (usize, usize) {
+    let open = text[..start]
+        .char_indices()
+        .rev()
+        .find(|(_, c)| fold::is_opener(*c) || fold::is_closer(*c))
+        .filter(|(_, c)| fold::is_opener(*c))
+        .map(|(i, _)| i);
+    let close = text[end..]
+        .char_indices()
+        .find(|(_, c)| fold::is_opener(*c) || fold::is_closer(*c))
+        .filter(|(_, c)| fold::is_closer(*c))
+        .map(|(i, c)| end + i + c.len_utf8());
+    match (open, close) {
+        (Some(o), Some(c)) => (o, c),
+        _ => (start, end),
+    }
+}
+
+/// `text` without `ranges`; the pieces left are joined by one space.
+fn cut(text: &str, ranges: &[(usize, usize)]) -> String {
+    let mut pieces = Vec::with_capacity(ranges.len() + 1);
+    let mut pos = 0;
+    for &(s, e) in ranges {
+        pieces.push(&text[pos..s]);
+        pos = e;
+    }
+    pieces.push(&text[pos..]);
+    pieces
+        .iter()
+        .map(|p| p.trim_matches(fold::is_space))
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::SignatureOutcome::*;
+    use super::{Signature, Signed, attachment_template};
     use crate::config::Tags;
 
     fn tags() -> Tags {
@@ -72,24 +284,109 @@ mod tests {
             signed_not_qualified: "[signiert, keine QES]".into(),
             signature_invalid: "[Signatur ungültig]".into(),
             signature_indeterminate: "[Signatur unbestimmt]".into(),
+            qes_valid_attachment: "[QES gültig: {signer}]".into(),
+        }
+    }
+
+    fn on_message(outcomes: &[super::SignatureOutcome]) -> Vec<Signature> {
+        outcomes
+            .iter()
+            .map(|&outcome| Signature {
+                outcome,
+                signed: Signed::Message,
+            })
+            .collect()
+    }
+
+    fn attached(outcome: super::SignatureOutcome, signer: &str) -> Signature {
+        Signature {
+            outcome,
+            signed: Signed::Attachment {
+                signer: signer.into(),
+            },
         }
     }
 
     #[test]
     fn the_worst_signature_decides_and_a_qes_needs_all_others_passed() {
         let t = tags();
-        assert_eq!(t.for_signatures(&[]), None);
-        assert_eq!(t.for_signatures(&[PassedQes]), Some("[QES gültig]"));
-        assert_eq!(t.for_signatures(&[Passed]), Some("[signiert, keine QES]"));
-        assert_eq!(t.for_signatures(&[Passed, PassedQes]), Some("[QES gültig]"));
+        let tag = |o: &[super::SignatureOutcome]| t.for_signatures(&on_message(o));
+        assert_eq!(tag(&[]), None);
+        assert_eq!(tag(&[PassedQes]).as_deref(), Some("[QES gültig]"));
+        assert_eq!(tag(&[Passed]).as_deref(), Some("[signiert, keine QES]"));
+        assert_eq!(tag(&[Passed, PassedQes]).as_deref(), Some("[QES gültig]"));
         assert_eq!(
-            t.for_signatures(&[PassedQes, Indeterminate]),
+            tag(&[PassedQes, Indeterminate]).as_deref(),
             Some("[Signatur unbestimmt]")
         );
         assert_eq!(
-            t.for_signatures(&[Indeterminate, Failed, PassedQes]),
+            tag(&[Indeterminate, Failed, PassedQes]).as_deref(),
             Some("[Signatur ungültig]")
         );
+    }
+
+    #[test]
+    fn a_qes_on_an_attachment_names_its_signer() {
+        let t = tags();
+        let max = attached(PassedQes, "Max Mustermann");
+        assert_eq!(
+            t.for_signatures(std::slice::from_ref(&max)).as_deref(),
+            Some("[QES gültig: Max Mustermann]")
+        );
+        // The sender's own advanced signature does not lend the attachment's QES to the mail.
+        let mut mixed = on_message(&[Passed]);
+        mixed.push(max.clone());
+        mixed.push(attached(PassedQes, "Erika Muster"));
+        mixed.push(max.clone());
+        assert_eq!(
+            t.for_signatures(&mixed).as_deref(),
+            Some("[QES gültig: Max Mustermann, Erika Muster]")
+        );
+        // A QES on the message itself is the plain tag.
+        let mut own = on_message(&[PassedQes]);
+        own.push(max.clone());
+        assert_eq!(t.for_signatures(&own).as_deref(), Some("[QES gültig]"));
+        // The worst still decides; a failed attachment is not named.
+        assert_eq!(
+            t.for_signatures(&[max.clone(), attached(Failed, "X")])
+                .as_deref(),
+            Some("[Signatur ungültig]")
+        );
+        assert_eq!(
+            t.for_signatures(&[attached(Passed, "X")]).as_deref(),
+            Some("[signiert, keine QES]")
+        );
+    }
+
+    #[test]
+    fn a_hostile_signer_name_cannot_close_our_tag_or_fake_another() {
+        let t = tags();
+        for (cn, want) in [
+            ("Max] [De-Mail absenderbestätigt", "[QES gültig: Max]"),
+            ("Max \u{202e}]gitlüg SEQ[", "[QES gültig: Max gitlüg SEQ]"),
+            ("Max\u{200b}\n\tMuster", "[QES gültig: Max Muster]"),
+            ("[Signatur ungültig]", "[QES gültig: ?]"),
+        ] {
+            assert_eq!(
+                t.for_signatures(&[attached(PassedQes, cn)]).as_deref(),
+                Some(want),
+                "{cn:?}"
+            );
+        }
+        let long = t
+            .for_signatures(&[attached(PassedQes, &"x".repeat(500))])
+            .unwrap();
+        assert!(long.chars().count() < 100, "{long}");
+    }
+
+    #[test]
+    fn the_attachment_template_follows_qes_valid() {
+        assert_eq!(
+            attachment_template("[QES gültig]"),
+            "[QES gültig: {signer}]"
+        );
+        assert_eq!(attachment_template("QES ok"), "QES ok: {signer}");
+        assert_eq!(attachment_template(""), "");
     }
 
     #[test]
@@ -97,8 +394,10 @@ mod tests {
         let mut t = tags();
         t.qes_valid.clear();
         t.authoritative.clear();
-        assert_eq!(t.for_signatures(&[PassedQes]), None);
+        assert_eq!(t.for_signatures(&on_message(&[PassedQes])), None);
         assert_eq!(t.for_demail(true, true, true), None);
+        t.qes_valid_attachment.clear();
+        assert_eq!(t.for_signatures(&[attached(PassedQes, "Max")]), None);
     }
 
     #[test]
@@ -111,5 +410,152 @@ mod tests {
         assert_eq!(t.for_demail(false, true, true), None);
         assert_eq!(t.for_demail(true, false, true), None);
         assert_eq!(t.for_demail(true, true, false), None);
+    }
+
+    /// Every way of writing `[QES gültig]` (or another tag of ours) that a clerk would read as
+    /// the tag: after cleaning, nothing of it is left.
+    #[test]
+    fn every_look_alike_of_every_tag_is_removed() {
+        let t = tags();
+        let hostile = [
+            ("[QES gültig] Antrag", "Antrag"),
+            ("[QES g\u{200b}ültig] Antrag", "Antrag"),
+            ("[\u{200b}QES gültig\u{feff}] Antrag", "Antrag"),
+            ("\u{200f}[QES gültig]\u{200e} Antrag", "Antrag"),
+            ("[QES gu\u{308}ltig] Antrag", "Antrag"),
+            ("[QES\u{a0}gültig] Antrag", "Antrag"),
+            ("[QES\u{2003}\u{2800}gültig] Antrag", "Antrag"),
+            ("[qes GÜLTIG] Antrag", "Antrag"),
+            ("[Qes Gültig] Antrag", "Antrag"),
+            ("AW: [QES gültig] Antrag", "AW: Antrag"),
+            ("Re: AW: Antrag [QES gültig]", "Re: AW: Antrag"),
+            (
+                "Antrag \u{ff3b}\u{ff31}\u{ff25}\u{ff33} g\u{fc}ltig\u{ff3d}",
+                "Antrag",
+            ),
+            ("【QES gültig】 Antrag", "Antrag"),
+            ("⟦QES gültig⟧ Antrag", "Antrag"),
+            ("(QES gültig) Antrag", "Antrag"),
+            ("[QES-gültig] Antrag", "Antrag"),
+            ("[ Q.E.S.  gültig ] Antrag", "Antrag"),
+            ("[QES gueltig] Antrag", "Antrag"),
+            ("[QES gultig] Antrag", "Antrag"),
+            ("[QES güItig] Antrag", "Antrag"),
+            ("[QЕS gültig] Antrag", "Antrag"),
+            ("[ԚES gültig] Antrag", "Antrag"),
+            ("[QES gültig: Max Mustermann] Antrag", "Antrag"),
+            ("[QES [QES gültig] gültig] Antrag", "Antrag"),
+            ("[QES gültig][QES gültig]Antrag", "Antrag"),
+            ("Antrag QES gültig", "Antrag"),
+            ("[De-Mail absenderbestätigt] Mahnung", "Mahnung"),
+            ("[DeMail absenderbestaetigt] Mahnung", "Mahnung"),
+            ("[De–Mail ABSENDERBESTÄTIGT] Mahnung", "Mahnung"),
+            ("[De-Mai1 absenderbestätigt] Mahnung", "Mahnung"),
+            ("[signiert, keine QES] x", "x"),
+            ("[Signatur ungültig] x", "x"),
+            ("[Signatur  unbestimmt] x", "x"),
+            ("Antrag =?UTF-8?Q?[QES_g=C3=BCltig]?=", "Antrag"),
+            ("Antrag=?utf-8?b?W1FFUyBnw7xsdGlnXQ==?=", "Antrag"),
+            ("=?ISO-8859-1?Q?[QES_g=FCltig]?= Antrag", "Antrag"),
+            ("[QES gültig]", ""),
+        ];
+        for (subject, want) in hostile {
+            assert_eq!(
+                t.subject(subject, None).as_deref(),
+                Some(want),
+                "{subject:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bidi_override_is_removed_so_reversed_text_shows_reversed() {
+        let t = tags();
+        // U+202E shows "]gitlüg SEQ[" as "[QES gültig]"; without it the text reads reversed.
+        assert_eq!(
+            t.subject("\u{202e}]gitlüg SEQ[\u{202c} Antrag", None)
+                .as_deref(),
+            Some("]gitlüg SEQ[ Antrag")
+        );
+    }
+
+    #[test]
+    fn an_earned_tag_goes_in_front_of_the_cleaned_subject() {
+        let t = tags();
+        assert_eq!(
+            t.subject("AW: [qes gültig] Antrag", Some("[QES gültig]"))
+                .as_deref(),
+            Some("[QES gültig] AW: Antrag")
+        );
+        assert_eq!(
+            t.subject("", Some("[QES gültig]")).as_deref(),
+            Some("[QES gültig]")
+        );
+        // Already exactly so: unchanged.
+        assert_eq!(t.subject("[QES gültig] Antrag", Some("[QES gültig]")), None);
+        assert_eq!(
+            t.subject("[Signatur ungültig] Antrag", Some("[QES gültig]"))
+                .as_deref(),
+            Some("[QES gültig] Antrag")
+        );
+    }
+
+    #[test]
+    fn ordinary_subjects_stay_as_they_are() {
+        let t = tags();
+        for subject in [
+            "Antrag auf Wohngeld",
+            "  Antrag  mit   Leerzeichen ",
+            "Bookings [OK] QES",
+            "Ist die QES-Prüfung gültig?",
+            "Gültigkeit der QES",
+            "Signatur: ungültiger Bescheid?",
+            "[Abholbestätigung] Bescheid",
+            "Über Straße und Gebühr – 2024",
+            "Ünïcödé 日本語 עברית",
+            "",
+        ] {
+            assert_eq!(t.subject(subject, None), None, "{subject:?}");
+        }
+        // A short tag is matched as a word, not inside one.
+        let mut short = tags();
+        short.signed_not_qualified = "[OK]".into();
+        assert_eq!(
+            short.subject("Bookings ok", None).as_deref(),
+            Some("Bookings")
+        );
+        assert_eq!(short.subject("Bookings", None), None);
+    }
+
+    #[test]
+    fn cleaning_is_idempotent() {
+        let t = tags();
+        for subject in [
+            "AW: [QES gültig] Antrag",
+            "[QES [QES [QES gültig] gültig] gültig] x",
+            "a \u{200b}[Signatur ungültig]\u{200b} b",
+        ] {
+            let once = t.subject(subject, None).unwrap_or_else(|| subject.into());
+            assert_eq!(t.subject(&once, None), None, "{subject:?} -> {once:?}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_gives_up_on_the_text() {
+        let t = tags();
+        let mut s = "[QES gültig]".to_string();
+        for _ in 0..20 {
+            s = format!("[QES {s} gültig]");
+        }
+        // Eight rounds are not enough for 21 levels: the text goes, nothing tag-like is left.
+        assert_eq!(t.subject(&format!("{s} Antrag"), None).as_deref(), Some(""));
+        assert_eq!(
+            t.subject("[QES [QES [QES gültig] gültig] gültig] Antrag", None)
+                .as_deref(),
+            Some("Antrag")
+        );
+        let deep = format!("{} x", "QES ".repeat(20) + &" gültig".repeat(20));
+        let cleaned = t.subject(&deep, None).unwrap();
+        assert_eq!(t.subject(&cleaned, None), None, "{cleaned}");
     }
 }

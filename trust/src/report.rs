@@ -168,6 +168,17 @@ pub struct SignedObject {
 }
 
 impl SignedObject {
+    /// Whether this is the message's own signature: S/MIME (clear-signed or opaque) over the
+    /// top-level body, or over the content of such a signature (`1`, `1/1`). A signature on an
+    /// attachment, on one part of a multipart, or inside an enclosed message is not: that
+    /// document may have been lifted from elsewhere.
+    pub fn covers_message(&self) -> bool {
+        matches!(
+            self.kind,
+            SignatureKind::MultipartSigned | SignatureKind::Opaque
+        ) && self.section.split('/').all(|s| s == "1")
+    }
+
     /// The short form used in the header field: the file name, else the section.
     pub fn label(&self) -> String {
         self.filename
@@ -311,6 +322,31 @@ mod tests {
             SubIndication::NoSigningCertificateFound.to_string(),
             "NO_SIGNING_CERTIFICATE_FOUND"
         );
+    }
+
+    #[test]
+    fn only_the_top_level_signature_covers_the_message() {
+        let at = |kind, section: &str| SignedObject {
+            kind,
+            section: section.into(),
+            filename: None,
+            content_type: None,
+        };
+        use SignatureKind::*;
+        assert!(at(MultipartSigned, "1").covers_message());
+        assert!(at(Opaque, "1").covers_message());
+        assert!(at(MultipartSigned, "1/1").covers_message());
+        for (kind, section) in [
+            (MultipartSigned, "2.1"),
+            (MultipartSigned, "1.1"),
+            (Opaque, "2"),
+            (DetachedAttachment, "1"),
+            (EnvelopingAttachment, "1"),
+            (EnvelopingAttachment, "2"),
+            (File, ""),
+        ] {
+            assert!(!at(kind, section).covers_message(), "{kind:?} {section}");
+        }
     }
 
     #[test]

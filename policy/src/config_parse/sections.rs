@@ -12,6 +12,7 @@ use crate::config::{
     MilterSettings, Revocation, SocketSpec, Tags, TrustSettings, ValidationModel,
 };
 use crate::error::ConfigError;
+use crate::tags::SIGNER_PLACEHOLDER;
 
 pub(super) const INBOUND_KEYS: &[&str] = &[
     "provider_service",
@@ -40,6 +41,7 @@ pub(super) const TAGS_KEYS: &[&str] = &[
     "signed_not_qualified",
     "signature_invalid",
     "signature_indeterminate",
+    "qes_valid_attachment",
 ];
 pub(super) const MILTER_KEYS: &[&str] = &["listen"];
 /// Parses a string value with `parse`, reporting a failure at the value's line.
@@ -285,12 +287,36 @@ pub(super) fn tags(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Tags {
         }
         t.value
     };
+    let authoritative = tag("authoritative", "[De-Mail absenderbestätigt]");
+    let qes_valid = tag("qes_valid", "[QES gültig]");
+    let signed_not_qualified = tag("signed_not_qualified", "[signiert, keine QES]");
+    let signature_invalid = tag("signature_invalid", "[Signatur ungültig]");
+    let signature_indeterminate = tag("signature_indeterminate", "[Signatur unbestimmt]");
+    let attachment = s.string_or(
+        ctx,
+        "qes_valid_attachment",
+        &crate::tags::attachment_template(&qes_valid),
+    );
+    if attachment.value.contains(['\r', '\n']) {
+        ctx.bad(&attachment, "a subject tag must not contain a line break");
+    } else if !attachment.value.is_empty()
+        && attachment.value.matches(SIGNER_PLACEHOLDER).count() != 1
+    {
+        ctx.bad(
+            &attachment,
+            format!(
+                "must contain {SIGNER_PLACEHOLDER} exactly once (where the signer's name goes), \
+                 e.g. \"[QES gültig: {SIGNER_PLACEHOLDER}]\"; \"\" disables the tag"
+            ),
+        );
+    }
     Tags {
-        authoritative: tag("authoritative", "[De-Mail absenderbestätigt]"),
-        qes_valid: tag("qes_valid", "[QES gültig]"),
-        signed_not_qualified: tag("signed_not_qualified", "[signiert, keine QES]"),
-        signature_invalid: tag("signature_invalid", "[Signatur ungültig]"),
-        signature_indeterminate: tag("signature_indeterminate", "[Signatur unbestimmt]"),
+        authoritative,
+        qes_valid,
+        signed_not_qualified,
+        signature_invalid,
+        signature_indeterminate,
+        qes_valid_attachment: attachment.value,
     }
 }
 

@@ -329,6 +329,25 @@ fn sizes_durations_sockets() {
 }
 
 #[test]
+fn the_attachment_qes_tag_names_the_signer_and_follows_qes_valid() {
+    let f = Fixture::new();
+    assert_eq!(f.base().tags.qes_valid_attachment, "[QES gültig: {signer}]");
+    let with = |tags: &str| f.parse(&format!("[tags]\n{tags}\n{BASE}"));
+    let c = with("qes_valid = \"[QES ok]\"").unwrap();
+    assert_eq!(c.tags.qes_valid_attachment, "[QES ok: {signer}]");
+    let c = with("qes_valid_attachment = \"[QES von {signer}]\"").unwrap();
+    assert_eq!(c.tags.qes_valid_attachment, "[QES von {signer}]");
+    let c = with("qes_valid_attachment = \"\"").unwrap();
+    assert_eq!(c.tags.qes_valid_attachment, "");
+    for bad in ["[QES gültig]", "[{signer} {signer}]"] {
+        let text = format!("[tags]\nqes_valid_attachment = \"{bad}\"\n{BASE}");
+        let e = one_error(&f, &text, "qes_valid_attachment");
+        assert_eq!(e.key, "tags.qes_valid_attachment", "{e:?}");
+        assert!(e.message.contains("{signer} exactly once"), "{e:?}");
+    }
+}
+
+#[test]
 fn defaults_when_sections_are_absent() {
     let f = Fixture::new();
     let c = f.base();
