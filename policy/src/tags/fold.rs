@@ -184,8 +184,7 @@ pub(super) fn core(text: &str) -> Vec<char> {
 
 /// Decodes RFC 2047 encoded-words still in `text` after the header was decoded: one that is
 /// not separated by white space, or sits in a word, is left alone by strict decoders but shown
-/// decoded by some mail clients. UTF-8 and ASCII as such, ISO-8859-1/-15 and Windows-1252 as
-/// Latin-1; anything else as UTF-8, lossy. White space between two encoded-words is dropped.
+/// decoded by some mail clients. White space between two encoded-words is dropped.
 pub(super) fn decode_encoded_words(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -213,7 +212,9 @@ pub(super) fn decode_encoded_words(text: &str) -> String {
     out
 }
 
-/// `=?charset?B|Q?text?=` at the start of `s`: the decoded text and the word's length.
+/// `=?charset?B|Q?text?=` at the start of `s`: the decoded text and the word's length. The
+/// word is only found here; decoding it (charsets, B and Q) is mail-parser's, as for every
+/// other header the gateway reads.
 fn encoded_word(s: &str) -> Option<(String, usize)> {
     let body = s.strip_prefix("=?")?;
     let (charset, body) = body.split_once('?')?;
@@ -225,71 +226,18 @@ fn encoded_word(s: &str) -> Option<(String, usize)> {
             && t.bytes()
                 .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'=')
     };
-    if !token(charset) || encoding.len() != 1 || payload.bytes().any(|b| b.is_ascii_whitespace()) {
+    if !token(charset)
+        || !matches!(encoding, "B" | "b" | "Q" | "q")
+        || payload.bytes().any(|b| b.is_ascii_whitespace())
+    {
         return None;
     }
-    let bytes = match encoding {
-        "B" | "b" => base64(payload)?,
-        "Q" | "q" => quoted_printable(payload)?,
-        _ => return None,
-    };
-    // RFC 2231 language suffix: `utf-8*de`.
-    let charset = charset.split('*').next().unwrap_or_default();
-    let latin1 = [
-        "iso-8859-1",
-        "iso-8859-15",
-        "latin1",
-        "windows-1252",
-        "cp1252",
-    ]
-    .iter()
-    .any(|l| charset.eq_ignore_ascii_case(l));
-    let text = if latin1 {
-        bytes.iter().map(|&b| b as char).collect()
-    } else {
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
     // `body` starts after `=?charset?X?`.
-    Some((text, s.len() - body.len() + end + 2))
-}
-
-fn base64(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for b in s.bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
-fn quoted_printable(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'_' => out.push(b' '),
-            b'=' => {
-                let hex = [bytes.next()?, bytes.next()?];
-                let hex = std::str::from_utf8(&hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-            }
-            other => out.push(other),
-        }
-    }
-    Some(out)
+    let len = s.len() - body.len() + end + 2;
+    let header = format!("Subject: {}\r\n\r\n", &s[..len]);
+    let decoded = mail_parser::MessageParser::default()
+        .parse(header.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))?;
+    // Not decodable (bad base64, unknown charset): left as it stands.
+    (!decoded.starts_with("=?")).then_some((decoded, len))
 }
