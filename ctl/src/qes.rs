@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use demail_policy::Revocation as ConfiguredRevocation;
 use demail_trust::revocation::{CrlChecker, OcspChecker};
-use demail_trust::{MailReport, SignatureReport, ValidationModel, Verifier, VerifyOptions};
+use demail_trust::{MailReport, SignatureReport, ValidationModel, VerifyOptions};
 use demail_trust::{NoRevocationCheck, RevocationChecker};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -96,16 +96,10 @@ fn verify(args: VerifyArgs, config: &Path) -> Result<ExitCode, String> {
                 .map_err(|e| format!("--at {s:?}: not an RFC 3339 time ({e})"))
         })
         .transpose()?;
-    let mut anchors = Vec::new();
-    for path in &args.anchor {
-        let certs = demail_trust::load_anchors(&read(path)?, &path.display().to_string())
-            .map_err(|e| e.to_string())?;
-        anchors.extend(certs);
-    }
     // Trusted lists: their CA/QC service certificates are anchors, and they decide the
     // qualification.
     let lists = crate::tl::lists_for_run(config, &args.tl, &args.tl_signer)?;
-    anchors.extend(lists.anchors());
+    let setup = demail_trust::setup::TrustSetup::new(&args.anchor, lists)?;
     let options = VerifyOptions {
         model: match args.model {
             Model::Chain => ValidationModel::Chain,
@@ -114,11 +108,7 @@ fn verify(args: VerifyArgs, config: &Path) -> Result<ExitCode, String> {
         at,
         ..VerifyOptions::default()
     };
-    let mut verifier = Verifier::new(anchors, options).map_err(|e| e.to_string())?;
-    if !lists.is_empty() {
-        verifier = verifier.with_qualification(Box::new(lists));
-    }
-    let verifier = verifier.with_revocation(revocation);
+    let verifier = setup.verifier(options, revocation)?;
     let data = read(&args.file)?;
     let content = args.content.as_deref().map(read).transpose()?;
     let content_name = args.content.as_deref().map(file_name).unwrap_or_default();

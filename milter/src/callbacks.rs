@@ -220,11 +220,12 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
         }
         let config = Arc::clone(&session.config);
         let evidence = Arc::clone(&session.shared.evidence);
-        let verifiers = Arc::clone(&session.shared.verifiers);
+        let trust = Arc::clone(&session.shared.trust);
+        let slots = Arc::clone(&session.shared.verify_slots);
         let inbound = Arc::clone(&session.shared.inbound);
         let work = async move {
             if msg.provider {
-                let done = inbound::finish(config, inbound, msg).await?;
+                let done = inbound::finish(config, inbound, trust, slots, msg).await?;
                 Ok(if done.discard {
                     Done::Discard
                 } else {
@@ -232,7 +233,7 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
                 })
             } else if msg.poststelle {
                 let done =
-                    poststelle::finish(Arc::clone(&config), verifiers, evidence, msg).await?;
+                    poststelle::finish(Arc::clone(&config), trust, slots, evidence, msg).await?;
                 Ok(Done::Out(Outcome::Annotate(done.edits)))
             } else {
                 outbound::finish(&config, &evidence, msg)

@@ -7,17 +7,13 @@
 mod matching;
 mod statement;
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use demail_evidence::{ConfirmationKind, NewConfirmation, Store};
-use demail_policy::{Config, DeliverConfirmations, EvidenceSettings, Revocation, Tags};
+use demail_policy::{Config, DeliverConfirmations, EvidenceSettings, Tags};
 use demail_trust::Indication;
-use demail_trust::integrity::{QualifiedIntegrityReport, ValidationContext, verify_with};
-use demail_trust::pins::ProviderPins;
-use demail_trust::revocation::{self, RevocationMode};
-use demail_trust::tl::TrustedLists;
+use demail_trust::integrity::{QualifiedIntegrityReport, verify_with};
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -26,8 +22,10 @@ use tracing::{info, warn};
 use crate::error::Error;
 use crate::header::{Edit, Field, HeaderPlan, render_received};
 use crate::outbound::wire;
+use crate::raw::Raw;
 use crate::session::{Message, TlsClient};
 use crate::text::{decode_subject, encode_unstructured};
+use crate::trust::Snapshots;
 use matching::Claims;
 use statement::Statement;
 
@@ -105,22 +103,11 @@ fn binding_problems(
 /// Longest quoted value we write into a field (values come from certificates and mails).
 const MAX_QUOTED: usize = 200;
 
-/// Shared by all connections: what identifies the provider under the current configuration and
-/// a connection to the evidence store.
+/// Shared by all connections: a connection to the evidence store.
 pub struct Inbound {
     database: PathBuf,
     blobs: PathBuf,
-    provider: Mutex<Option<(Arc<Config>, Arc<Provider>)>>,
     idle: Mutex<Option<Store>>,
-}
-
-/// The provider, as the current configuration pins it.
-pub struct Provider {
-    /// Anchors ([trust] anchors plus the CA/QC services of the imported trusted lists),
-    /// qualification from those lists, the pinned seals, revocation per `[trust]`.
-    pub validation: ValidationContext,
-    /// Its TLS client certificates and seal certificates.
-    pub pins: ProviderPins,
 }
 
 impl Inbound {
@@ -129,66 +116,8 @@ impl Inbound {
         Inbound {
             database: settings.database.clone(),
             blobs: settings.blobs.clone(),
-            provider: Mutex::new(None),
             idle: Mutex::new(None),
         }
-    }
-
-    /// The provider of `config`, built once per configuration. Blocking (file I/O). An
-    /// unpinned configuration pins nothing: no client and no signer is the provider.
-    pub fn provider(&self, config: &Arc<Config>) -> Result<Arc<Provider>, Error> {
-        let lock = || self.provider.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((c, p)) = lock().as_ref()
-            && Arc::ptr_eq(c, config)
-        {
-            return Ok(Arc::clone(p));
-        }
-        let trust = &config.trust;
-        let mut anchors = Vec::new();
-        for path in &trust.anchors {
-            let data = std::fs::read(path)
-                .map_err(|e| Error::Trust(format!("{}: {e}", path.display())))?;
-            anchors.extend(
-                demail_trust::load_anchors(&data, &path.display().to_string())
-                    .map_err(|e| Error::Trust(e.to_string()))?,
-            );
-        }
-        let lists =
-            TrustedLists::load(&trust.trusted_lists).map_err(|e| Error::Trust(e.to_string()))?;
-        anchors.extend(lists.anchors());
-        let i = &config.inbound;
-        let pins = if i.unpinned.is_empty() {
-            ProviderPins::load(
-                i.provider_client_ca.as_deref(),
-                &i.provider_client_certificates,
-                &i.provider_signers,
-            )
-            .map_err(Error::Trust)?
-        } else {
-            ProviderPins::default()
-        };
-        let revocation = revocation::from_settings(
-            match trust.revocation {
-                Revocation::Ocsp => RevocationMode::Ocsp,
-                Revocation::Crl => RevocationMode::Crl,
-                Revocation::Off => RevocationMode::Off,
-            },
-            trust.ocsp_timeout,
-            &[],
-        );
-        let provider = Arc::new(Provider {
-            validation: ValidationContext {
-                anchors,
-                intermediates: Vec::new(),
-                at: None,
-                qualification: Box::new(lists),
-                signers: Some(pins.signers.clone()),
-                revocation: Some(revocation),
-            },
-            pins,
-        });
-        *lock() = Some((Arc::clone(config), Arc::clone(&provider)));
-        Ok(provider)
     }
 
     /// Runs `f` with the idle store connection, opening one if there is none. Blocking.
@@ -442,6 +371,8 @@ fn verified_value(r: &QualifiedIntegrityReport) -> String {
 pub async fn finish(
     config: Arc<Config>,
     inbound: Arc<Inbound>,
+    trust: Arc<Snapshots>,
+    slots: Arc<tokio::sync::Semaphore>,
     msg: Message,
 ) -> Result<Done, Error> {
     let Message {
@@ -480,18 +411,19 @@ pub async fn finish(
     let head = render_received(&fields);
     let cfg = Arc::clone(&config);
     let queue_id = queue_id.unwrap_or_default();
+    let slot = crate::raw::slot(&slots, head.len() as u64 + body_len).await?;
     // Verification is CPU work, evidence is file and database I/O: off the async runtime.
     let (report, facts, recorded) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
-        let provider = inbound.provider(&cfg)?;
-        let mut raw = Vec::with_capacity(head.len() + body_len as usize);
-        raw.extend_from_slice(&head);
-        body.seek(SeekFrom::Start(0)).map_err(Error::Spool)?;
-        body.read_to_end(&mut raw).map_err(Error::Spool)?;
-        let report = verify_with(&raw, &provider.validation);
+        let _slot = slot;
+        let snapshot = trust.get(&cfg)?;
+        // Bounded in memory like poststelle mail: beyond the spool, a mapped temporary file.
+        let raw = Raw::assemble(&head, &mut body, body_len)?;
+        drop(body);
+        let report = verify_with(raw.bytes(), &snapshot.provider.validation);
         let recorded = match &facts.kind {
             Some(kind) => Some(record(
                 &inbound,
-                &raw,
+                raw.bytes(),
                 kind.clone(),
                 &facts,
                 &report,

@@ -28,9 +28,11 @@ mod inbound;
 mod listener;
 mod outbound;
 mod poststelle;
+mod raw;
 mod record;
 mod session;
 mod text;
+mod trust;
 
 use std::future::Future;
 use std::io;
@@ -67,7 +69,10 @@ pub async fn run_reloadable(
     let shared = Arc::new(session::Shared {
         config,
         evidence,
-        verifiers: Arc::default(),
+        trust: Arc::default(),
+        verify_slots: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(1, usize::from),
+        )),
         inbound,
     });
     let callbacks = callbacks::make(shared);

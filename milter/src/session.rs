@@ -22,8 +22,11 @@ pub struct Shared {
     /// The current configuration; a reload sends a new one.
     pub config: watch::Receiver<Arc<Config>>,
     pub evidence: Arc<Evidence>,
-    /// The signature verifier of the current configuration (poststelle mail).
-    pub verifiers: Arc<crate::poststelle::Verifiers>,
+    /// The trust snapshot of the current configuration (poststelle verifier, the provider).
+    pub trust: Arc<crate::trust::Snapshots>,
+    /// Slots for verifying messages beyond [`SPOOL_IN_MEMORY`]: one per core, since the work
+    /// is CPU-bound anyway and parsing costs about the message size on the heap.
+    pub verify_slots: Arc<tokio::sync::Semaphore>,
     /// Verification and evidence of the provider's traffic (inbound De-Mail, confirmations).
     pub inbound: Arc<crate::inbound::Inbound>,
 }
@@ -232,8 +235,9 @@ impl Session {
             warn!("provider service without a verified TLS client certificate: untrusted mail");
             return Ok(false);
         };
-        let provider = self.shared.inbound.provider(&self.config)?;
-        if provider
+        let snapshot = self.shared.trust.get(&self.config)?;
+        if snapshot
+            .provider
             .pins
             .client_matches(&tls.subject, tls.issuer.as_deref())
         {

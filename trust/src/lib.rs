@@ -28,6 +28,7 @@ pub mod qc;
 mod qualify;
 mod report;
 pub mod revocation;
+pub mod setup;
 pub mod tl;
 mod transfer;
 mod verify;
