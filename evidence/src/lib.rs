@@ -41,7 +41,7 @@ mod tests;
 pub use blob::{BlobWriter, PendingBlob};
 pub use chain::EventRecord;
 pub use confirmation::{Confirmation, ConfirmationKind, ConfirmationRecorded, NewConfirmation};
-pub use digest::{Digest, ParseDigestError};
+pub use digest::{Digest, OriginKey, ParseDigestError};
 pub use error::{Error, Result};
 pub use export::ExportSummary;
 pub use group::{Barrier, GroupCommitter};

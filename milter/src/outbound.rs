@@ -169,7 +169,10 @@ pub async fn finish(
         }
     };
 
-    let origin_key = origin.finish();
+    let origin_key = origin
+        .ok_or(Error::State("end of message before end of header"))?
+        .finish()
+        .0;
     let previous = evidence.lookup(Digest(origin_key)).await?;
     let mut reused = previous.is_some();
     let mut identity = match &previous {

@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use demail_evidence::OriginKey;
 use demail_policy::{Config, RecipientMix, Refusal, Resolved, Route};
-use openssl::sha::Sha256;
 use tempfile::SpooledTempFile;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
@@ -129,8 +129,9 @@ pub struct Message {
     pub tls_client: Option<TlsClient>,
     pub fields: Vec<Field>,
     pub header_end_seen: bool,
-    /// SHA-256 of the message as received: the origin key that makes retries idempotent.
-    pub origin: Sha256,
+    /// The envelope and the message as received: the origin key that makes retries
+    /// idempotent. Started at end of header, when the envelope is complete.
+    pub origin: Option<OriginKey>,
     pub body: SpooledTempFile,
     pub body_len: u64,
     /// Bytes received so far (headers as rendered, plus body), for the early size check.
@@ -210,7 +211,7 @@ impl Session {
             tls_client: self.tls_client.clone(),
             fields: Vec::new(),
             header_end_seen: false,
-            origin: Sha256::new(),
+            origin: None,
             body: SpooledTempFile::new(SPOOL_IN_MEMORY),
             body_len: 0,
             received_len: 0,
@@ -419,7 +420,9 @@ impl Session {
             info!(limit, "De-Mail too large");
             return Ok(Verdict::Reject(Reply::too_large(limit)));
         }
-        msg.origin.update(chunk);
+        if let Some(origin) = msg.origin.as_mut() {
+            origin.update(chunk);
+        }
         msg.body
             .write_all(chunk)
             .map_err(crate::error::Error::Spool)?;
@@ -436,7 +439,10 @@ fn end_header(msg: &mut Message) {
     if !msg.header_end_seen {
         msg.header_end_seen = true;
         let head = render_received(&msg.fields);
-        msg.origin.update(&head);
+        let rcpts: Vec<&str> = msg.recipients.iter().map(|r| r.address.as_str()).collect();
+        let mut origin = OriginKey::new(&msg.sender, msg.sasl_login.as_deref(), &rcpts);
+        origin.update(&head);
+        msg.origin = Some(origin);
         // The rendered size is exact (CRLF folding), replacing the estimate.
         let estimate: u64 = msg
             .fields

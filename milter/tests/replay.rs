@@ -74,3 +74,61 @@ async fn retried_transaction_reuses_the_record() {
     assert_eq!(submissions(&milter).len(), 2);
     milter.stop().await;
 }
+
+/// The same bytes to other (Bcc) recipients, from another sender or under another login are
+/// other submissions, each with its own record; only the same envelope is a retry.
+#[tokio::test]
+async fn the_same_bytes_to_other_recipients_are_recorded_for_them() {
+    let milter = Milter::start().await;
+    let mail = Mail::new(
+        "erika.muster@magdeburg.example",
+        &["buerger@example.de-mail.de"],
+    )
+    .set_header("Subject", " Einladung");
+    let send = |m: Mail| {
+        let milter = &milter;
+        async move {
+            let mut conn = milter.open().await;
+            let out = transact(&mut conn, &m).await;
+            conn.close().await.unwrap();
+            let (actions, status) = out.eom.expect("end of message");
+            assert_eq!(status, Status::Accept);
+            added(&actions, "X-de-mail-private-id").expect("private id")
+        }
+    };
+    let first = send(mail.clone()).await;
+    let mut bcc = mail.clone();
+    bcc.rcpts = vec!["nachbarin@example.de-mail.de".into()];
+    let mut both = mail.clone();
+    both.rcpts.push("nachbarin@example.de-mail.de".into());
+    let mut colleague = mail.clone();
+    colleague.sender = "max.beispiel@magdeburg.example".into();
+    let mut login = mail.clone();
+    login.sasl = Some("erika".into());
+    let mut ids = vec![first.clone()];
+    for other in [bcc.clone(), both, colleague, login] {
+        let id = send(other.clone()).await;
+        assert!(!ids.contains(&id), "{:?} reused {id}", other.rcpts);
+        ids.push(id);
+        assert!(
+            recorded(&milter, &other).is_some(),
+            "recorded under its envelope"
+        );
+    }
+    // The very same envelope again (recipients in another order too) is a retry.
+    assert_eq!(send(mail.clone()).await, first);
+    let mut reordered = mail.clone();
+    reordered.rcpts = vec![
+        "nachbarin@example.de-mail.de".into(),
+        "buerger@example.de-mail.de".into(),
+    ];
+    assert_eq!(send(reordered).await, ids[2]);
+    let subs = submissions(&milter);
+    assert_eq!(subs.len(), 5, "{subs:#?}");
+    let to_bcc = subs.iter().find(|s| s.private_id == ids[1]).unwrap();
+    assert_eq!(
+        to_bcc.recipients,
+        vec!["nachbarin@example.de-mail.de".to_string()]
+    );
+    milter.stop().await;
+}

@@ -247,8 +247,13 @@ impl Mail {
         out
     }
 
+    /// The envelope (addresses as Postfix passes them, brackets stripped and lower-cased)
+    /// and the bytes as received.
     pub fn origin_key(&self) -> Digest {
-        Digest::of(&self.received_bytes())
+        let rcpts: Vec<String> = self.rcpts.iter().map(|r| r.to_lowercase()).collect();
+        let mut key = demail_evidence::OriginKey::new(&self.sender, self.sasl.as_deref(), &rcpts);
+        key.update(&self.received_bytes());
+        key.finish()
     }
 }
 
