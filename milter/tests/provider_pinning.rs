@@ -32,6 +32,7 @@ async fn only_the_pinned_client_certificate_names_are_the_provider() {
         // A certificate of the gateway's CA, or the right name from another CA.
         ("buerger.example", PROVIDER_CLIENT_ISSUER),
         (PROVIDER_CLIENT, "Some Public CA"),
+        (PROVIDER_CLIENT, SERVER_CA),
         ("GW.PROVIDER.EXAMPLE", PROVIDER_CLIENT_ISSUER),
         (&format!("{PROVIDER_CLIENT} "), PROVIDER_CLIENT_ISSUER),
         ("", PROVIDER_CLIENT_ISSUER),

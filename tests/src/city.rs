@@ -506,9 +506,10 @@ struct ProviderCerts {
 impl ProviderCerts {
     fn issue(pki: &TestPki, dir: &Path) -> ProviderCerts {
         let client_dir = dir.join("provider-client-pki");
-        let client_pki = TestPki::generate(&client_dir).unwrap_or_else(|e| {
-            panic!("City: provider client CA in {}: {e}", client_dir.display())
-        });
+        let client_pki = TestPki::generate_named(&client_dir, "provider-sim client CA")
+            .unwrap_or_else(|e| {
+                panic!("City: provider client CA in {}: {e}", client_dir.display())
+            });
         set_mode(&client_dir, 0o755);
         let client = client_pki
             .issue(

@@ -535,3 +535,114 @@ fn only_a_versandbestaetigung_is_deemed_served_after_the_third_day() {
     assert!(late.contains(" deemed-served "), "{late}");
     assert!(late.contains(&deadline), "{late}");
 }
+
+/// `swaks` to `demail-in` (implicit TLS) presenting `cert`/`key`, with `data` as the message.
+fn to_demail_in(city: &City, cert: &Path, key: &Path, data: &Path) -> Output {
+    swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", city.inbound_port()),
+        "--tlsc",
+        "--tls-cert",
+        &cert.to_string_lossy(),
+        "--tls-key",
+        &key.to_string_lossy(),
+        "--from",
+        "Abholbestaetigung@provider-sim.de-mail.test",
+        "--to",
+        ACCOUNT,
+        "--data",
+        &data.to_string_lossy(),
+    ])
+}
+
+/// A citizen holds a TLS client certificate from the CA of the gateway's server certificate
+/// (often a public CA) and a genuinely signed confirmation of the provider. `demail-in` as
+/// generated refuses him; where an admin merged it by hand (that CA, no fingerprint pin) Postfix
+/// lets him in, and the milter still trusts him with nothing.
+#[test]
+fn only_the_pinned_provider_client_certificate_delivers_confirmations() {
+    use demail_provider_sim::pki::CertUsage;
+    let city = city_with(None);
+    let sim = city.simulator().expect("simulator runs");
+    let id = send_demail(&city, CITIZEN, "Bescheid 77");
+    wait_status(&city, &id, "received");
+    let count = |city: &City| {
+        show_json(city, &id)["confirmations"]
+            .as_array()
+            .map(Vec::len)
+    };
+    assert_eq!(count(&city), Some(2));
+    // A real, signed Abholbestätigung, taken from where it was refused (the public smtpd).
+    let public = Target {
+        addr: format!("127.0.0.1:{}", city.smtp_port())
+            .parse()
+            .expect("addr"),
+        transport: Transport::Plain,
+    };
+    let lifted = sim
+        .forge_confirmation(&id, ConfirmationKind::Retrieve, Forge::None, Some(public))
+        .expect("forge");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let eml = dir.path().join("lifted.eml");
+    std::fs::write(&eml, &lifted.data).expect("write");
+    let pki = city.pki();
+    let citizen = pki
+        .issue("citizen-tls", "buerger.example", &[], CertUsage::Client)
+        .expect("citizen certificate");
+    // The provider's own name, from the wrong CA.
+    let lookalike = pki
+        .issue(
+            "lookalike-tls",
+            "mx.provider-sim.de-mail.test",
+            &["mx.provider-sim.de-mail.test"],
+            CertUsage::Client,
+        )
+        .expect("look-alike certificate");
+
+    // 1. As generated: only the provider's client CA, and its pinned fingerprint.
+    for c in [&citizen, &lookalike] {
+        let out = to_demail_in(&city, &c.cert, &c.key, &eml);
+        assert!(!out.status.success(), "accepted:\n{}", text(&out));
+    }
+    assert_eq!(count(&city), Some(2));
+
+    // 2. Merged by hand: the server CA as client CA, no check_ccert_access.
+    let service = format!("127.0.0.1:{}/inet", city.inbound_port());
+    let ca = format!("{service}/smtpd_tls_CAfile={}", pki.ca_cert.display());
+    let open = format!("{service}/smtpd_client_restrictions=");
+    city.postfix().edit(&[], &[], &[&ca, &open]);
+    for c in [&citizen, &lookalike] {
+        let out = to_demail_in(&city, &c.cert, &c.key, &eml);
+        assert!(
+            out.status.success(),
+            "Postfix now lets him in:\n{}",
+            text(&out)
+        );
+    }
+    let delivered = wait_until(WAIT, "both deliveries in the mailbox", || {
+        let m: Vec<Vec<u8>> = poststelle_mail(&city)
+            .into_iter()
+            .filter(|m| has_field_with(m, "X-Untrusted-de-mail-message-type", "confirmation"))
+            .collect();
+        (m.len() == 2).then_some(m)
+    });
+    for m in &delivered {
+        // The provider's vocabulary is renamed, and nothing vouches for the message.
+        assert!(field_values(m, "X-de-mail-message-type").is_empty());
+        assert!(field_values(m, "X-DeMail-Verified").is_empty());
+        assert!(field_values(m, "X-DeMail-Confirmation").is_empty());
+    }
+    // Nothing was recorded for the De-Mail, and its status did not move.
+    let after = show_json(&city, &id);
+    assert_eq!(
+        after["confirmations"].as_array().map(Vec::len),
+        Some(2),
+        "{after:#}"
+    );
+    assert_eq!(after["recipients"][0]["status"], "received", "{after:#}");
+    let log = city.milter_log();
+    assert!(
+        log.contains("TLS client certificate is not a pinned provider certificate"),
+        "{log}"
+    );
+}

@@ -23,8 +23,10 @@ pub const CITIZEN: &str = "buerger@example.de-mail.de";
 /// The subject common name of the provider's pinned TLS client certificate
 /// (`{cert_subject}`).
 pub const PROVIDER_CLIENT: &str = "gw.provider.example";
-/// The common name of the CA that issued it (`{cert_issuer}`): the test PKI's CA.
-pub const PROVIDER_CLIENT_ISSUER: &str = "demail-provider-sim test CA";
+/// The common name of the CA that issued it (`{cert_issuer}`): a CA of its own.
+pub const PROVIDER_CLIENT_ISSUER: &str = "provider client CA";
+/// The common name of the CA of the provider's server certificate and seals.
+pub const SERVER_CA: &str = "demail-provider-sim test CA";
 
 /// A signing identity of the provider.
 pub struct Signer {
@@ -65,7 +67,9 @@ impl ProviderPki {
             .issue_qualified("citizen-card", "Max Buerger")
             .expect("another qualified certificate");
         // The provider's TLS client certificate comes from a CA of its own.
-        let client_pki = TestPki::generate(&dir.path().join("client-pki")).expect("client PKI");
+        let client_pki =
+            TestPki::generate_named(&dir.path().join("client-pki"), PROVIDER_CLIENT_ISSUER)
+                .expect("client PKI");
         let client = client_pki
             .issue("provider-client", PROVIDER_CLIENT, &[], CertUsage::Client)
             .expect("provider client certificate");

@@ -60,12 +60,17 @@ const VALID_DAYS: u32 = 3650;
 impl TestPki {
     /// Creates `dir` if needed and writes `ca`, `server` and `client` certificates and keys.
     pub fn generate(dir: &Path) -> Result<TestPki, PkiError> {
+        TestPki::generate_named(dir, "demail-provider-sim test CA")
+    }
+
+    /// [`TestPki::generate`] with a CA of common name `ca_cn` (a second PKI beside the first).
+    pub fn generate_named(dir: &Path, ca_cn: &str) -> Result<TestPki, PkiError> {
         fs::create_dir_all(dir).map_err(|source| PkiError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
         let ca_key = new_key()?;
-        let ca = build_ca(&ca_key)?;
+        let ca = build_ca(&ca_key, ca_cn)?;
         let ca_cert_path = dir.join("ca.pem");
         let ca_key_path = dir.join("ca.key");
         write_cert(&ca_cert_path, &ca)?;
@@ -166,8 +171,8 @@ fn base_builder(
     Ok(b)
 }
 
-fn build_ca(key: &PKey<Private>) -> Result<X509, PkiError> {
-    let name = subject("demail-provider-sim test CA")?;
+fn build_ca(key: &PKey<Private>, cn: &str) -> Result<X509, PkiError> {
+    let name = subject(cn)?;
     let build = || {
         let mut b = base_builder(&name, key)?;
         b.set_issuer_name(&name)?;
