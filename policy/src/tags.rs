@@ -23,9 +23,9 @@ const MAX_ROUNDS: usize = 8;
 /// Longest signer name put into a tag (names come from certificates).
 const MAX_SIGNER: usize = 64;
 /// One signature's result, as far as the clerk-facing tag is concerned. Declared in the order
-/// in which a signature decides (the derived `Ord`, see `decisive_signature`): a failed one before an
-/// indeterminate one, before a QES (when all passed, the QES is what the mail earns), before
-/// any other pass.
+/// in which a signature decides (the derived `Ord`, see `decisive_signature`): a failed one
+/// before an indeterminate one, before a QES (when all passed, the QES is what the mail
+/// earns), before any other pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SignatureOutcome {
     /// TOTAL_FAILED.
