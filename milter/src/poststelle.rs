@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use demail_evidence::NewQesCheck;
-use demail_policy::{Config, Signature, SignatureOutcome, Signed, Tags};
-use demail_trust::{Indication, Qualification, SignatureReport};
+use demail_policy::{Config, Signature, SignatureOutcome, Signed, Tags, decisive_signature};
+use demail_trust::{Indication, MailReport, SignatureReport};
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -72,27 +72,22 @@ pub async fn finish(
     })
     .await??;
 
-    let signatures: Vec<&SignatureReport> = report
-        .signatures
-        .iter()
-        .filter(|s| s.indication != Indication::NoSignatureFound)
-        .collect();
+    let (signatures, seen) = judged(&report);
     let mut plan = HeaderPlan::new(&fields);
-    if signatures.is_empty() {
+    let Some(decisive) = decisive_signature(&seen).map(|i| signatures[i]) else {
         neutralise(&mut plan, &fields, &config.tags, None);
         return Ok(Annotation {
             edits: plan.edits(),
         });
-    }
+    };
 
-    let decisive = decisive(&signatures);
     let message_id = fields
         .iter()
         .find(|f| f.is("Message-ID"))
         .map(Field::text)
         .unwrap_or_default();
     let json = serde_json::to_value(&report).map_err(|e| Error::Report(e.to_string()))?;
-    let indication = report.indication().to_string();
+    let indication = decisive.indication.to_string();
     let qualification = decisive.qualification.to_string();
     let queue_id = queue_id.unwrap_or_default();
     let build = move |raw| NewQesCheck {
@@ -114,7 +109,6 @@ pub async fn finish(
         "poststelle mail verified and recorded"
     );
 
-    let seen: Vec<Signature> = signatures.iter().map(|s| signature(s)).collect();
     let tag = config.tags.for_signatures(&seen);
     neutralise(&mut plan, &fields, &config.tags, tag.as_deref());
     for s in &signatures {
@@ -125,22 +119,16 @@ pub async fn finish(
     })
 }
 
-/// The signature whose result the summary reports: a failed one first, then an
-/// indeterminate one, then a QES, then any.
-fn decisive<'a>(signatures: &[&'a SignatureReport]) -> &'a SignatureReport {
-    let rank = |s: &SignatureReport| match s.indication {
-        Indication::TotalFailed => 0,
-        Indication::Indeterminate | Indication::NoSignatureFound => 1,
-        Indication::TotalPassed if s.qualification == Qualification::QeSig => 2,
-        Indication::TotalPassed => 3,
-    };
-    let mut best = signatures[0];
-    for s in signatures {
-        if rank(s) < rank(best) {
-            best = s;
-        }
-    }
-    best
+/// The signatures that count (a certificates-only CMS does not) and the policy's view of
+/// each, index for index: the policy decides which one the record and the tag follow.
+fn judged(report: &MailReport) -> (Vec<&SignatureReport>, Vec<Signature>) {
+    let signatures: Vec<&SignatureReport> = report
+        .signatures
+        .iter()
+        .filter(|s| s.indication != Indication::NoSignatureFound)
+        .collect();
+    let seen = signatures.iter().map(|s| signature(s)).collect();
+    (signatures, seen)
 }
 
 /// The policy's view of one signature (the tag rules live in `demail_policy`): its result,
@@ -164,9 +152,7 @@ fn outcome(s: &SignatureReport) -> SignatureOutcome {
     match s.indication {
         Indication::TotalFailed => SignatureOutcome::Failed,
         Indication::Indeterminate | Indication::NoSignatureFound => SignatureOutcome::Indeterminate,
-        Indication::TotalPassed if s.qualification == Qualification::QeSig => {
-            SignatureOutcome::PassedQes
-        }
+        Indication::TotalPassed if s.is_qes() => SignatureOutcome::PassedQes,
         Indication::TotalPassed => SignatureOutcome::Passed,
     }
 }
@@ -178,4 +164,89 @@ fn outcome(s: &SignatureReport) -> SignatureOutcome {
 fn neutralise(plan: &mut HeaderPlan<'_>, fields: &[Field], tags: &Tags, tag: Option<&str>) {
     crate::inbound::rename(plan, fields, crate::inbound::is_untrusted);
     crate::inbound::set_subject(plan, fields, tags, tag);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use demail_trust::{Qualification, SignatureKind, SignedObject, TimeSource, ValidationModel};
+
+    fn report(indication: Indication, qualification: Qualification) -> SignatureReport {
+        SignatureReport {
+            indication,
+            sub_indication: None,
+            qualification,
+            qualification_note: None,
+            certificate_claim: None,
+            signer: None,
+            signing_time: None,
+            validation_time: OffsetDateTime::UNIX_EPOCH,
+            validation_time_source: TimeSource::CurrentTime,
+            model: ValidationModel::Chain,
+            revocation: String::new(),
+            signed: SignedObject {
+                kind: SignatureKind::MultipartSigned,
+                section: "1".into(),
+                filename: None,
+                content_type: None,
+            },
+            digest_algorithm: None,
+            signature_algorithm: None,
+            chain: Vec::new(),
+            qc_statements: None,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The milter only maps: each trust result to one outcome, and the recorded indication is
+    /// the policy's decisive signature's, which is trust's overall indication for every mix.
+    #[test]
+    fn the_record_follows_the_policys_decisive_signature() {
+        use Indication::*;
+        use Qualification::*;
+        let kinds = [
+            (TotalFailed, QeSig, SignatureOutcome::Failed),
+            (
+                Indeterminate,
+                IndeterminateQeSig,
+                SignatureOutcome::Indeterminate,
+            ),
+            (
+                NoSignatureFound,
+                NotApplicable,
+                SignatureOutcome::Indeterminate,
+            ),
+            (TotalPassed, QeSig, SignatureOutcome::PassedQes),
+            (TotalPassed, AdeSig, SignatureOutcome::Passed),
+            (TotalPassed, QeSeal, SignatureOutcome::Passed),
+        ];
+        for (i, q, want) in kinds {
+            assert_eq!(outcome(&report(i, q)), want, "{i} {q}");
+        }
+        // Every mix of up to three signatures.
+        let mut mixes: Vec<Vec<usize>> = vec![vec![]];
+        let mut last = mixes.clone();
+        for _ in 0..3 {
+            last = last
+                .iter()
+                .flat_map(|m| (0..kinds.len()).map(move |k| [m.as_slice(), &[k]].concat()))
+                .collect();
+            mixes.extend(last.iter().cloned());
+        }
+        assert_eq!(mixes.len(), 1 + 6 + 36 + 216);
+        for mix in mixes {
+            let mail = MailReport {
+                signatures: mix
+                    .iter()
+                    .map(|&k| report(kinds[k].0, kinds[k].1))
+                    .collect(),
+                notes: Vec::new(),
+            };
+            let (signatures, seen) = judged(&mail);
+            let recorded =
+                decisive_signature(&seen).map_or(NoSignatureFound, |d| signatures[d].indication);
+            assert_eq!(recorded, mail.indication(), "{mix:?}");
+        }
+    }
 }

@@ -21,7 +21,10 @@ pub use decide::*;
 pub use error::{ConfigError, ConfigErrors};
 pub use options::{DeMailOption, Options};
 pub use route::{DEMAIL_TRANSPORT, ROUTE_FIELD, Resolved, Route, SEND_TRANSPORT, routing_operator};
-pub use tags::{SIGNER_PLACEHOLDER, Signature, SignatureOutcome, Signed, attachment_template};
+pub use tags::{
+    SIGNER_PLACEHOLDER, Signature, SignatureOutcome, Signed, attachment_template,
+    decisive_signature,
+};
 
 /// Where the daemons and `demailctl` look for the configuration unless told otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/demail/demail.toml";

@@ -22,8 +22,11 @@ const MAX_ROUNDS: usize = 8;
 
 /// Longest signer name put into a tag (names come from certificates).
 const MAX_SIGNER: usize = 64;
-/// One signature's result, as far as the clerk-facing tag is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One signature's result, as far as the clerk-facing tag is concerned. Declared in the order
+/// in which a signature decides (the derived `Ord`, see `decisive_signature`): a failed one
+/// before an indeterminate one, before a QES (when all passed, the QES is what the mail
+/// earns), before any other pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SignatureOutcome {
     /// TOTAL_FAILED.
     Failed,
@@ -52,6 +55,16 @@ pub struct Signature {
     pub signed: Signed,
 }
 
+/// Which signature decides for the mail (its tag and its recorded result): the first of those
+/// that rank first in `SignatureOutcome`'s order. None without signatures.
+pub fn decisive_signature(signatures: &[Signature]) -> Option<usize> {
+    signatures
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, s)| s.outcome)
+        .map(|(i, _)| i)
+}
+
 /// The default `qes_valid_attachment`: `qes_valid` with `: {signer}` before its closing
 /// bracket (`[QES gültig]` -> `[QES gültig: {signer}]`), or after it if it has none.
 pub fn attachment_template(qes_valid: &str) -> String {
@@ -65,39 +78,32 @@ pub fn attachment_template(qes_valid: &str) -> String {
 }
 
 impl Tags {
-    /// Exactly one tag for a signed mail (None when it has no signature): the worst outcome
-    /// decides; when every signature passed, the QES tag if one of them is a QES (that
-    /// document meets the written form). A QES on the message itself gives `qes_valid`; one
-    /// only on attachments gives `qes_valid_attachment` naming its signers, so a lifted signed
-    /// document is not taken for a signed request. An empty configured tag means no tag.
+    /// Exactly one tag for a signed mail (None when it has no signature): the decisive
+    /// outcome's, so a QES tag only when every signature passed (that document meets the
+    /// written form). A QES on the message itself gives `qes_valid`; one only on attachments
+    /// gives `qes_valid_attachment` naming its signers, so a lifted signed document is not
+    /// taken for a signed request. An empty configured tag means no tag.
     pub fn for_signatures(&self, signatures: &[Signature]) -> Option<String> {
         use SignatureOutcome::*;
-        let has = |o: SignatureOutcome| signatures.iter().any(|s| s.outcome == o);
-        let tag = if signatures.is_empty() {
-            return None;
-        } else if has(Failed) {
-            self.signature_invalid.clone()
-        } else if has(Indeterminate) {
-            self.signature_indeterminate.clone()
-        } else if !has(PassedQes) {
-            self.signed_not_qualified.clone()
-        } else if signatures
-            .iter()
-            .any(|s| s.outcome == PassedQes && s.signed == Signed::Message)
-        {
-            self.qes_valid.clone()
-        } else {
-            let mut names: Vec<String> = Vec::new();
-            for s in signatures.iter().filter(|s| s.outcome == PassedQes) {
-                if let Signed::Attachment { signer } = &s.signed {
-                    let name = self.signer_name(signer);
-                    if !names.contains(&name) {
-                        names.push(name);
+        let qes = || signatures.iter().filter(|s| s.outcome == PassedQes);
+        let tag = match signatures[decisive_signature(signatures)?].outcome {
+            Failed => self.signature_invalid.clone(),
+            Indeterminate => self.signature_indeterminate.clone(),
+            Passed => self.signed_not_qualified.clone(),
+            PassedQes if qes().any(|s| s.signed == Signed::Message) => self.qes_valid.clone(),
+            PassedQes => {
+                let mut names: Vec<String> = Vec::new();
+                for s in qes() {
+                    if let Signed::Attachment { signer } = &s.signed {
+                        let name = self.signer_name(signer);
+                        if !names.contains(&name) {
+                            names.push(name);
+                        }
                     }
                 }
+                self.qes_valid_attachment
+                    .replace(SIGNER_PLACEHOLDER, &names.join(", "))
             }
-            self.qes_valid_attachment
-                .replace(SIGNER_PLACEHOLDER, &names.join(", "))
         };
         (!tag.is_empty()).then_some(tag)
     }
@@ -274,7 +280,7 @@ fn cut(text: &str, ranges: &[(usize, usize)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::SignatureOutcome::*;
-    use super::{Signature, Signed, attachment_template};
+    use super::{Signature, Signed, attachment_template, decisive_signature};
     use crate::config::Tags;
 
     fn tags() -> Tags {
@@ -322,6 +328,31 @@ mod tests {
         assert_eq!(
             tag(&[Indeterminate, Failed, PassedQes]).as_deref(),
             Some("[Signatur ungültig]")
+        );
+    }
+
+    /// The one ranking behind the tag and the recorded result, pinned for every pair.
+    #[test]
+    fn the_ranking_of_outcomes_is_failed_indeterminate_qes_passed() {
+        let order = [Failed, Indeterminate, PassedQes, Passed];
+        for (i, &a) in order.iter().enumerate() {
+            for (j, &b) in order.iter().enumerate() {
+                assert_eq!(a.cmp(&b), i.cmp(&j), "{a:?} vs {b:?}");
+                let want = if j < i { 1 } else { 0 };
+                assert_eq!(
+                    decisive_signature(&on_message(&[a, b])),
+                    Some(want),
+                    "{a:?}, {b:?}"
+                );
+            }
+        }
+        assert_eq!(decisive_signature(&[]), None);
+        // Among equals the first decides (its qualification is the one recorded).
+        let two = [attached(PassedQes, "A"), attached(PassedQes, "B")];
+        assert_eq!(decisive_signature(&two), Some(0));
+        assert_eq!(
+            decisive_signature(&on_message(&[Passed, Indeterminate, Failed, Failed])),
+            Some(2)
         );
     }
 
