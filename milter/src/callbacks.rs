@@ -1,5 +1,6 @@
-//! Thin indymilter glue: negotiation, macros in, verdicts out. Logic lives in `Session`,
-//! `outbound`, `poststelle` and `inbound`; every internal error becomes a tempfail here.
+//! Thin indymilter glue: negotiation, macros in, verdicts out. Logic lives in `Session` (and
+//! from there `outbound`, `poststelle` and `inbound`); every internal error becomes a tempfail
+//! here.
 
 use std::ffi::{CStr, CString};
 use std::sync::Arc;
@@ -12,18 +13,11 @@ use indymilter::{
 };
 use tracing::{Instrument, Span, error, info_span, warn};
 
+use crate::Shared;
 use crate::error::Error;
 use crate::header::Edit;
-use crate::inbound;
-use crate::outbound::{self, Outcome};
-use crate::poststelle;
-use crate::session::{Session, Shared, Verdict};
-
-/// What end of message ends in.
-enum Done {
-    Out(Outcome),
-    Discard,
-}
+use crate::session::Session;
+use crate::verdict::{End, Verdict};
 
 /// The changes we make at end of message; a connection that cannot grant them is refused.
 pub const REQUIRED_ACTIONS: Actions = Actions::ADD_HEADER
@@ -202,53 +196,18 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
             .data
             .as_mut()
             .ok_or(Error::State("no session at end of message"))?;
-        let Some(mut msg) = session.message.take() else {
-            // Accepted earlier (ordinary mail) or aborted: nothing to do.
+        // Accepted earlier (ordinary mail without anything to change) or aborted: nothing to do.
+        let Some(work) = session.finish(queue_id) else {
             return Ok(Verdict::Continue);
-        };
-        if queue_id.is_some() {
-            msg.queue_id = queue_id;
-        }
-        if msg.ordinary {
-            // Forged fields from an untrusted source: renamed, nothing else (no I/O).
-            let edits = inbound::neutralise_only(&msg.fields, &session.config.tags);
-            apply(&cx.actions, None, edits).await?;
-            return Ok(Verdict::Accept);
-        }
-        if !msg.demail && !msg.poststelle && !msg.provider {
-            return Ok(Verdict::Continue);
-        }
-        let config = Arc::clone(&session.config);
-        let evidence = Arc::clone(&session.shared.evidence);
-        let trust = Arc::clone(&session.shared.trust);
-        let slots = Arc::clone(&session.shared.verify_slots);
-        let inbound = Arc::clone(&session.shared.inbound);
-        let work = async move {
-            if msg.provider {
-                let done = inbound::finish(config, inbound, trust, slots, msg).await?;
-                Ok(if done.discard {
-                    Done::Discard
-                } else {
-                    Done::Out(Outcome::Annotate(done.edits))
-                })
-            } else if msg.poststelle {
-                let done =
-                    poststelle::finish(Arc::clone(&config), trust, slots, evidence, msg).await?;
-                Ok(Done::Out(Outcome::Annotate(done.edits)))
-            } else {
-                outbound::finish(&config, &evidence, msg)
-                    .await
-                    .map(Done::Out)
-            }
         };
         tokio::pin!(work);
         // Writing a large message and fsyncing can outlast Postfix's milter timeouts: report
         // progress meanwhile (each report restarts Postfix's timer).
         let mut ticks = tokio::time::interval(PROGRESS_EVERY);
         ticks.tick().await;
-        let outcome = loop {
+        let end = loop {
             tokio::select! {
-                outcome = &mut work => break outcome?,
+                end = &mut work => break end?,
                 _ = ticks.tick() => {
                     if let Err(source) = cx.actions.progress().await {
                         return Err(Error::Action { action: "progress", source });
@@ -256,16 +215,12 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
                 }
             }
         };
-        match outcome {
+        match end {
             // Stored as evidence, not delivered: header changes would be pointless.
-            Done::Discard => Ok(Verdict::Discard),
-            Done::Out(Outcome::Reject(reply)) => Ok(Verdict::Reject(reply)),
-            Done::Out(Outcome::Accept { sender, edits }) => {
-                apply(&cx.actions, Some(&sender), edits).await?;
-                Ok(Verdict::Accept)
-            }
-            Done::Out(Outcome::Annotate(edits)) => {
-                apply(&cx.actions, None, edits).await?;
+            End::Discard => Ok(Verdict::Discard),
+            End::Reject(reply) => Ok(Verdict::Reject(reply)),
+            End::Accept { sender, edits } => {
+                apply(&cx.actions, sender.as_deref(), edits).await?;
                 Ok(Verdict::Accept)
             }
         }

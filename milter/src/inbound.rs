@@ -21,11 +21,12 @@ use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::header::{Edit, Field, HeaderPlan, render_received};
+use crate::message::{Message, TlsClient};
 use crate::outbound::wire;
 use crate::raw::Raw;
-use crate::session::{Message, TlsClient};
 use crate::text::{decode_subject, encode_unstructured};
 use crate::trust::Snapshots;
+use crate::verdict::End;
 use matching::Claims;
 use statement::Statement;
 
@@ -139,14 +140,6 @@ impl Inbound {
         *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
         result
     }
-}
-
-/// What end of message does with provider traffic.
-#[derive(Debug)]
-pub struct Done {
-    pub edits: Vec<Edit>,
-    /// Stored as evidence only (`deliver_confirmations = "evidence-only"`).
-    pub discard: bool,
 }
 
 /// Whether an ordinary mail's field must be kept until end of header (it may need changing).
@@ -374,7 +367,7 @@ pub async fn finish(
     trust: Arc<Snapshots>,
     slots: Arc<tokio::sync::Semaphore>,
     msg: Message,
-) -> Result<Done, Error> {
+) -> Result<End, Error> {
     let Message {
         queue_id,
         recipients,
@@ -399,9 +392,9 @@ pub async fn finish(
             "none; qualified=no; reason=\"message larger than {limit} bytes: not verified\""
         );
         plan.append(VERIFIED_FIELD, wire(&note));
-        return Ok(Done {
+        return Ok(End::Accept {
+            sender: None,
             edits: plan.edits(),
-            discard: false,
         });
     }
 
@@ -466,9 +459,13 @@ pub async fn finish(
         }
         None => false,
     };
-    Ok(Done {
-        edits: plan.edits(),
-        discard,
+    Ok(if discard {
+        End::Discard
+    } else {
+        End::Accept {
+            sender: None,
+            edits: plan.edits(),
+        }
     })
 }
 

@@ -26,6 +26,7 @@ mod error;
 mod header;
 mod inbound;
 mod listener;
+mod message;
 mod outbound;
 mod poststelle;
 mod raw;
@@ -33,6 +34,7 @@ mod record;
 mod session;
 mod text;
 mod trust;
+mod verdict;
 
 use std::future::Future;
 use std::io;
@@ -41,9 +43,25 @@ use std::sync::Arc;
 use demail_policy::Config;
 use tokio::sync::watch;
 
+use crate::record::Evidence;
+
 pub use callbacks::{REQUIRED_ACTIONS, REQUIRED_OPTS};
 pub use error::Error;
 pub use listener::{Listener, UnixSocket, bind};
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    /// The current configuration; a reload sends a new one.
+    pub config: watch::Receiver<Arc<Config>>,
+    pub evidence: Arc<Evidence>,
+    /// The trust snapshot of the current configuration (poststelle verifier, the provider).
+    pub trust: Arc<crate::trust::Snapshots>,
+    /// Slots for verifying messages beyond [`SPOOL_IN_MEMORY`]: one per core, since the work
+    /// is CPU-bound anyway and parsing costs about the message size on the heap.
+    pub verify_slots: Arc<tokio::sync::Semaphore>,
+    /// Verification and evidence of the provider's traffic (inbound De-Mail, confirmations).
+    pub inbound: Arc<crate::inbound::Inbound>,
+}
 
 /// Serves MTA connections on `listener` until `shutdown` completes; sessions in progress finish
 /// the command they are processing. Errors only when the listener fails.
@@ -66,7 +84,7 @@ pub async fn run_reloadable(
 ) -> io::Result<()> {
     let evidence = Arc::new(record::Evidence::new(&config.borrow().evidence));
     let inbound = Arc::new(inbound::Inbound::new(&config.borrow().evidence));
-    let shared = Arc::new(session::Shared {
+    let shared = Arc::new(Shared {
         config,
         evidence,
         trust: Arc::default(),

@@ -12,22 +12,10 @@ use ulid::Ulid;
 
 use crate::error::Error;
 use crate::header::{Edit, Field, HeaderPlan};
+use crate::message::Message;
 use crate::record::Evidence;
-use crate::session::{Message, Reply};
 use crate::text::{decode_subject, encode_unstructured, mailbox, slug};
-
-/// The decision at end of message.
-#[derive(Debug)]
-pub enum Outcome {
-    Reject(Reply),
-    /// Send these changes, then accept. The evidence is already stored.
-    Accept {
-        sender: String,
-        edits: Vec<Edit>,
-    },
-    /// Inbound mail to the poststelle: send these header changes, then accept.
-    Annotate(Vec<Edit>),
-}
+use crate::verdict::{End, Reply};
 
 /// Who this submission is: new, or the one recorded for an earlier attempt of the same message.
 #[derive(Debug, Clone)]
@@ -120,11 +108,7 @@ pub(crate) fn wire(text: &str) -> Vec<u8> {
     v
 }
 
-pub async fn finish(
-    config: &Config,
-    evidence: &Arc<Evidence>,
-    msg: Message,
-) -> Result<Outcome, Error> {
+pub async fn finish(config: &Config, evidence: &Arc<Evidence>, msg: Message) -> Result<End, Error> {
     let Message {
         queue_id,
         sender,
@@ -141,14 +125,14 @@ pub async fn finish(
     // answer (the checks are pure and cheap).
     let grant = match config.authorise_sender(&sender, sasl_login.as_deref()) {
         Ok(g) => g,
-        Err(r) => return Ok(Outcome::Reject(Reply::refusal("554", &r))),
+        Err(r) => return Ok(End::Reject(Reply::refusal("554", &r))),
     };
     match config.check_recipients(&recipients) {
         Ok(RecipientMix::AllDeMail) => {}
         Ok(RecipientMix::NoDeMail) => {
             return Err(Error::State("De-Mail without De-Mail recipient"));
         }
-        Err(r) => return Ok(Outcome::Reject(Reply::refusal("554", &r))),
+        Err(r) => return Ok(End::Reject(Reply::refusal("554", &r))),
     }
 
     let subject_field = fields.iter().find(|f| f.is("Subject"));
@@ -165,7 +149,7 @@ pub async fn finish(
         Ok(r) => r,
         Err(r) => {
             info!(%sender, "options refused: {r}");
-            return Ok(Outcome::Reject(Reply::refusal("554", &r)));
+            return Ok(End::Reject(Reply::refusal("554", &r)));
         }
     };
 
@@ -196,7 +180,7 @@ pub async fn finish(
         let limit = config.gateway.max_message_size;
         if head.len() as u64 + body_len > limit {
             info!(limit, "De-Mail too large");
-            return Ok(Outcome::Reject(Reply::too_large(limit)));
+            return Ok(End::Reject(Reply::too_large(limit)));
         }
 
         let message_id = fields
@@ -267,8 +251,8 @@ pub async fn finish(
             name: ROUTE_FIELD.into(),
             value: wire(&format!("{SEND_TRANSPORT} {}", identity.private_id)),
         });
-        return Ok(Outcome::Accept {
-            sender: grant.account.address.clone(),
+        return Ok(End::Accept {
+            sender: Some(grant.account.address.clone()),
             edits,
         });
     }

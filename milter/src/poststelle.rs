@@ -12,21 +12,16 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::header::{Edit, Field, HeaderPlan, render_received};
+use crate::header::{Field, HeaderPlan, render_received};
+use crate::message::Message;
 use crate::outbound::wire;
 use crate::raw::Raw;
 use crate::record::Evidence;
-use crate::session::Message;
 use crate::trust::Snapshots;
+use crate::verdict::End;
 
 /// The field we add per signature; incoming ones are renamed, never trusted.
 pub const VALIDATION_FIELD: &str = "X-QES-Validation";
-
-/// What the clerk is told at end of message.
-#[derive(Debug)]
-pub struct Annotation {
-    pub edits: Vec<Edit>,
-}
 
 pub async fn finish(
     config: Arc<Config>,
@@ -34,7 +29,7 @@ pub async fn finish(
     slots: Arc<Semaphore>,
     evidence: Arc<Evidence>,
     msg: Message,
-) -> Result<Annotation, Error> {
+) -> Result<End, Error> {
     let Message {
         queue_id,
         recipients,
@@ -53,7 +48,8 @@ pub async fn finish(
         neutralise(&mut plan, &fields, &config.tags, None);
         let note = format!("indication=NOT_CHECKED; reason=\"message larger than {limit} bytes\"");
         plan.append(VALIDATION_FIELD, wire(&note));
-        return Ok(Annotation {
+        return Ok(End::Accept {
+            sender: None,
             edits: plan.edits(),
         });
     }
@@ -76,7 +72,8 @@ pub async fn finish(
     let mut plan = HeaderPlan::new(&fields);
     let Some(decisive) = decisive_signature(&seen).map(|i| signatures[i]) else {
         neutralise(&mut plan, &fields, &config.tags, None);
-        return Ok(Annotation {
+        return Ok(End::Accept {
+            sender: None,
             edits: plan.edits(),
         });
     };
@@ -114,7 +111,8 @@ pub async fn finish(
     for s in &signatures {
         plan.append(VALIDATION_FIELD, wire(&s.header_value()));
     }
-    Ok(Annotation {
+    Ok(End::Accept {
+        sender: None,
         edits: plan.edits(),
     })
 }

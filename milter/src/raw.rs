@@ -9,7 +9,7 @@ use tempfile::SpooledTempFile;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::Error;
-use crate::session::SPOOL_IN_MEMORY;
+use crate::message::SPOOL_IN_MEMORY;
 
 /// The message as received (header section as rendered, then the body), as the verifier and
 /// the evidence need it: one contiguous byte string. Up to [`SPOOL_IN_MEMORY`] it is on the

@@ -1,88 +1,19 @@
 //! Per-connection state and the decisions of the envelope and content stages. The indymilter
 //! glue (`callbacks.rs`) only moves data in and verdicts out; the rules come from the policy.
 
+use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
 
-use demail_evidence::OriginKey;
-use demail_policy::{Config, RecipientMix, Refusal, Resolved, Route};
+use demail_policy::{Config, RecipientMix, Resolved, Route};
 use tempfile::SpooledTempFile;
-use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use crate::header::{Field, render_received};
-use crate::record::Evidence;
-use crate::text::smtp_text;
-
-/// Bodies larger than this are spooled to a temporary file instead of memory.
-pub const SPOOL_IN_MEMORY: usize = 1024 * 1024;
-
-/// What every connection shares.
-pub struct Shared {
-    /// The current configuration; a reload sends a new one.
-    pub config: watch::Receiver<Arc<Config>>,
-    pub evidence: Arc<Evidence>,
-    /// The trust snapshot of the current configuration (poststelle verifier, the provider).
-    pub trust: Arc<crate::trust::Snapshots>,
-    /// Slots for verifying messages beyond [`SPOOL_IN_MEMORY`]: one per core, since the work
-    /// is CPU-bound anyway and parsing costs about the message size on the heap.
-    pub verify_slots: Arc<tokio::sync::Semaphore>,
-    /// Verification and evidence of the provider's traffic (inbound De-Mail, confirmations).
-    pub inbound: Arc<crate::inbound::Inbound>,
-}
-
-/// The answer to one milter stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Continue,
-    /// No more callbacks for this message (or, at connect, this connection), no changes.
-    Accept,
-    Reject(Reply),
-    Tempfail,
-    /// Accept the message but do not deliver it (evidence-only confirmations).
-    Discard,
-    /// Body stage: no more body chunks for this message (SMFIP_SKIP negotiated).
-    Skip,
-}
-
-/// A permanent SMTP refusal: `code xcode text`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub code: &'static str,
-    pub xcode: String,
-    pub text: String,
-}
-
-impl Reply {
-    /// `code` for a policy refusal; a transient status class (4.x.x) gets 451 instead, since
-    /// Postfix insists that reply code and enhanced status code agree.
-    pub fn refusal(code: &'static str, refusal: &Refusal) -> Reply {
-        let code = if refusal.status.starts_with('4') {
-            "451"
-        } else {
-            code
-        };
-        Reply {
-            code,
-            xcode: refusal.status.to_string(),
-            text: smtp_text(&refusal.to_string()),
-        }
-    }
-
-    /// `552 5.3.4`: the message exceeds `[gateway] max_message_size`.
-    pub fn too_large(limit: u64) -> Reply {
-        let mib = limit as f64 / (1024.0 * 1024.0);
-        Reply {
-            code: "552",
-            xcode: "5.3.4".into(),
-            text: smtp_text(&format!(
-                "Die Nachricht ist zu groß: eine De-Mail darf höchstens {limit} Bytes \
-                 ({mib:.1} MiB) haben / Message too large: a De-Mail may have at most \
-                 {limit} bytes ({mib:.1} MiB)"
-            )),
-        }
-    }
-}
+use crate::Shared;
+use crate::error::Error;
+use crate::header::Field;
+use crate::message::{Kind, Message, SPOOL_IN_MEMORY, TlsClient};
+use crate::verdict::{End, Reply, Verdict};
 
 /// One connection from the MTA.
 pub struct Session {
@@ -98,44 +29,6 @@ pub struct Session {
     pub tls_client: Option<TlsClient>,
     /// The MTA granted SMFIP_SKIP: the body of ordinary mail can be skipped.
     pub skip_body: bool,
-}
-
-/// The TLS client certificate Postfix verified, by its names (Postfix has no fingerprint macro).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsClient {
-    pub subject: String,
-    pub issuer: Option<String>,
-}
-
-/// One mail transaction.
-pub struct Message {
-    pub queue_id: Option<String>,
-    /// Envelope sender without angle brackets ("" for the null sender).
-    pub sender: String,
-    pub sasl_login: Option<String>,
-    /// Each recipient where Postfix will deliver it (resolved address, De-Mail or not).
-    pub recipients: Vec<Route>,
-    /// Decided at DATA: every recipient is De-Mail, so the content is ours to process.
-    pub demail: bool,
-    /// Decided at DATA: ordinary mail with a poststelle recipient, whose signatures we check.
-    pub poststelle: bool,
-    /// Decided at MAIL: the provider's traffic (provider service, and the pinned client
-    /// certificate when fingerprints are configured), verified and recorded at the end.
-    pub provider: bool,
-    /// Decided at DATA: any other mail. Only header fields that forge our or the provider's
-    /// vocabulary are kept (to be renamed); without any, it is accepted at end of header.
-    pub ordinary: bool,
-    /// The verified TLS client certificate of the connection, for the evidence.
-    pub tls_client: Option<TlsClient>,
-    pub fields: Vec<Field>,
-    pub header_end_seen: bool,
-    /// The envelope and the message as received: the origin key that makes retries
-    /// idempotent. Started at end of header, when the envelope is complete.
-    pub origin: Option<OriginKey>,
-    pub body: SpooledTempFile,
-    pub body_len: u64,
-    /// Bytes received so far (headers as rendered, plus body), for the early size check.
-    pub received_len: u64,
 }
 
 impl Session {
@@ -204,10 +97,11 @@ impl Session {
             sender: strip_brackets(sender).to_string(),
             sasl_login: sasl_login.filter(|s| !s.is_empty()).map(str::to_string),
             recipients: Vec::new(),
-            demail: false,
-            poststelle: false,
-            provider,
-            ordinary: false,
+            kind: if provider {
+                Kind::Provider
+            } else {
+                Kind::Undecided
+            },
             tls_client: self.tls_client.clone(),
             fields: Vec::new(),
             header_end_seen: false,
@@ -302,12 +196,12 @@ impl Session {
         let Some(msg) = self.message.as_mut() else {
             return Verdict::Tempfail;
         };
-        if msg.demail || msg.poststelle || msg.provider || msg.ordinary {
+        if msg.kind != Kind::Undecided {
             return Verdict::Continue;
         }
         if provider_service {
             // The provider service, but not the pinned provider: untrusted like the Internet.
-            msg.ordinary = true;
+            msg.kind = Kind::Ordinary;
             return Verdict::Continue;
         }
         match config.check_recipients(&msg.recipients) {
@@ -318,16 +212,16 @@ impl Session {
                     .any(|r| config.is_poststelle(&r.address)) =>
             {
                 debug!("mail to the poststelle: signatures will be checked");
-                msg.poststelle = true;
+                msg.kind = Kind::Poststelle;
                 Verdict::Continue
             }
             Ok(RecipientMix::NoDeMail) => {
                 debug!("ordinary mail: header fields are checked for forged De-Mail fields");
-                msg.ordinary = true;
+                msg.kind = Kind::Ordinary;
                 Verdict::Continue
             }
             Ok(RecipientMix::AllDeMail) => {
-                msg.demail = true;
+                msg.kind = Kind::DeMail;
                 Verdict::Continue
             }
             Err(refusal) => Verdict::Reject(Reply::refusal("554", &refusal)),
@@ -344,7 +238,7 @@ impl Session {
             return Verdict::Tempfail;
         };
         let field = Field::new(name, value);
-        if msg.ordinary {
+        if msg.kind == Kind::Ordinary {
             // Only what may need changing is kept: the cost of ordinary mail stays low.
             if crate::inbound::may_need_change(&field) {
                 msg.fields.push(field);
@@ -354,7 +248,7 @@ impl Session {
         msg.received_len += (name.len() + value.len() + 3) as u64;
         msg.fields.push(field);
         // Inbound mail is not ours to refuse: beyond the limit it is just not verified.
-        if msg.received_len > limit && !msg.poststelle && !msg.provider {
+        if msg.received_len > limit && msg.kind == Kind::DeMail {
             info!(limit, "De-Mail too large (header)");
             return Verdict::Reject(Reply::too_large(limit));
         }
@@ -372,7 +266,7 @@ impl Session {
         let Some(msg) = self.message.as_mut() else {
             return Verdict::Tempfail;
         };
-        if msg.ordinary {
+        if msg.kind == Kind::Ordinary {
             if crate::inbound::needs_neutralising(&msg.fields, &config.tags) {
                 info!("forged De-Mail fields or tags from an untrusted source: renaming them");
                 return Verdict::Continue;
@@ -380,7 +274,7 @@ impl Session {
             self.message = None;
             return Verdict::Accept;
         }
-        end_header(msg);
+        msg.end_header();
         Verdict::Continue
     }
 
@@ -395,7 +289,7 @@ impl Session {
         let Some(msg) = self.message.as_mut() else {
             return Ok(Verdict::Tempfail);
         };
-        if msg.ordinary {
+        if msg.kind == Kind::Ordinary {
             // Only header fields change: the body is not needed.
             return Ok(if skip_body {
                 Verdict::Skip
@@ -403,9 +297,9 @@ impl Session {
                 Verdict::Continue
             });
         }
-        end_header(msg);
+        msg.end_header();
         msg.received_len += chunk.len() as u64;
-        if msg.poststelle || msg.provider {
+        if matches!(msg.kind, Kind::Poststelle | Kind::Provider) {
             // Beyond the limit the body is only counted (bounded memory and disk); the end of
             // message then reports it unverified.
             if msg.received_len <= limit {
@@ -430,26 +324,58 @@ impl Session {
         Ok(Verdict::Continue)
     }
 
+    /// End of message: the work that decides it, as a future that owns what it needs (so the
+    /// glue can report progress to the MTA while it runs). None when there is nothing left to
+    /// do (the message was accepted earlier or aborted).
+    pub fn finish(
+        &mut self,
+        queue_id: Option<String>,
+    ) -> Option<impl Future<Output = Result<End, Error>> + Send + 'static> {
+        let mut msg = self.message.take()?;
+        if queue_id.is_some() {
+            msg.queue_id = queue_id;
+        }
+        let config = Arc::clone(&self.config);
+        let shared = Arc::clone(&self.shared);
+        Some(async move {
+            match msg.kind {
+                // Nothing decided (no DATA): nothing to change.
+                Kind::Undecided => Ok(End::Accept {
+                    sender: None,
+                    edits: Vec::new(),
+                }),
+                // Forged fields from an untrusted source: renamed, nothing else (no I/O).
+                Kind::Ordinary => Ok(End::Accept {
+                    sender: None,
+                    edits: crate::inbound::neutralise_only(&msg.fields, &config.tags),
+                }),
+                Kind::Provider => {
+                    crate::inbound::finish(
+                        config,
+                        Arc::clone(&shared.inbound),
+                        Arc::clone(&shared.trust),
+                        Arc::clone(&shared.verify_slots),
+                        msg,
+                    )
+                    .await
+                }
+                Kind::Poststelle => {
+                    crate::poststelle::finish(
+                        config,
+                        Arc::clone(&shared.trust),
+                        Arc::clone(&shared.verify_slots),
+                        Arc::clone(&shared.evidence),
+                        msg,
+                    )
+                    .await
+                }
+                Kind::DeMail => crate::outbound::finish(&config, &shared.evidence, msg).await,
+            }
+        })
+    }
+
     pub fn abort(&mut self) {
         self.message = None;
-    }
-}
-
-fn end_header(msg: &mut Message) {
-    if !msg.header_end_seen {
-        msg.header_end_seen = true;
-        let head = render_received(&msg.fields);
-        let rcpts: Vec<&str> = msg.recipients.iter().map(|r| r.address.as_str()).collect();
-        let mut origin = OriginKey::new(&msg.sender, msg.sasl_login.as_deref(), &rcpts);
-        origin.update(&head);
-        msg.origin = Some(origin);
-        // The rendered size is exact (CRLF folding), replacing the estimate.
-        let estimate: u64 = msg
-            .fields
-            .iter()
-            .map(|f| (f.name.len() + f.value.len() + 3) as u64)
-            .sum();
-        msg.received_len = msg.received_len - estimate + head.len() as u64;
     }
 }
 
@@ -470,30 +396,5 @@ mod tests {
         assert_eq!(strip_brackets("<a@b>"), "a@b");
         assert_eq!(strip_brackets("<>"), "");
         assert_eq!(strip_brackets(" a@b "), "a@b");
-    }
-
-    #[test]
-    fn refusal_codes_follow_the_status_class() {
-        let r = Refusal {
-            status: "5.7.1",
-            german: "Nicht erlaubt".into(),
-            english: "Not allowed".into(),
-        };
-        let reply = Reply::refusal("550", &r);
-        assert_eq!((reply.code, reply.xcode.as_str()), ("550", "5.7.1"));
-        assert_eq!(reply.text, "Nicht erlaubt / Not allowed");
-        let t = Refusal {
-            status: "4.7.0",
-            ..r
-        };
-        assert_eq!(Reply::refusal("550", &t).code, "451");
-    }
-
-    #[test]
-    fn too_large_text() {
-        let r = Reply::too_large(20 * 1024 * 1024);
-        assert_eq!((r.code, r.xcode.as_str()), ("552", "5.3.4"));
-        assert!(r.text.contains("20971520 Bytes (20.0 MiB)"), "{}", r.text);
-        assert!(r.text.is_ascii());
     }
 }
