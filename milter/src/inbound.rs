@@ -4,12 +4,12 @@
 //! anywhere else: rename every field that would forge the provider's or our vocabulary, and
 //! count nothing.
 
-mod matching;
 mod statement;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use demail_evidence::matching::{self, Claims, PRIVATE_ID_FIELDS};
 use demail_evidence::{ConfirmationKind, NewConfirmation, Store};
 use demail_policy::{Config, DeliverConfirmations, EvidenceSettings, Tags};
 use demail_trust::Indication;
@@ -26,7 +26,6 @@ use crate::raw::Raw;
 use crate::session::{Message, TlsClient};
 use crate::text::{decode_subject, encode_unstructured};
 use crate::trust::Snapshots;
-use matching::Claims;
 use statement::Statement;
 
 pub const VERIFIED_FIELD: &str = "X-DeMail-Verified";
@@ -35,70 +34,6 @@ pub const CONFIRMATION_FIELD: &str = "X-DeMail-Confirmation";
 /// Field name prefixes only the provider (`X-de-mail-`) or this gateway (`X-DeMail-`,
 /// `X-QES-`) may set.
 const UNTRUSTED_PREFIXES: [&str; 3] = ["X-de-mail-", "X-DeMail-", "X-QES-"];
-
-/// The header fields a confirmation's meaning is read from. Each must occur at most once and,
-/// when present, be covered by the integrity signature (`h=`); otherwise whoever relayed the
-/// message could have added or changed it, and the confirmation counts for nothing.
-/// (`X-de-mail-notification-type` is not among them: the TR's `h=` list leaves it out, and any
-/// notification fails the recipient whatever its type says.)
-const DECISION_FIELDS: [&str; 4] = [
-    "X-de-mail-message-type",
-    "X-de-mail-private-id",
-    "X-de-mail-privat-id",
-    "X-de-mail-message-id",
-];
-
-/// How often each of [`DECISION_FIELDS`] occurs.
-fn decision_field_counts(fields: &[Field]) -> Vec<(&'static str, usize)> {
-    DECISION_FIELDS
-        .iter()
-        .map(|n| (*n, fields.iter().filter(|f| f.is(n)).count()))
-        .collect()
-}
-
-/// Why a verified confirmation still proves nothing: a decision field that occurs twice or is
-/// not signed, or a private-id in the header that the signed XML contradicts.
-fn binding_problems(
-    counts: &[(&'static str, usize)],
-    report: &QualifiedIntegrityReport,
-    header_private_ids: &[String],
-    stated: Option<&Statement>,
-) -> Vec<String> {
-    let signed = |name: &str| {
-        report
-            .integrity
-            .signed_fields
-            .iter()
-            .any(|n| n.trim().eq_ignore_ascii_case(name))
-    };
-    let mut problems = Vec::new();
-    for (name, n) in counts {
-        if *n > 1 {
-            problems.push(format!("{name} occurs {n} times"));
-        }
-        if *n > 0 && !signed(name) {
-            problems.push(format!(
-                "{name} is not covered by the integrity signature (h=)"
-            ));
-        }
-    }
-    if let Some(s) = stated {
-        let xml: Vec<&str> = ["X-de-mail-private-id", "X-de-mail-privat-id"]
-            .iter()
-            .flat_map(|n| s.meta(n))
-            .filter(|v| !v.is_empty())
-            .collect();
-        for id in header_private_ids {
-            if !xml.is_empty() && !xml.contains(&id.as_str()) {
-                problems.push(format!(
-                    "the private-id {id:?} of the header is not the one of the signed XML ({})",
-                    xml.join(", ")
-                ));
-            }
-        }
-    }
-    problems
-}
 
 /// Longest quoted value we write into a field (values come from certificates and mails).
 const MAX_QUOTED: usize = 200;
@@ -249,7 +184,7 @@ impl Facts {
                 _ => None,
             }
         });
-        let private_ids = ["X-de-mail-private-id", "X-de-mail-privat-id"]
+        let private_ids = PRIVATE_ID_FIELDS
             .iter()
             .filter_map(|n| top(n))
             .filter(|v| !v.is_empty())
@@ -406,7 +341,8 @@ pub async fn finish(
     }
 
     let facts = Facts::read(&fields);
-    let counts = decision_field_counts(&fields);
+    let counts =
+        matching::decision_field_counts(|name| fields.iter().filter(|f| f.is(name)).count());
     let accounts: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
     let head = render_received(&fields);
     let cfg = Arc::clone(&config);
@@ -499,7 +435,15 @@ fn record(
     // Only a qualified signature of a pinned provider seal that verifies (key usage and
     // revocation included) and covers every field the decision reads changes a status; the
     // rest is kept, counting for nothing.
-    let binding = binding_problems(received.decision_fields, report, &facts.private_ids, stated);
+    let xml_private_ids: Vec<&str> = stated
+        .map(|s| PRIVATE_ID_FIELDS.iter().flat_map(|n| s.meta(n)).collect())
+        .unwrap_or_default();
+    let binding = matching::binding_problems(
+        &report.integrity.signed_fields,
+        received.decision_fields,
+        &facts.private_ids,
+        &xml_private_ids,
+    );
     let trusted = report.is_qes() && binding.is_empty();
     if report.is_qes() && !binding.is_empty() {
         warn!(problems = ?binding, "verified provider message does not bind its decision fields: untrusted");
@@ -584,7 +528,7 @@ fn claims(facts: &Facts, stated: Option<&Statement>) -> Claims {
     let mut text_addresses = Vec::new();
     let mut subject = None;
     if let Some(s) = stated {
-        for name in ["X-de-mail-private-id", "X-de-mail-privat-id"] {
+        for name in PRIVATE_ID_FIELDS {
             for v in s.meta(name) {
                 if !v.is_empty() && !private_ids.iter().any(|p| p == v) {
                     private_ids.push(v.to_string());
