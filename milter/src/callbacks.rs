@@ -222,10 +222,9 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
         let evidence = Arc::clone(&session.shared.evidence);
         let trust = Arc::clone(&session.shared.trust);
         let slots = Arc::clone(&session.shared.verify_slots);
-        let inbound = Arc::clone(&session.shared.inbound);
         let work = async move {
             if msg.provider {
-                let done = inbound::finish(config, inbound, trust, slots, msg).await?;
+                let done = inbound::finish(config, evidence, trust, slots, msg).await?;
                 Ok(if done.discard {
                     Done::Discard
                 } else {

@@ -6,12 +6,11 @@
 
 mod statement;
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use demail_evidence::matching::{self, Claims, PRIVATE_ID_FIELDS};
-use demail_evidence::{ConfirmationKind, NewConfirmation, Store};
-use demail_policy::{Config, DeliverConfirmations, EvidenceSettings, Tags};
+use demail_evidence::{ConfirmationKind, NewConfirmation};
+use demail_policy::{Config, DeliverConfirmations, Tags};
 use demail_trust::Indication;
 use demail_trust::integrity::{QualifiedIntegrityReport, verify_with};
 use serde_json::json;
@@ -23,6 +22,7 @@ use crate::error::Error;
 use crate::header::{Edit, Field, HeaderPlan, render_received};
 use crate::outbound::wire;
 use crate::raw::Raw;
+use crate::record::Evidence;
 use crate::session::{Message, TlsClient};
 use crate::text::{decode_subject, encode_unstructured};
 use crate::trust::Snapshots;
@@ -37,44 +37,6 @@ const UNTRUSTED_PREFIXES: [&str; 3] = ["X-de-mail-", "X-DeMail-", "X-QES-"];
 
 /// Longest quoted value we write into a field (values come from certificates and mails).
 const MAX_QUOTED: usize = 200;
-
-/// Shared by all connections: a connection to the evidence store.
-pub struct Inbound {
-    database: PathBuf,
-    blobs: PathBuf,
-    idle: Mutex<Option<Store>>,
-}
-
-impl Inbound {
-    /// The store paths stay those of the configuration at start, as for the rest of the milter.
-    pub fn new(settings: &EvidenceSettings) -> Inbound {
-        Inbound {
-            database: settings.database.clone(),
-            blobs: settings.blobs.clone(),
-            idle: Mutex::new(None),
-        }
-    }
-
-    /// Runs `f` with the idle store connection, opening one if there is none. Blocking.
-    fn with_store<R>(
-        &self,
-        f: impl FnOnce(&Store) -> Result<R, demail_evidence::Error>,
-    ) -> Result<R, Error> {
-        let error = |e: demail_evidence::Error| Error::Evidence {
-            database: self.database.clone(),
-            blobs: self.blobs.clone(),
-            message: e.to_string(),
-        };
-        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let store = match taken {
-            Some(s) => s,
-            None => Store::open(&self.database, &self.blobs).map_err(error)?,
-        };
-        let result = f(&store).map_err(error);
-        *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
-        result
-    }
-}
 
 /// What end of message does with provider traffic.
 #[derive(Debug)]
@@ -305,7 +267,7 @@ fn verified_value(r: &QualifiedIntegrityReport) -> String {
 /// End of a message on the provider service.
 pub async fn finish(
     config: Arc<Config>,
-    inbound: Arc<Inbound>,
+    evidence: Arc<Evidence>,
     trust: Arc<Snapshots>,
     slots: Arc<tokio::sync::Semaphore>,
     msg: Message,
@@ -358,7 +320,7 @@ pub async fn finish(
         let report = verify_with(raw.bytes(), &snapshot.provider.validation);
         let recorded = match &facts.kind {
             Some(kind) => Some(record(
-                &inbound,
+                &evidence,
                 raw.bytes(),
                 kind.clone(),
                 &facts,
@@ -422,7 +384,7 @@ struct Received<'a> {
 /// Stores the raw message, its XML and PDF as blobs, matches it to the sent De-Mail and
 /// records it (all fsynced) with the verification report. Blocking.
 fn record(
-    inbound: &Inbound,
+    evidence: &Evidence,
     raw: &[u8],
     kind: ConfirmationKind,
     facts: &Facts,
@@ -452,56 +414,49 @@ fn record(
         .and_then(|s| s.time.as_deref())
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
     let verification = serde_json::to_value(report).map_err(|e| Error::Report(e.to_string()))?;
-    let (confirmation, found) = inbound.with_store(|store| {
-        let raw_digest = store.put_blob(raw)?;
-        let xml = parts
-            .xml
-            .as_ref()
-            .map(|(b, _)| store.put_blob(b))
-            .transpose()?;
-        let pdf = parts.pdf.as_ref().map(|b| store.put_blob(b)).transpose()?;
-        let found = matching::find(store, &claims, received.accounts)?;
-        let recipient = matching::recipient(found.submission.as_ref(), &claims);
-        let details = json!({
-            "verification": verification,
-            "trusted": trusted,
-            "binding_problems": binding,
-            "received": {
-                "service": received.service,
-                "queue_id": received.queue_id,
-                "tls_client_subject": received.tls_client.map(|t| &t.subject),
-                "tls_client_issuer": received.tls_client.and_then(|t| t.issuer.as_ref()),
-            },
-            "match": {
-                "method": found.method.map(|m| m.as_str()),
-                "claimed_private_ids": claims.private_ids,
-                "hash": found.hash.as_str(),
-            },
-            "statement": stated.map(|s| json!({
-                "root": s.root.map(|r| r.name()),
-                "sender": s.sender,
-                "time": s.time,
-                "delivery_time": s.delivery_time,
-                "hash": s.hash,
-            })),
-            "problems": parts.problems,
-        });
-        let confirmation = NewConfirmation {
+    let (confirmation, found) = evidence.record_confirmation(
+        raw,
+        parts.xml.as_ref().map(|(b, _)| &b[..]),
+        parts.pdf.as_deref(),
+        &claims,
+        received.accounts,
+        |blobs, found, recipient| NewConfirmation {
             kind,
             private_id: found.submission.as_ref().map(|s| s.private_id.clone()),
             recipient,
             provider_message_id: facts.provider_message_id.clone(),
-            raw: raw_digest,
-            xml,
-            pdf,
-            report: details,
+            raw: blobs.raw,
+            xml: blobs.xml,
+            pdf: blobs.pdf,
+            report: json!({
+                "verification": verification,
+                "trusted": trusted,
+                "binding_problems": binding,
+                "received": {
+                    "service": received.service,
+                    "queue_id": received.queue_id,
+                    "tls_client_subject": received.tls_client.map(|t| &t.subject),
+                    "tls_client_issuer": received.tls_client.and_then(|t| t.issuer.as_ref()),
+                },
+                "match": {
+                    "method": found.method.map(|m| m.as_str()),
+                    "claimed_private_ids": claims.private_ids,
+                    "hash": found.hash.as_str(),
+                },
+                "statement": stated.map(|s| json!({
+                    "root": s.root.map(|r| r.name()),
+                    "sender": s.sender,
+                    "time": s.time,
+                    "delivery_time": s.delivery_time,
+                    "hash": s.hash,
+                })),
+                "problems": parts.problems,
+            }),
             indication: report.indication.to_string(),
             stated_time,
             trusted,
-        };
-        let recorded = store.record_confirmation(&confirmation)?;
-        Ok((recorded, found))
-    })?;
+        },
+    )?;
     let c = confirmation.confirmation();
     info!(
         event = c.event_id,

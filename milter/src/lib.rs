@@ -65,7 +65,6 @@ pub async fn run_reloadable(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let evidence = Arc::new(record::Evidence::new(&config.borrow().evidence));
-    let inbound = Arc::new(inbound::Inbound::new(&config.borrow().evidence));
     let shared = Arc::new(session::Shared {
         config,
         evidence,
@@ -73,7 +72,6 @@ pub async fn run_reloadable(
         verify_slots: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(1, usize::from),
         )),
-        inbound,
     });
     let callbacks = callbacks::make(shared);
     let milter_config = indymilter::Config {

@@ -27,8 +27,6 @@ pub struct Shared {
     /// Slots for verifying messages beyond [`SPOOL_IN_MEMORY`]: one per core, since the work
     /// is CPU-bound anyway and parsing costs about the message size on the heap.
     pub verify_slots: Arc<tokio::sync::Semaphore>,
-    /// Verification and evidence of the provider's traffic (inbound De-Mail, confirmations).
-    pub inbound: Arc<crate::inbound::Inbound>,
 }
 
 /// The answer to one milter stage.
