@@ -26,6 +26,7 @@ mod digest;
 mod error;
 mod export;
 mod group;
+pub mod matching;
 mod prune;
 mod qes;
 mod schema;

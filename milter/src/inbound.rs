@@ -4,14 +4,13 @@
 //! anywhere else: rename every field that would forge the provider's or our vocabulary, and
 //! count nothing.
 
-mod matching;
 mod statement;
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use demail_evidence::{ConfirmationKind, NewConfirmation, Store};
-use demail_policy::{Config, DeliverConfirmations, EvidenceSettings, Tags};
+use demail_evidence::matching::{self, Claims, PRIVATE_ID_FIELDS};
+use demail_evidence::{ConfirmationKind, NewConfirmation};
+use demail_policy::{Config, DeliverConfirmations, Tags};
 use demail_trust::Indication;
 use demail_trust::integrity::{QualifiedIntegrityReport, verify_with};
 use serde_json::json;
@@ -24,10 +23,10 @@ use crate::header::{Edit, Field, HeaderPlan, render_received};
 use crate::message::{Message, TlsClient};
 use crate::outbound::wire;
 use crate::raw::Raw;
+use crate::record::Evidence;
 use crate::text::{decode_subject, encode_unstructured};
 use crate::trust::Snapshots;
 use crate::verdict::End;
-use matching::Claims;
 use statement::Statement;
 
 pub const VERIFIED_FIELD: &str = "X-DeMail-Verified";
@@ -37,110 +36,8 @@ pub const CONFIRMATION_FIELD: &str = "X-DeMail-Confirmation";
 /// `X-QES-`) may set.
 const UNTRUSTED_PREFIXES: [&str; 3] = ["X-de-mail-", "X-DeMail-", "X-QES-"];
 
-/// The header fields a confirmation's meaning is read from. Each must occur at most once and,
-/// when present, be covered by the integrity signature (`h=`); otherwise whoever relayed the
-/// message could have added or changed it, and the confirmation counts for nothing.
-/// (`X-de-mail-notification-type` is not among them: the TR's `h=` list leaves it out, and any
-/// notification fails the recipient whatever its type says.)
-const DECISION_FIELDS: [&str; 4] = [
-    "X-de-mail-message-type",
-    "X-de-mail-private-id",
-    "X-de-mail-privat-id",
-    "X-de-mail-message-id",
-];
-
-/// How often each of [`DECISION_FIELDS`] occurs.
-fn decision_field_counts(fields: &[Field]) -> Vec<(&'static str, usize)> {
-    DECISION_FIELDS
-        .iter()
-        .map(|n| (*n, fields.iter().filter(|f| f.is(n)).count()))
-        .collect()
-}
-
-/// Why a verified confirmation still proves nothing: a decision field that occurs twice or is
-/// not signed, or a private-id in the header that the signed XML contradicts.
-fn binding_problems(
-    counts: &[(&'static str, usize)],
-    report: &QualifiedIntegrityReport,
-    header_private_ids: &[String],
-    stated: Option<&Statement>,
-) -> Vec<String> {
-    let signed = |name: &str| {
-        report
-            .integrity
-            .signed_fields
-            .iter()
-            .any(|n| n.trim().eq_ignore_ascii_case(name))
-    };
-    let mut problems = Vec::new();
-    for (name, n) in counts {
-        if *n > 1 {
-            problems.push(format!("{name} occurs {n} times"));
-        }
-        if *n > 0 && !signed(name) {
-            problems.push(format!(
-                "{name} is not covered by the integrity signature (h=)"
-            ));
-        }
-    }
-    if let Some(s) = stated {
-        let xml: Vec<&str> = ["X-de-mail-private-id", "X-de-mail-privat-id"]
-            .iter()
-            .flat_map(|n| s.meta(n))
-            .filter(|v| !v.is_empty())
-            .collect();
-        for id in header_private_ids {
-            if !xml.is_empty() && !xml.contains(&id.as_str()) {
-                problems.push(format!(
-                    "the private-id {id:?} of the header is not the one of the signed XML ({})",
-                    xml.join(", ")
-                ));
-            }
-        }
-    }
-    problems
-}
-
 /// Longest quoted value we write into a field (values come from certificates and mails).
 const MAX_QUOTED: usize = 200;
-
-/// Shared by all connections: a connection to the evidence store.
-pub struct Inbound {
-    database: PathBuf,
-    blobs: PathBuf,
-    idle: Mutex<Option<Store>>,
-}
-
-impl Inbound {
-    /// The store paths stay those of the configuration at start, as for the rest of the milter.
-    pub fn new(settings: &EvidenceSettings) -> Inbound {
-        Inbound {
-            database: settings.database.clone(),
-            blobs: settings.blobs.clone(),
-            idle: Mutex::new(None),
-        }
-    }
-
-    /// Runs `f` with the idle store connection, opening one if there is none. Blocking.
-    fn with_store<R>(
-        &self,
-        f: impl FnOnce(&Store) -> Result<R, demail_evidence::Error>,
-    ) -> Result<R, Error> {
-        let error = |e: demail_evidence::Error| Error::Evidence {
-            database: self.database.clone(),
-            blobs: self.blobs.clone(),
-            message: e.to_string(),
-        };
-        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let store = match taken {
-            Some(s) => s,
-            None => Store::open(&self.database, &self.blobs).map_err(error)?,
-        };
-        let result = f(&store).map_err(error);
-        *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
-        result
-    }
-}
 
 /// Whether an ordinary mail's field must be kept until end of header (it may need changing).
 pub fn may_need_change(field: &Field) -> bool {
@@ -242,7 +139,7 @@ impl Facts {
                 _ => None,
             }
         });
-        let private_ids = ["X-de-mail-private-id", "X-de-mail-privat-id"]
+        let private_ids = PRIVATE_ID_FIELDS
             .iter()
             .filter_map(|n| top(n))
             .filter(|v| !v.is_empty())
@@ -363,7 +260,7 @@ fn verified_value(r: &QualifiedIntegrityReport) -> String {
 /// End of a message on the provider service.
 pub async fn finish(
     config: Arc<Config>,
-    inbound: Arc<Inbound>,
+    evidence: Arc<Evidence>,
     trust: Arc<Snapshots>,
     slots: Arc<tokio::sync::Semaphore>,
     msg: Message,
@@ -399,7 +296,8 @@ pub async fn finish(
     }
 
     let facts = Facts::read(&fields);
-    let counts = decision_field_counts(&fields);
+    let counts =
+        matching::decision_field_counts(|name| fields.iter().filter(|f| f.is(name)).count());
     let accounts: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
     let head = render_received(&fields);
     let cfg = Arc::clone(&config);
@@ -415,7 +313,7 @@ pub async fn finish(
         let report = verify_with(raw.bytes(), &snapshot.provider.validation);
         let recorded = match &facts.kind {
             Some(kind) => Some(record(
-                &inbound,
+                &evidence,
                 raw.bytes(),
                 kind.clone(),
                 &facts,
@@ -483,7 +381,7 @@ struct Received<'a> {
 /// Stores the raw message, its XML and PDF as blobs, matches it to the sent De-Mail and
 /// records it (all fsynced) with the verification report. Blocking.
 fn record(
-    inbound: &Inbound,
+    evidence: &Evidence,
     raw: &[u8],
     kind: ConfirmationKind,
     facts: &Facts,
@@ -496,7 +394,15 @@ fn record(
     // Only a qualified signature of a pinned provider seal that verifies (key usage and
     // revocation included) and covers every field the decision reads changes a status; the
     // rest is kept, counting for nothing.
-    let binding = binding_problems(received.decision_fields, report, &facts.private_ids, stated);
+    let xml_private_ids: Vec<&str> = stated
+        .map(|s| PRIVATE_ID_FIELDS.iter().flat_map(|n| s.meta(n)).collect())
+        .unwrap_or_default();
+    let binding = matching::binding_problems(
+        &report.integrity.signed_fields,
+        received.decision_fields,
+        &facts.private_ids,
+        &xml_private_ids,
+    );
     let trusted = report.is_qes() && binding.is_empty();
     if report.is_qes() && !binding.is_empty() {
         warn!(problems = ?binding, "verified provider message does not bind its decision fields: untrusted");
@@ -505,56 +411,49 @@ fn record(
         .and_then(|s| s.time.as_deref())
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
     let verification = serde_json::to_value(report).map_err(|e| Error::Report(e.to_string()))?;
-    let (confirmation, found) = inbound.with_store(|store| {
-        let raw_digest = store.put_blob(raw)?;
-        let xml = parts
-            .xml
-            .as_ref()
-            .map(|(b, _)| store.put_blob(b))
-            .transpose()?;
-        let pdf = parts.pdf.as_ref().map(|b| store.put_blob(b)).transpose()?;
-        let found = matching::find(store, &claims, received.accounts)?;
-        let recipient = matching::recipient(found.submission.as_ref(), &claims);
-        let details = json!({
-            "verification": verification,
-            "trusted": trusted,
-            "binding_problems": binding,
-            "received": {
-                "service": received.service,
-                "queue_id": received.queue_id,
-                "tls_client_subject": received.tls_client.map(|t| &t.subject),
-                "tls_client_issuer": received.tls_client.and_then(|t| t.issuer.as_ref()),
-            },
-            "match": {
-                "method": found.method.map(|m| m.as_str()),
-                "claimed_private_ids": claims.private_ids,
-                "hash": found.hash.as_str(),
-            },
-            "statement": stated.map(|s| json!({
-                "root": s.root.map(|r| r.name()),
-                "sender": s.sender,
-                "time": s.time,
-                "delivery_time": s.delivery_time,
-                "hash": s.hash,
-            })),
-            "problems": parts.problems,
-        });
-        let confirmation = NewConfirmation {
+    let (confirmation, found) = evidence.record_confirmation(
+        raw,
+        parts.xml.as_ref().map(|(b, _)| &b[..]),
+        parts.pdf.as_deref(),
+        &claims,
+        received.accounts,
+        |blobs, found, recipient| NewConfirmation {
             kind,
             private_id: found.submission.as_ref().map(|s| s.private_id.clone()),
             recipient,
             provider_message_id: facts.provider_message_id.clone(),
-            raw: raw_digest,
-            xml,
-            pdf,
-            report: details,
+            raw: blobs.raw,
+            xml: blobs.xml,
+            pdf: blobs.pdf,
+            report: json!({
+                "verification": verification,
+                "trusted": trusted,
+                "binding_problems": binding,
+                "received": {
+                    "service": received.service,
+                    "queue_id": received.queue_id,
+                    "tls_client_subject": received.tls_client.map(|t| &t.subject),
+                    "tls_client_issuer": received.tls_client.and_then(|t| t.issuer.as_ref()),
+                },
+                "match": {
+                    "method": found.method.map(|m| m.as_str()),
+                    "claimed_private_ids": claims.private_ids,
+                    "hash": found.hash.as_str(),
+                },
+                "statement": stated.map(|s| json!({
+                    "root": s.root.map(|r| r.name()),
+                    "sender": s.sender,
+                    "time": s.time,
+                    "delivery_time": s.delivery_time,
+                    "hash": s.hash,
+                })),
+                "problems": parts.problems,
+            }),
             indication: report.indication.to_string(),
             stated_time,
             trusted,
-        };
-        let recorded = store.record_confirmation(&confirmation)?;
-        Ok((recorded, found))
-    })?;
+        },
+    )?;
     let c = confirmation.confirmation();
     info!(
         event = c.event_id,
@@ -581,7 +480,7 @@ fn claims(facts: &Facts, stated: Option<&Statement>) -> Claims {
     let mut text_addresses = Vec::new();
     let mut subject = None;
     if let Some(s) = stated {
-        for name in ["X-de-mail-private-id", "X-de-mail-privat-id"] {
+        for name in PRIVATE_ID_FIELDS {
             for v in s.meta(name) {
                 if !v.is_empty() && !private_ids.iter().any(|p| p == v) {
                     private_ids.push(v.to_string());

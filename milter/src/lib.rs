@@ -59,8 +59,6 @@ pub(crate) struct Shared {
     /// Slots for verifying messages beyond [`SPOOL_IN_MEMORY`]: one per core, since the work
     /// is CPU-bound anyway and parsing costs about the message size on the heap.
     pub verify_slots: Arc<tokio::sync::Semaphore>,
-    /// Verification and evidence of the provider's traffic (inbound De-Mail, confirmations).
-    pub inbound: Arc<crate::inbound::Inbound>,
 }
 
 /// Serves MTA connections on `listener` until `shutdown` completes; sessions in progress finish
@@ -83,7 +81,6 @@ pub async fn run_reloadable(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let evidence = Arc::new(record::Evidence::new(&config.borrow().evidence));
-    let inbound = Arc::new(inbound::Inbound::new(&config.borrow().evidence));
     let shared = Arc::new(Shared {
         config,
         evidence,
@@ -91,7 +88,6 @@ pub async fn run_reloadable(
         verify_slots: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(1, usize::from),
         )),
-        inbound,
     });
     let callbacks = callbacks::make(shared);
     let milter_config = indymilter::Config {

@@ -6,9 +6,10 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use demail_evidence::matching::{self, Claims, Found};
 use demail_evidence::{
-    Digest, GroupCommitter, NewQesCheck, NewSubmission, QesCheckRecorded, Recorded, Store,
-    Submission,
+    ConfirmationRecorded, Digest, GroupCommitter, NewConfirmation, NewQesCheck, NewSubmission,
+    QesCheckRecorded, Recorded, Store, Submission,
 };
 use demail_policy::EvidenceSettings;
 use tempfile::SpooledTempFile;
@@ -33,6 +34,13 @@ pub struct Stored {
     pub recorded: Recorded,
     pub content: Digest,
     pub size: u64,
+}
+
+/// The digests of a confirmation's stored parts.
+pub struct ConfirmationBlobs {
+    pub raw: Digest,
+    pub xml: Option<Digest>,
+    pub pdf: Option<Digest>,
 }
 
 impl Evidence {
@@ -120,6 +128,35 @@ impl Evidence {
             })
         })
         .await?
+    }
+
+    /// Stores a confirmation's raw message, XML and PDF as blobs (fsynced), matches it to the
+    /// sent De-Mail among the submissions of `accounts` (the accounts it was delivered to),
+    /// and records what `build` makes of the blobs, the match and the recipient the
+    /// confirmation is about (fsynced), on one connection. Blocking.
+    pub fn record_confirmation(
+        &self,
+        raw: &[u8],
+        xml: Option<&[u8]>,
+        pdf: Option<&[u8]>,
+        claims: &Claims,
+        accounts: &[String],
+        build: impl FnOnce(ConfirmationBlobs, &Found, String) -> NewConfirmation,
+    ) -> Result<(ConfirmationRecorded, Found), Error> {
+        self.with_store(|store| {
+            let steps = || -> Result<_, demail_evidence::Error> {
+                let blobs = ConfirmationBlobs {
+                    raw: store.put_blob(raw)?,
+                    xml: xml.map(|b| store.put_blob(b)).transpose()?,
+                    pdf: pdf.map(|b| store.put_blob(b)).transpose()?,
+                };
+                let found = matching::find(store, claims, accounts)?;
+                let recipient = matching::recipient(found.submission.as_ref(), claims);
+                let recorded = store.record_confirmation(&build(blobs, &found, recipient))?;
+                Ok((recorded, found))
+            };
+            steps().map_err(|e| self.error(e))
+        })
     }
 
     /// The running committer, started on first use (or again if its thread died). Blocking.

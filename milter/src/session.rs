@@ -352,7 +352,7 @@ impl Session {
                 Kind::Provider => {
                     crate::inbound::finish(
                         config,
-                        Arc::clone(&shared.inbound),
+                        Arc::clone(&shared.evidence),
                         Arc::clone(&shared.trust),
                         Arc::clone(&shared.verify_slots),
                         msg,

@@ -343,3 +343,41 @@ async fn an_unreadable_trust_setup_is_a_tempfail() {
     conn.close().await.unwrap();
     milter.stop().await;
 }
+
+#[tokio::test]
+async fn a_confirmation_that_cannot_be_stored_is_a_tempfail() {
+    let pki = ProviderPki::new();
+    let milter = pki.milter("").await;
+    // The blob directory replaced by a regular file: no one (not even root) can write a blob.
+    let blobs = milter.dir.path().join("evidence/blobs");
+    let _ = std::fs::remove_dir_all(&blobs);
+    std::fs::create_dir_all(blobs.parent().unwrap()).unwrap();
+    std::fs::write(&blobs, b"a file").unwrap();
+    for (message_type, notification_type) in [
+        ("confirmation of dispatch", None),
+        ("confirmation of receipt", None),
+        ("notification", Some("unknown-recipient")),
+    ] {
+        let raw = sign(
+            &confirmation(&Ack {
+                message_type,
+                notification_type,
+                private_id: Some("01UNKNOWN.stadt"),
+                subject: "Bescheid 4715",
+                recipient: CITIZEN,
+                hash: "",
+                time: "2026-11-23T09:11:00Z",
+            }),
+            &pki.qualified,
+        );
+        let (actions, status) = from_provider(&milter, &raw).await;
+        // Postfix keeps it and the provider retries: never delivered without its evidence.
+        assert_eq!(status, Status::Tempfail { message: None }, "{message_type}");
+        assert!(actions.actions.is_empty(), "{message_type}: {actions:?}");
+    }
+    // An inbound De-Mail that is no confirmation records nothing and is still delivered.
+    let signed = sign(&inbound_demail(false, "Frage"), &pki.qualified);
+    let (_, status) = from_provider(&milter, &signed).await;
+    assert_eq!(status, Status::Accept);
+    milter.stop().await;
+}
