@@ -69,6 +69,15 @@ fn write_crlf(out: &mut Vec<u8>, text: &[u8]) {
     }
 }
 
+/// A value as sent with `LEADING_SPACE` negotiated: Postfix writes it right after the colon.
+pub fn wire(text: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(text.len() + 1);
+    v.push(b' ');
+    // NUL cannot travel in the milter protocol; it has no place in a header either.
+    v.extend(text.bytes().filter(|b| *b != 0));
+    v
+}
+
 /// A change request for the MTA, in the milter's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Edit {

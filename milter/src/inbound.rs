@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use demail_evidence::matching::{self, Claims, PRIVATE_ID_FIELDS};
 use demail_evidence::{ConfirmationKind, NewConfirmation};
-use demail_policy::{Config, DeliverConfirmations, Tags};
+use demail_policy::{Config, DeliverConfirmations};
 use demail_trust::Indication;
 use demail_trust::integrity::{QualifiedIntegrityReport, verify_with};
 use serde_json::json;
@@ -19,100 +19,21 @@ use time::format_description::well_known::Rfc3339;
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::header::{Edit, Field, HeaderPlan, render_received};
+use crate::header::{Field, HeaderPlan, render_received, wire};
 use crate::message::{Message, TlsClient};
-use crate::outbound::wire;
 use crate::raw::Raw;
 use crate::record::Evidence;
-use crate::text::{decode_subject, encode_unstructured};
+use crate::text::decode_subject;
 use crate::trust::Snapshots;
 use crate::verdict::End;
+use crate::vocabulary::{rename, set_subject};
 use statement::Statement;
 
 pub const VERIFIED_FIELD: &str = "X-DeMail-Verified";
 pub const CONFIRMATION_FIELD: &str = "X-DeMail-Confirmation";
 
-/// Field name prefixes only the provider (`X-de-mail-`) or this gateway (`X-DeMail-`,
-/// `X-QES-`) may set.
-const UNTRUSTED_PREFIXES: [&str; 3] = ["X-de-mail-", "X-DeMail-", "X-QES-"];
-
 /// Longest quoted value we write into a field (values come from certificates and mails).
 const MAX_QUOTED: usize = 200;
-
-/// Whether an ordinary mail's field must be kept until end of header (it may need changing).
-pub fn may_need_change(field: &Field) -> bool {
-    is_untrusted(field) || field.is("Subject")
-}
-
-/// A field only the provider or this gateway may set. `X-DeMail-Options` is input (a
-/// program's request for a De-Mail), claims nothing, and means nothing outside De-Mail: it
-/// passes unchanged.
-pub fn is_untrusted(field: &Field) -> bool {
-    !field.is("X-DeMail-Options") && UNTRUSTED_PREFIXES.iter().any(|p| field.has_prefix(p))
-}
-
-/// Whether mail from an untrusted source carries something to neutralise: a forged field, a
-/// second `Subject`, or a subject the tag rules change (a look-alike of a tag of ours).
-pub fn needs_neutralising(fields: &[Field], tags: &Tags) -> bool {
-    fields.iter().any(is_untrusted)
-        || fields.iter().filter(|f| f.is("Subject")).count() > 1
-        || subject_without_tags(fields, tags).is_some()
-}
-
-/// Mail from an untrusted source: every forged field renamed, our tags removed from the subject.
-pub fn neutralise_only(fields: &[Field], tags: &Tags) -> Vec<Edit> {
-    let mut plan = HeaderPlan::new(fields);
-    rename(&mut plan, fields, is_untrusted);
-    set_subject(&mut plan, fields, tags, None);
-    plan.edits()
-}
-
-/// Renames the fields `pred` selects to `X-Untrusted-<name without "X-">` (the poststelle's
-/// `X-Untrusted-QES-...` convention; `Subject` becomes `X-Untrusted-Subject`), keeping their
-/// values.
-pub fn rename(plan: &mut HeaderPlan<'_>, fields: &[Field], pred: impl Fn(&Field) -> bool) {
-    for f in fields.iter().filter(|f| pred(f)) {
-        let rest = if f.has_prefix("X-") {
-            f.name.get(2..).unwrap_or_default()
-        } else {
-            &f.name[..]
-        };
-        let mut name = b"X-Untrusted-".to_vec();
-        name.extend_from_slice(rest);
-        plan.append_raw(name, f.value.clone());
-    }
-    plan.delete_where(pred);
-}
-
-/// The subject a clerk should see instead of the first `Subject`, if the tag rules
-/// (`demail_policy::Tags::subject`) change it: look-alikes of our tags removed, `tag` in front.
-fn subject_without_tags(fields: &[Field], tags: &Tags) -> Option<String> {
-    let decoded = decode_subject(&fields.iter().find(|f| f.is("Subject"))?.value);
-    tags.subject(&decoded, None)
-}
-
-/// Leaves exactly one `Subject` (the first; later ones renamed `X-Untrusted-Subject`: mail
-/// clients differ in which one they show), cleaned of look-alikes of our tags, with `tag` (if
-/// non-empty, the one this mail earned) in front.
-pub(crate) fn set_subject(
-    plan: &mut HeaderPlan<'_>,
-    fields: &[Field],
-    tags: &Tags,
-    tag: Option<&str>,
-) {
-    let first = fields.iter().position(|f| f.is("Subject"));
-    if let Some(first) = first {
-        let keep = &fields[first];
-        rename(plan, fields, |f| f.is("Subject") && !std::ptr::eq(f, keep));
-    }
-    let decoded = first
-        .map(|i| decode_subject(&fields[i].value))
-        .unwrap_or_default();
-    // None: unchanged, the field keeps its exact bytes.
-    if let Some(subject) = tags.subject(&decoded, tag) {
-        plan.set("Subject", wire(&encode_unstructured(&subject)));
-    }
-}
 
 /// What the provider's header fields say, read once.
 struct Facts {
@@ -533,57 +454,6 @@ fn strip_confirmation_title(subject: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tags() -> Tags {
-        Tags {
-            authoritative: "[De-Mail absenderbestätigt]".into(),
-            qes_valid: "[QES gültig]".into(),
-            signed_not_qualified: "[signiert, keine QES]".into(),
-            signature_invalid: "[Signatur ungültig]".into(),
-            signature_indeterminate: "[Signatur unbestimmt]".into(),
-            qes_valid_attachment: "[QES gültig: {signer}]".into(),
-        }
-    }
-
-    #[test]
-    fn forged_fields_are_renamed_and_forged_tags_removed() {
-        let fields = vec![
-            Field::new("Subject", " [De-Mail absenderbestätigt] Mahnung"),
-            Field::new("X-de-mail-authoritative", " yes"),
-            Field::new("x-demail-verified", " pass"),
-            Field::new("From", " a@b"),
-        ];
-        assert!(needs_neutralising(&fields, &tags()));
-        let edits = neutralise_only(&fields, &tags());
-        let added: Vec<(String, String)> = edits
-            .iter()
-            .filter_map(|e| match e {
-                Edit::Add { name, value } => Some((
-                    String::from_utf8_lossy(name).into_owned(),
-                    String::from_utf8_lossy(value).into_owned(),
-                )),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            added,
-            [
-                ("X-Untrusted-de-mail-authoritative".into(), " yes".into()),
-                ("X-Untrusted-demail-verified".into(), " pass".into()),
-            ]
-        );
-        assert!(edits.contains(&Edit::Change {
-            name: b"Subject".to_vec(),
-            index: 1,
-            value: b" Mahnung".to_vec()
-        }));
-        let clean = vec![
-            Field::new("Subject", " Mahnung"),
-            Field::new("X-Mailer", " x"),
-            Field::new("X-DeMail-Options", " retrieve"),
-        ];
-        assert!(!needs_neutralising(&clean, &tags()));
-    }
 
     #[test]
     fn facts_take_the_topmost_field() {

@@ -35,6 +35,7 @@ mod session;
 mod text;
 mod trust;
 mod verdict;
+mod vocabulary;
 
 use std::future::Future;
 use std::io;

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use ulid::Ulid;
 
 use crate::error::Error;
-use crate::header::{Edit, Field, HeaderPlan};
+use crate::header::{Edit, Field, HeaderPlan, wire};
 use crate::message::Message;
 use crate::record::Evidence;
 use crate::text::{decode_subject, encode_unstructured, mailbox, slug};
@@ -97,15 +97,6 @@ impl Rewrite<'_> {
         plan.append("X-de-mail-private-id", wire(&self.identity.private_id));
         Ok(plan)
     }
-}
-
-/// A value as sent with `LEADING_SPACE` negotiated: Postfix writes it right after the colon.
-pub(crate) fn wire(text: &str) -> Vec<u8> {
-    let mut v = Vec::with_capacity(text.len() + 1);
-    v.push(b' ');
-    // NUL cannot travel in the milter protocol; it has no place in a header either.
-    v.extend(text.bytes().filter(|b| *b != 0));
-    v
 }
 
 pub async fn finish(config: &Config, evidence: &Arc<Evidence>, msg: Message) -> Result<End, Error> {

@@ -12,9 +12,8 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::header::{Field, HeaderPlan, render_received};
+use crate::header::{Field, HeaderPlan, render_received, wire};
 use crate::message::Message;
-use crate::outbound::wire;
 use crate::raw::Raw;
 use crate::record::Evidence;
 use crate::trust::Snapshots;
@@ -160,8 +159,8 @@ fn outcome(s: &SignatureReport) -> SignatureOutcome {
 /// every look-alike of our tags the sender put anywhere in it (a clerk must never see a tag
 /// we did not set), and prepends `tag` (an empty tag adds nothing).
 fn neutralise(plan: &mut HeaderPlan<'_>, fields: &[Field], tags: &Tags, tag: Option<&str>) {
-    crate::inbound::rename(plan, fields, crate::inbound::is_untrusted);
-    crate::inbound::set_subject(plan, fields, tags, tag);
+    crate::vocabulary::rename(plan, fields, crate::vocabulary::is_untrusted);
+    crate::vocabulary::set_subject(plan, fields, tags, tag);
 }
 
 #[cfg(test)]

@@ -240,7 +240,7 @@ impl Session {
         let field = Field::new(name, value);
         if msg.kind == Kind::Ordinary {
             // Only what may need changing is kept: the cost of ordinary mail stays low.
-            if crate::inbound::may_need_change(&field) {
+            if crate::vocabulary::may_need_change(&field) {
                 msg.fields.push(field);
             }
             return Verdict::Continue;
@@ -267,7 +267,7 @@ impl Session {
             return Verdict::Tempfail;
         };
         if msg.kind == Kind::Ordinary {
-            if crate::inbound::needs_neutralising(&msg.fields, &config.tags) {
+            if crate::vocabulary::needs_neutralising(&msg.fields, &config.tags) {
                 info!("forged De-Mail fields or tags from an untrusted source: renaming them");
                 return Verdict::Continue;
             }
@@ -347,7 +347,7 @@ impl Session {
                 // Forged fields from an untrusted source: renamed, nothing else (no I/O).
                 Kind::Ordinary => Ok(End::Accept {
                     sender: None,
-                    edits: crate::inbound::neutralise_only(&msg.fields, &config.tags),
+                    edits: crate::vocabulary::neutralise_only(&msg.fields, &config.tags),
                 }),
                 Kind::Provider => {
                     crate::inbound::finish(

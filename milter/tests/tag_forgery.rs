@@ -13,14 +13,7 @@ use inbound_support::*;
 use indymilter_test::Status;
 
 fn tags() -> Tags {
-    Tags {
-        authoritative: "[De-Mail absenderbestätigt]".into(),
-        qes_valid: "[QES gültig]".into(),
-        signed_not_qualified: "[signiert, keine QES]".into(),
-        signature_invalid: "[Signatur ungültig]".into(),
-        signature_indeterminate: "[Signatur unbestimmt]".into(),
-        qes_valid_attachment: "[QES gültig: {signer}]".into(),
-    }
+    Tags::default()
 }
 
 /// Raw `Subject` values (after the colon) a forger writes, and what the clerk sees instead.

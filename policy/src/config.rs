@@ -165,6 +165,21 @@ pub struct Tags {
     pub qes_valid_attachment: String,
 }
 
+impl Default for Tags {
+    /// The tags of `[tags]` when nothing is configured.
+    fn default() -> Tags {
+        let qes_valid = "[QES gültig]".to_string();
+        Tags {
+            authoritative: "[De-Mail absenderbestätigt]".into(),
+            qes_valid_attachment: crate::tags::attachment_template(&qes_valid),
+            qes_valid,
+            signed_not_qualified: "[signiert, keine QES]".into(),
+            signature_invalid: "[Signatur ungültig]".into(),
+            signature_indeterminate: "[Signatur unbestimmt]".into(),
+        }
+    }
+}
+
 /// `inet:host:port` or `unix:/path`, as Postfix and OpenDKIM write milter sockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SocketSpec {

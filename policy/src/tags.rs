@@ -284,14 +284,7 @@ mod tests {
     use crate::config::Tags;
 
     fn tags() -> Tags {
-        Tags {
-            authoritative: "[De-Mail absenderbestätigt]".into(),
-            qes_valid: "[QES gültig]".into(),
-            signed_not_qualified: "[signiert, keine QES]".into(),
-            signature_invalid: "[Signatur ungültig]".into(),
-            signature_indeterminate: "[Signatur unbestimmt]".into(),
-            qes_valid_attachment: "[QES gültig: {signer}]".into(),
-        }
+        Tags::default()
     }
 
     fn on_message(outcomes: &[super::SignatureOutcome]) -> Vec<Signature> {

@@ -287,11 +287,12 @@ pub(super) fn tags(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Tags {
         }
         t.value
     };
-    let authoritative = tag("authoritative", "[De-Mail absenderbestätigt]");
-    let qes_valid = tag("qes_valid", "[QES gültig]");
-    let signed_not_qualified = tag("signed_not_qualified", "[signiert, keine QES]");
-    let signature_invalid = tag("signature_invalid", "[Signatur ungültig]");
-    let signature_indeterminate = tag("signature_indeterminate", "[Signatur unbestimmt]");
+    let d = Tags::default();
+    let authoritative = tag("authoritative", &d.authoritative);
+    let qes_valid = tag("qes_valid", &d.qes_valid);
+    let signed_not_qualified = tag("signed_not_qualified", &d.signed_not_qualified);
+    let signature_invalid = tag("signature_invalid", &d.signature_invalid);
+    let signature_indeterminate = tag("signature_indeterminate", &d.signature_indeterminate);
     let attachment = s.string_or(
         ctx,
         "qes_valid_attachment",
