@@ -646,3 +646,62 @@ fn only_the_pinned_provider_client_certificate_delivers_confirmations() {
         "{log}"
     );
 }
+
+/// A genuine De-Mail, sealed by the provider without a message type or private-id in `h=`
+/// (the provider signs the fields a message has), delivered over the pinned TLS connection with
+/// a message type and the sent De-Mail's private-id put in front by whoever relayed it: the
+/// seal still verifies, but it does not cover what was prepended, so the De-Mail neither fails
+/// nor loses its Zustellfiktion.
+#[test]
+fn fields_prepended_to_a_genuine_signed_message_move_nothing() {
+    use demail_provider_sim::send::compose::Signer;
+    let city = city_with(None);
+    let id = send_demail(&city, CITIZEN, "Bescheid 78");
+    wait_status(&city, &id, "received");
+    let provider = city.send_config().expect("the provider sends");
+    let seal = Signer::load(provider).expect("the provider's seal");
+    let genuine = seal
+        .sign(
+            format!(
+                "From: <amt@example.de-mail.de>\r\nTo: <{ACCOUNT}>\r\n\
+                 Date: Thu, 03 Dec 2026 10:00:00 +0100\r\nMessage-ID: <rq-1@provider-sim>\r\n\
+                 Subject: Rueckfrage\r\nX-de-mail-sender: amt@example.de-mail.de\r\n\
+                 X-de-mail-version: 1.8\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\n\r\nEine Rueckfrage.\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("seal");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (n, prefix) in [
+        format!("X-de-mail-message-type: notification\r\nX-de-mail-private-id: {id}\r\n"),
+        format!(
+            "X-de-mail-private-id: {id}\r\nX-de-mail-message-type: confirmation of retrieve\r\n"
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let eml = dir.path().join(format!("relayed-{n}.eml"));
+        let mut data = prefix.clone().into_bytes();
+        data.extend_from_slice(&genuine);
+        std::fs::write(&eml, &data).expect("write");
+        let out = to_demail_in(
+            &city,
+            &provider.tls_client_cert,
+            &provider.tls_client_key,
+            &eml,
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let after = wait_until(WAIT, "both relayed messages recorded", || {
+        let v = show_json(&city, &id);
+        (v["confirmations"].as_array().map(Vec::len) == Some(4)).then_some(v)
+    });
+    assert_eq!(after["recipients"][0]["status"], "received", "{after:#}");
+    for c in after["confirmations"].as_array().unwrap().iter().skip(2) {
+        // The seal verifies and is the provider's: only the binding is missing.
+        assert_eq!(c["indication"], "TOTAL_PASSED", "{c:#}");
+        assert_eq!(c["trusted"], false, "{c:#}");
+    }
+}

@@ -13,7 +13,8 @@
 //! and in its text (`Empfänger: addr`); parts `bestaetigung.xml`/`.pdf` (`meldung.*` for
 //! notifications) after a `text/plain` part, all base64.
 
-mod compose;
+/// How the simulated provider builds and seals its messages (tests use it to seal their own).
+pub mod compose;
 pub mod config;
 mod control;
 pub mod mime;
