@@ -575,11 +575,19 @@ mod tests {
             "smtpd_tls_CAfile={}",
             config.gateway.provider_ca.display()
         )));
-        let pem = std::fs::read(&config.inbound.provider_client_certificates[0]).unwrap();
-        let der = openssl::x509::X509::from_pem(&pem).unwrap();
-        let fp = der.digest(openssl::hash::MessageDigest::sha256()).unwrap();
-        let hex: Vec<String> = fp.iter().map(|b| format!("{b:02X}")).collect();
-        assert!(table("provider_ccerts").contains(&format!("{}\tOK\n", hex.join(":"))));
+        // The fingerprint as the openssl tool prints it (what an admin compares by hand).
+        let out = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(&config.inbound.provider_client_certificates[0])
+            .output()
+            .expect("openssl CLI");
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let fp = printed.trim().rsplit('=').next().unwrap();
+        assert_eq!(fp.len(), 95, "{printed}");
+        assert!(
+            table("provider_ccerts").contains(&format!("{fp}\tOK\n")),
+            "{printed}"
+        );
         assert!(pf.master_cf.contains("check_ccert_access"));
         // The account mapping lives in demail-in's own cleanup, so a clerk's mail to another
         // tenant's De-Mail account still goes through the provider.

@@ -20,7 +20,7 @@ pub use config::*;
 pub use decide::*;
 pub use error::{ConfigError, ConfigErrors};
 pub use options::{DeMailOption, Options};
-pub use route::{DEMAIL_TRANSPORT, ROUTE_FIELD, Resolved, Route, SEND_TRANSPORT, routing_operator};
+pub use route::{DEMAIL_TRANSPORT, ROUTE_FIELD, Resolved, Route, SEND_TRANSPORT};
 pub use tags::{
     SIGNER_PLACEHOLDER, Signature, SignatureOutcome, Signed, attachment_template,
     decisive_signature,

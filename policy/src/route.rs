@@ -49,7 +49,7 @@ pub struct Route {
 
 /// The routing operator in an address's local part, if any: Postfix (or a host behind it) may
 /// turn such an address into one of another domain.
-pub fn routing_operator(addr: &str) -> Option<&'static str> {
+pub(crate) fn routing_operator(addr: &str) -> Option<&'static str> {
     let addr = normalise(addr);
     if addr.starts_with('@') || addr.contains(':') || addr.contains(',') {
         return Some("a source route (@host:)");

@@ -33,7 +33,7 @@ use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 
 use crate::files::{instance_dir, mkdir, set_mode, write};
-use crate::milter::MilterProcess;
+use crate::milter::{MilterAddr, MilterProcess};
 use crate::net::free_port;
 use crate::tools::cargo_bin;
 use crate::{Dovecot, Postfix, PostfixOptions, demailctl_postfix_options, process};
@@ -78,6 +78,9 @@ pub struct CityOptions {
     pub provider_known_recipients: Vec<String>,
     /// Start the milter (it can be started later with [`City::start_milter`]).
     pub milter: bool,
+    /// The milter listens on TCP 127.0.0.1 instead of its default unix socket (for a test that
+    /// puts a TCP tap between Postfix and the milter).
+    pub milter_tcp: bool,
     /// `RUST_LOG` of the milter process.
     pub milter_log_level: String,
     /// Added after what `demailctl postfix-config` wrote (a main.cf key given here overrides
@@ -100,6 +103,7 @@ impl Default for CityOptions {
             provider_sends: false,
             provider_known_recipients: Vec::new(),
             milter: true,
+            milter_tcp: false,
             milter_log_level: "info".into(),
             postfix: PostfixOptions::default(),
             dir: None,
@@ -117,7 +121,7 @@ pub struct City {
     sim_config: SimConfig,
     send_config: Option<SendConfig>,
     trusted_list: Option<TestTrustedList>,
-    milter_port: u16,
+    milter_addr: MilterAddr,
     inbound_port: u16,
     milter_log_level: String,
     config: PathBuf,
@@ -162,7 +166,12 @@ impl City {
         let provider = ProviderCerts::issue(&pki, &dir);
 
         let sim_port = free_port();
-        let milter_port = free_port();
+        // As packaged: a unix socket Postfix reaches through its group.
+        let milter_addr = if opts.milter_tcp {
+            MilterAddr::Tcp(free_port())
+        } else {
+            MilterAddr::Unix(dir.join("milter.sock"))
+        };
         let inbound_port = free_port();
         let layout = config::Layout {
             dir: &dir,
@@ -173,7 +182,7 @@ impl City {
             provider_client_cert: &provider.client.cert,
             provider_seal: &provider.seal.cert,
             sim_port,
-            milter_port,
+            milter: &milter_addr,
             inbound_port,
         };
         let mut extra = opts.extra_toml.clone();
@@ -239,7 +248,7 @@ impl City {
         });
         let milter_log = dir.join("milter.log");
         let milter = opts.milter.then(|| {
-            MilterProcess::start(&config, milter_port, &milter_log, &opts.milter_log_level)
+            MilterProcess::start(&config, &milter_addr, &milter_log, &opts.milter_log_level)
         });
 
         let tables = dir.join("postfix-demail");
@@ -268,7 +277,7 @@ impl City {
             sim_config,
             send_config,
             trusted_list,
-            milter_port,
+            milter_addr,
             inbound_port,
             milter_log_level: opts.milter_log_level,
             config,
@@ -295,9 +304,17 @@ impl City {
         self.postfix.smtp_port
     }
 
-    /// The port demail.toml's `[milter] listen` names.
+    /// Where demail.toml's `[milter] listen` points.
+    pub fn milter_addr(&self) -> &MilterAddr {
+        &self.milter_addr
+    }
+
+    /// The milter's TCP port ([`CityOptions::milter_tcp`]). Panics for a unix socket.
     pub fn milter_port(&self) -> u16 {
-        self.milter_port
+        match &self.milter_addr {
+            MilterAddr::Tcp(port) => *port,
+            MilterAddr::Unix(path) => panic!("City: the milter listens on {}", path.display()),
+        }
     }
 
     /// The provider gateway's port (the simulator's, when it runs).
@@ -412,7 +429,7 @@ impl City {
         }
         let milter = MilterProcess::start(
             &self.config,
-            self.milter_port,
+            &self.milter_addr,
             &self.milter_log_path(),
             &self.milter_log_level,
         );

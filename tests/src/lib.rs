@@ -49,7 +49,7 @@ pub use city::{City, CityOptions};
 pub use clients::{imaplib_fetch_all, mbsync_fetch_all};
 pub use demailctl::{demailctl_postfix_options, parse_main_cf};
 pub use dovecot::Dovecot;
-pub use milter::MilterProcess;
+pub use milter::{MilterAddr, MilterProcess};
 pub use milter_tap::MilterTap;
 pub use net::{free_port, wait_for_port, wait_until};
 pub use postfix::{Postfix, PostfixOptions};

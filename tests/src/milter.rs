@@ -13,6 +13,38 @@ use crate::tools::cargo_bin;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// Where a milter listens, as its demail.toml says.
+#[derive(Clone, Debug)]
+pub enum MilterAddr {
+    /// `inet:127.0.0.1:PORT`
+    Tcp(u16),
+    /// `unix:PATH` (the milter makes it mode 0660, group postfix)
+    Unix(PathBuf),
+}
+
+impl MilterAddr {
+    /// The `[milter] listen` value (also Postfix's `smtpd_milters` form).
+    pub fn listen(&self) -> String {
+        match self {
+            MilterAddr::Tcp(port) => format!("inet:127.0.0.1:{port}"),
+            MilterAddr::Unix(path) => format!("unix:{}", path.display()),
+        }
+    }
+
+    fn accepts(&self) -> bool {
+        match self {
+            MilterAddr::Tcp(port) => wait_for_port(*port, Duration::from_millis(200)).is_ok(),
+            MilterAddr::Unix(path) => {
+                let ok = std::os::unix::net::UnixStream::connect(path).is_ok();
+                if !ok {
+                    sleep(Duration::from_millis(50));
+                }
+                ok
+            }
+        }
+    }
+}
+
 /// A running `demail-milter --config PATH`; its stdout and stderr are appended to a log file.
 pub struct MilterProcess {
     child: Child,
@@ -21,9 +53,9 @@ pub struct MilterProcess {
 
 impl MilterProcess {
     /// Spawns the milter (binary of this build profile) with `RUST_LOG=log_level` and waits
-    /// until it accepts connections on 127.0.0.1:`port`. Panics with its log if it exits or
-    /// does not listen in time.
-    pub fn start(config: &Path, port: u16, log: &Path, log_level: &str) -> MilterProcess {
+    /// until it accepts connections on `addr` (which its configuration names). Panics with its
+    /// log if it exits or does not listen in time.
+    pub fn start(config: &Path, addr: &MilterAddr, log: &Path, log_level: &str) -> MilterProcess {
         let bin = cargo_bin("demail-milter");
         let file = || {
             OpenOptions::new()
@@ -53,14 +85,15 @@ impl MilterProcess {
                     milter.log_text()
                 );
             }
-            if wait_for_port(port, Duration::from_millis(200)).is_ok() {
+            if addr.accepts() {
                 return milter;
             }
             if Instant::now() >= deadline {
                 let log = milter.log_text();
                 milter.kill();
                 panic!(
-                    "demail-milter does not listen on 127.0.0.1:{port} after {START_TIMEOUT:?}:\n{log}"
+                    "demail-milter does not listen on {} after {START_TIMEOUT:?}:\n{log}",
+                    addr.listen()
                 );
             }
         }

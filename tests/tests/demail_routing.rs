@@ -102,6 +102,30 @@ fn de_mail_goes_only_to_the_provider_gateway_and_waits_while_it_is_down() {
         pf.postconf("transport_maps"),
         format!("texthash:{}", tables.join("transport").display())
     );
+    // Postfix reaches the milter on its unix socket, which only root and group postfix may use.
+    let demail_e2e::MilterAddr::Unix(socket) = city.milter_addr().clone() else {
+        panic!("the test city's milter listens on a unix socket");
+    };
+    assert_eq!(
+        pf.postconf("smtpd_milters"),
+        format!("unix:{}", socket.display())
+    );
+    {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(&socket).expect("the milter socket");
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        let group = std::process::Command::new("getent")
+            .args(["group", "postfix"])
+            .output()
+            .expect("getent");
+        let gid: u32 = String::from_utf8_lossy(&group.stdout)
+            .split(':')
+            .nth(2)
+            .and_then(|g| g.parse().ok())
+            .expect("group postfix");
+        assert_eq!(meta.gid(), gid, "group postfix");
+    }
     let gateway = format!("localhost[127.0.0.1]:{}", city.simulator_port());
 
     // 1. Provider up: the mail arrives over TLS, presented with the city's client certificate.

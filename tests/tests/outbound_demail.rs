@@ -541,6 +541,7 @@ fn milter_killed_after_recording_tempfails_and_the_retry_reuses_the_record() {
             )],
             ..PostfixOptions::default()
         },
+        milter_tcp: true,
         ..CityOptions::default()
     });
     tap.forward_to(city.milter_port());

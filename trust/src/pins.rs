@@ -69,13 +69,6 @@ impl ProviderPins {
             .iter()
             .any(|p| p.subject_cn == subject_cn && issuer_cn == Some(p.issuer_cn.as_str()))
     }
-
-    /// Whether `der` is one of the pinned seal certificates (byte for byte).
-    pub fn is_signer(&self, der: &[u8]) -> bool {
-        self.signers
-            .iter()
-            .any(|s| s.to_der().is_ok_and(|d| d == der))
-    }
 }
 
 fn client_pin(cert: &X509) -> Result<ClientPin, String> {

@@ -89,7 +89,7 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
     println!("    directory      {}", city.dir().display());
     println!("    configuration  {}", city.config_path().display());
     println!("    Postfix smtpd  {}", city.smtp_server());
-    println!("    milter         127.0.0.1:{}", city.milter_port());
+    println!("    milter         {}", city.milter_addr().listen());
     println!(
         "    provider       127.0.0.1:{} (implicit TLS, client certificate required)",
         city.simulator_port()

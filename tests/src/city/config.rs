@@ -35,7 +35,7 @@ pub(super) struct Layout<'a> {
     pub provider_client_cert: &'a Path,
     pub provider_seal: &'a Path,
     pub sim_port: u16,
-    pub milter_port: u16,
+    pub milter: &'a crate::milter::MilterAddr,
     pub inbound_port: u16,
 }
 
@@ -75,7 +75,7 @@ database = {db}
 blobs = {blobs}
 
 [milter]
-listen = "inet:127.0.0.1:{milter_port}"
+listen = {milter_listen}
 
 {tenants}
 {extra}"#,
@@ -92,7 +92,7 @@ listen = "inet:127.0.0.1:{milter_port}"
         seal = p(l.provider_seal),
         db = toml_string(&format!("{d}/evidence/evidence.sqlite")),
         blobs = toml_string(&format!("{d}/evidence/blobs")),
-        milter_port = l.milter_port,
+        milter_listen = toml_string(&l.milter.listen()),
     )
 }
 
