@@ -21,6 +21,11 @@
 
 mod config;
 
+/// The `[[tenant]]` sections of the standard test city ([`CityOptions::default`]), to extend.
+pub fn default_tenants() -> String {
+    config::default_tenants()
+}
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -705,3 +705,107 @@ fn fields_prepended_to_a_genuine_signed_message_move_nothing() {
         assert_eq!(c["trusted"], false, "{c:#}");
     }
 }
+
+/// The header section of `msg` without the fields named in `drop` (with their continuation
+/// lines), then the body.
+fn without_fields(msg: &[u8], drop: &[&str]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(msg);
+    let (head, body) = text.split_once("\r\n\r\n").expect("header and body");
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in head.split("\r\n") {
+        let continuation = line.starts_with([' ', '\t']);
+        if !continuation {
+            let name = line.split(':').next().unwrap_or("");
+            skipping = drop.iter().any(|d| d.eq_ignore_ascii_case(name));
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    out.into_bytes()
+}
+
+/// Two towns on one gateway: a genuine, sealed Abholbestätigung for a De-Mail of Testhausen
+/// that the provider delivers to the other town's account (by private-id, and resealed with
+/// the private-id removed so that only subject and hash could match) moves nothing of
+/// Testhausen's.
+#[test]
+fn a_confirmation_delivered_to_another_town_moves_nothing_of_this_one() {
+    use demail_provider_sim::send::compose::Signer;
+    let other = "info@nebenan.de-mail.de";
+    let tenants = format!(
+        "{}\n[[tenant]]\nname = \"Gemeinde Nebenan\"\npublic_body = true\n\
+         internal_domains = [\"nebenan.test\"]\n\n  [[tenant.account]]\n  address = \"{other}\"\n  \
+         deliver_to = [\"{POSTSTELLE}\"]\n  senders = [\"amt@nebenan.test\"]\n  \
+         visible_to = [\"{POSTSTELLE}\"]\n",
+        demail_e2e::city::default_tenants()
+    );
+    let city = city_with(Some(tenants));
+    let sim = city.simulator().expect("simulator runs");
+    let id = send_demail(&city, CITIZEN, "Bescheid 79");
+    wait_status(&city, &id, "received");
+    let public = Target {
+        addr: format!("127.0.0.1:{}", city.smtp_port())
+            .parse()
+            .expect("addr"),
+        transport: Transport::Plain,
+    };
+    let lifted = sim
+        .forge_confirmation(&id, ConfirmationKind::Retrieve, Forge::None, Some(public))
+        .expect("forge");
+    let provider = city.send_config().expect("the provider sends");
+    let seal = Signer::load(provider).expect("the provider's seal");
+    let unsealed = without_fields(
+        &lifted.data,
+        &[
+            "X-de-mail-integrity",
+            "X-de-mail-signature-certificate",
+            "X-de-mail-private-id",
+        ],
+    );
+    let resealed = seal.sign(&unsealed).expect("seal");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (n, data) in [&lifted.data, &resealed].into_iter().enumerate() {
+        let eml = dir.path().join(format!("other-town-{n}.eml"));
+        std::fs::write(&eml, data).expect("write");
+        let out = swaks(&[
+            "--server",
+            &format!("127.0.0.1:{}", city.inbound_port()),
+            "--tlsc",
+            "--tls-cert",
+            &provider.tls_client_cert.to_string_lossy(),
+            "--tls-key",
+            &provider.tls_client_key.to_string_lossy(),
+            "--from",
+            "Abholbestaetigung@provider-sim.de-mail.test",
+            "--to",
+            other,
+            "--data",
+            &eml.to_string_lossy(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let unmatched = wait_until(WAIT, "both delivered, unmatched", || {
+        let m: Vec<Vec<u8>> = poststelle_mail(&city)
+            .into_iter()
+            .filter(|m| has_field_with(m, "X-DeMail-Confirmation", "retrieve; "))
+            .collect();
+        (m.len() == 2).then_some(m)
+    });
+    for m in &unmatched {
+        let note = field_values(m, "X-DeMail-Confirmation");
+        assert!(note[0].trim_end().ends_with("matched=no"), "{note:?}");
+        assert!(field_values(m, "X-DeMail-Verified")[0].starts_with("pass;"));
+    }
+    let after = show_json(&city, &id);
+    assert_eq!(
+        after["confirmations"].as_array().map(Vec::len),
+        Some(2),
+        "{after:#}"
+    );
+    assert_eq!(after["recipients"][0]["status"], "received", "{after:#}");
+}

@@ -680,3 +680,46 @@ fn mixed_recipients_are_refused_and_ordinary_mail_reaches_dovecot_unchanged() {
     assert_eq!(subs.len(), 1, "{subs:#?}");
     assert_eq!(subs[0].recipients, vec![CITIZEN.to_string()]);
 }
+
+/// Outlook sends a message with Bcc as separate transactions with the same bytes: each Bcc
+/// recipient gets a De-Mail of its own, recorded for it; only the same envelope again is a
+/// retry.
+#[test]
+fn the_same_bytes_to_a_bcc_recipient_are_a_de_mail_of_their_own() {
+    let city = City::start(CityOptions::default());
+    let neighbour = "nachbarin@example.de-mail.de";
+    let msg = clerk_message("bcc-1@example.test", "Einladung", &[CITIZEN]);
+    for rcpts in [&[CITIZEN][..], &[neighbour][..], &[CITIZEN][..]] {
+        let sent = submit(&city, CLERK, rcpts, &msg);
+        let end = sent.data.expect("DATA sent");
+        assert_eq!(end.code, 250, "{end}");
+    }
+    let sim = city.simulator().expect("runs");
+    let got = sim.wait_for(3, WAIT);
+    assert_eq!(got.len(), 3, "{:?}", sim.rejected());
+    let subs = city.submissions();
+    assert_eq!(subs.len(), 2, "one record per envelope: {subs:#?}");
+    let to = |r: &str| {
+        subs.iter()
+            .find(|s| s.recipients == [r.to_string()])
+            .unwrap_or_else(|| panic!("no record for {r}: {subs:#?}"))
+    };
+    assert_ne!(to(CITIZEN).private_id, to(neighbour).private_id);
+    // What the provider got carries each record's private id; the repeat reuses the first.
+    let ids: Vec<String> = got
+        .iter()
+        .map(|a| a.private_id.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        ids.iter().filter(|i| **i == to(CITIZEN).private_id).count(),
+        2,
+        "{ids:?}"
+    );
+    assert_eq!(
+        ids.iter()
+            .filter(|i| **i == to(neighbour).private_id)
+            .count(),
+        1,
+        "{ids:?}"
+    );
+}
