@@ -263,6 +263,24 @@ pub struct ImapProxySettings {
     pub backend_tls: BackendTls,
     pub state: PathBuf,
     pub folders: FolderNames,
+    /// CA file for Dovecot's certificate when `backend_tls` is not `none` (default: the system
+    /// store).
+    pub backend_ca: Option<PathBuf>,
+    pub limits: ProxyLimits,
+}
+
+/// What one client may cost the proxy.
+#[derive(Debug, Clone)]
+pub struct ProxyLimits {
+    /// Longest command line (literals not counted), bytes.
+    pub max_line_length: u64,
+    /// Largest literal a client may send (APPEND), bytes.
+    pub max_literal_size: u64,
+    pub max_connections_per_ip: u64,
+    /// Logged-in sessions per login.
+    pub max_connections_per_login: u64,
+    /// Without a command from the client (also while idling) the session ends after this.
+    pub idle_timeout: std::time::Duration,
 }
 
 /// `[[tenant]]`: one town (a municipal association serves many).

@@ -38,6 +38,7 @@ use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 
 use crate::files::{instance_dir, mkdir, set_mode, write};
+use crate::imap_proxy::{ProxyPorts, ProxyProcess, proxy_section};
 use crate::milter::{MilterAddr, MilterProcess};
 use crate::net::free_port;
 use crate::tools::cargo_bin;
@@ -83,6 +84,10 @@ pub struct CityOptions {
     pub provider_known_recipients: Vec<String>,
     /// Start the milter (it can be started later with [`City::start_milter`]).
     pub milter: bool,
+    /// Start `demail-imap-proxy` in front of Dovecot (needs `dovecot_users`); `proxy_toml`
+    /// is added to its `[imap_proxy]` section.
+    pub imap_proxy: bool,
+    pub proxy_toml: String,
     /// The milter listens on TCP 127.0.0.1 instead of its default unix socket (for a test that
     /// puts a TCP tap between Postfix and the milter).
     pub milter_tcp: bool,
@@ -104,6 +109,8 @@ impl Default for CityOptions {
             demail_domains: vec!["*.de-mail.de".into()],
             max_message_size: 20 << 20,
             dovecot_users: Vec::new(),
+            imap_proxy: false,
+            proxy_toml: String::new(),
             simulator: true,
             provider_sends: false,
             provider_known_recipients: Vec::new(),
@@ -121,6 +128,7 @@ pub struct City {
     // Fields drop in this order: Postfix stops before the milter and the provider it uses.
     postfix: Postfix,
     milter: Option<MilterProcess>,
+    proxy: Option<ProxyProcess>,
     simulator: Option<Simulator>,
     dovecot: Option<Dovecot>,
     sim_config: SimConfig,
@@ -190,7 +198,38 @@ impl City {
             milter: &milter_addr,
             inbound_port,
         };
+        let dovecot = (!opts.dovecot_users.is_empty()).then(|| {
+            let users: Vec<(&str, &str)> = opts
+                .dovecot_users
+                .iter()
+                .map(|(u, p)| (u.as_str(), p.as_str()))
+                .collect();
+            Dovecot::start(&users)
+        });
         let mut extra = opts.extra_toml.clone();
+        let proxy_ports = match (&dovecot, opts.imap_proxy) {
+            (Some(dc), true) => {
+                let ports = ProxyPorts::new(dc.imap_port);
+                let cert = pki
+                    .issue(
+                        "imap",
+                        "localhost",
+                        &["localhost", "127.0.0.1"],
+                        CertUsage::Server,
+                    )
+                    .unwrap_or_else(|e| panic!("City: IMAP certificate: {e}"));
+                extra.push_str(&proxy_section(
+                    &ports,
+                    &cert.cert,
+                    &cert.key,
+                    &dir.join("proxy-state.sqlite"),
+                    &opts.proxy_toml,
+                ));
+                Some(ports)
+            }
+            (None, true) => panic!("City: the IMAP proxy needs Dovecot (dovecot_users)"),
+            _ => None,
+        };
         if opts.provider_sends {
             extra.push_str(&config::trust_section(&dir));
         }
@@ -243,14 +282,6 @@ impl City {
             (None, None)
         };
 
-        let dovecot = (!opts.dovecot_users.is_empty()).then(|| {
-            let users: Vec<(&str, &str)> = opts
-                .dovecot_users
-                .iter()
-                .map(|(u, p)| (u.as_str(), p.as_str()))
-                .collect();
-            Dovecot::start(&users)
-        });
         let milter_log = dir.join("milter.log");
         let milter = opts.milter.then(|| {
             MilterProcess::start(&config, &milter_addr, &milter_log, &opts.milter_log_level)
@@ -273,10 +304,14 @@ impl City {
             .map(|d| d.lmtp_port)
             .or(opts.postfix.lmtp_port);
         let postfix = Postfix::start(pf);
+        let proxy = proxy_ports
+            .as_ref()
+            .map(|ports| ProxyProcess::start(&config, ports, &dir.join("imap-proxy.log")));
 
         let mut city = City {
             postfix,
             milter,
+            proxy,
             simulator: None,
             dovecot,
             sim_config,
@@ -385,6 +420,11 @@ impl City {
 
     pub fn postfix(&self) -> &Postfix {
         &self.postfix
+    }
+
+    /// The IMAP proxy, when [`CityOptions::imap_proxy`] started one.
+    pub fn proxy(&self) -> Option<&ProxyProcess> {
+        self.proxy.as_ref()
     }
 
     pub fn dovecot(&self) -> Option<&Dovecot> {

@@ -134,6 +134,8 @@ log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
+# The IMAP proxy on loopback forwards the client's address in its ID (x-originating-ip).
+login_trusted_networks = 127.0.0.0/8
 auth_mechanisms = plain login
 mail_location = maildir:{d}/mail/%u/Maildir
 mail_uid = {MAIL_ID}

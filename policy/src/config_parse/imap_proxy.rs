@@ -2,9 +2,10 @@
 
 use super::ctx::Ctx;
 use super::reader::Section;
+use super::reader::{Got, StrOrInt};
 use super::sections::convert;
 use super::values;
-use crate::config::{BackendTls, FolderNames, ImapProxySettings};
+use crate::config::{BackendTls, FolderNames, ImapProxySettings, ProxyLimits};
 
 pub(super) const IMAP_PROXY_KEYS: &[&str] = &[
     "listen_imaps",
@@ -15,6 +16,12 @@ pub(super) const IMAP_PROXY_KEYS: &[&str] = &[
     "backend_tls",
     "state",
     "folders",
+    "backend_ca",
+    "max_line_length",
+    "max_literal_size",
+    "max_connections_per_ip",
+    "max_connections_per_login",
+    "idle_timeout",
 ];
 const FOLDER_KEYS: &[&str] = &[
     "root",
@@ -69,6 +76,33 @@ pub(super) fn imap_proxy(
     })
     .unwrap_or(BackendTls::None);
     let state = s.string_or(ctx, "state", "/var/lib/demail/proxy-state.sqlite");
+    let backend_ca = s
+        .string(ctx, "backend_ca")
+        .found()
+        .map(|p| ctx.readable_file(&p));
+    let size = |ctx: &mut Ctx<'_>, name: &str, default: u64| match s.string_or_integer(ctx, name) {
+        Got::Found(v) => match v.value {
+            StrOrInt::Str(ref text) => values::size(text)
+                .map_err(|e| ctx.bad(&v, e))
+                .unwrap_or(default),
+            StrOrInt::Int(n) if n > 0 => u64::try_from(n).unwrap_or(default),
+            StrOrInt::Int(n) => {
+                ctx.bad(&v, format!("must be greater than zero, found {n}"));
+                default
+            }
+        },
+        _ => default,
+    };
+    let limits = ProxyLimits {
+        max_line_length: size(ctx, "max_line_length", 64 * 1024).max(1024),
+        max_literal_size: size(ctx, "max_literal_size", 100 * 1024 * 1024),
+        max_connections_per_ip: size(ctx, "max_connections_per_ip", 100),
+        max_connections_per_login: size(ctx, "max_connections_per_login", 20),
+        idle_timeout: {
+            let t = s.string_or(ctx, "idle_timeout", "30min");
+            convert(ctx, &t, values::duration).unwrap_or(std::time::Duration::from_secs(1800))
+        },
+    };
     let folders_table = s.table(ctx, "folders").found();
     let folders = match folders_table {
         Some(t) => Section::open(ctx, t.value, t.key, t.line, FOLDER_KEYS),
@@ -83,6 +117,8 @@ pub(super) fn imap_proxy(
         backend_tls,
         state: ctx.path(&state),
         folders: folder_names(ctx, &folders),
+        backend_ca,
+        limits,
     }
 }
 

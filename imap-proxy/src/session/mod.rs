@@ -1,0 +1,910 @@
+//! One client connection: its Dovecot connection, the framing of both directions, and what the
+//! proxy must know about the IMAP state to add the virtual folders (who is logged in, which
+//! namespace, what is selected, which commands are in flight).
+//!
+//! One task per session; writes go through small bounded channels to one writer task per
+//! socket, so a client that stops reading stalls only its own session, and the proxy never
+//! holds more than a few chunks of Dovecot's answer for it.
+
+mod auth;
+mod classify;
+mod list;
+mod local;
+mod prelogin;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use demail_policy::Config;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::capability::{self, ClientSide};
+use crate::folders::{Layout, Namespace};
+use crate::framing::{CHUNK, FrameError, Framer, Piece};
+use crate::net::{self, BoxIo};
+use crate::{ListenerKind, Shared};
+
+pub use local::Selected;
+
+/// Messages the proxy keeps whole to decode (commands it acts on, LIST lines); larger ones
+/// are only forwarded.
+const KEEP_LIMIT: usize = 256 * 1024;
+/// Chunks queued towards one socket before the session waits for it to drain.
+const QUEUE: usize = 8;
+/// Without any byte from Dovecot for this long while a virtual folder keeps the client busy,
+/// the proxy sends a NOOP so that Dovecot does not log the session out.
+const BACKEND_KEEPALIVE: Duration = Duration::from_secs(240);
+/// How often an IDLE in a virtual folder looks for new evidence.
+const IDLE_POLL: Duration = Duration::from_secs(2);
+/// Before login a client gets this long (Dovecot's login timeout is 3 minutes).
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(180);
+
+pub async fn serve(
+    shared: Arc<Shared>,
+    kind: ListenerKind,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    listen: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
+    let config = shared.config();
+    let settings = Shared::settings(&config).clone();
+    let _ = tcp.set_nodelay(true);
+    if !shared.admit_ip(peer.ip(), settings.limits.max_connections_per_ip) {
+        let mut tcp = tcp;
+        if kind == ListenerKind::Starttls {
+            let _ = tcp
+                .write_all(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
+                .await;
+        }
+        info!(%peer, "refused: too many connections from this address");
+        return;
+    }
+    let session_id = ulid::Ulid::new().to_string();
+    let outcome = run(
+        shared.clone(),
+        config,
+        kind,
+        tcp,
+        peer,
+        listen,
+        &session_id,
+        shutdown,
+    )
+    .await;
+    shared.release_ip(peer.ip());
+    match outcome {
+        Ok(()) => debug!(%peer, session = %session_id, "session ended"),
+        Err(e) => info!(%peer, session = %session_id, "session ended: {e}"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    kind: ListenerKind,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    listen: SocketAddr,
+    session_id: &str,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let settings = Shared::settings(&config);
+    let plaintext_login = crate::plaintext_login(kind, listen);
+    let (mut client, mut tcp): (Option<BoxIo>, Option<TcpStream>) = match kind {
+        ListenerKind::Implicit => (
+            Some(
+                net::accept_tls(&shared.acceptor(), tcp)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            None,
+        ),
+        ListenerKind::Starttls => (None, Some(tcp)),
+    };
+    let backend = match net::connect_backend(settings).await {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(%peer, "cannot reach Dovecot at {}: {e}", settings.backend);
+            let bye = b"* BYE [UNAVAILABLE] The mail server is not reachable, try again later\r\n";
+            let _ = match (client.as_mut(), tcp.as_mut()) {
+                (Some(c), _) => c.write_all(bye).await,
+                (None, Some(t)) => t.write_all(bye).await,
+                (None, None) => Ok(()),
+            };
+            return Err(format!("backend: {e}"));
+        }
+    };
+    let mut side = ClientSide {
+        tls: kind == ListenerKind::Implicit,
+        starttls_offered: kind == ListenerKind::Starttls,
+        plaintext_login,
+        binary: false,
+    };
+    let caps = backend.capabilities.clone();
+    let greeting = format!(
+        "* OK [CAPABILITY {}] {}\r\n",
+        capability::filter(&caps, side),
+        backend.greeting_text
+    );
+    match (client.as_mut(), tcp.as_mut()) {
+        (Some(c), _) => c.write_all(greeting.as_bytes()).await,
+        (None, Some(t)) => t.write_all(greeting.as_bytes()).await,
+        (None, None) => Ok(()),
+    }
+    .map_err(|e| e.to_string())?;
+
+    let limits = &settings.limits;
+    let max_line = usize::try_from(limits.max_line_length).unwrap_or(usize::MAX);
+    let mut cf = Framer::new(max_line, KEEP_LIMIT);
+    // Before TLS on the STARTTLS port the proxy answers alone (CAPABILITY, NOOP, ID, STARTTLS,
+    // LOGOUT); Dovecot sees nothing of it.
+    let mut pre = prelogin::PreLogin::default();
+    let client: BoxIo = match (client, tcp) {
+        (Some(c), _) => c,
+        (None, None) => return Err("internal: no client socket".into()),
+        (None, Some(mut tcp)) => {
+            match prelogin::run(&mut tcp, &mut cf, &caps, side, &mut pre).await? {
+                prelogin::Next::Tls => {
+                    side.tls = true;
+                    cf = Framer::new(max_line, KEEP_LIMIT);
+                    net::accept_tls(&shared.acceptor(), tcp)
+                        .await
+                        .map_err(|e| e.to_string())?
+                }
+                prelogin::Next::Plain => Box::new(tcp),
+                prelogin::Next::Done => return Ok(()),
+            }
+        }
+    };
+
+    let (client_rd, client_wr) = tokio::io::split(client);
+    let (up_rd, up_wr) = tokio::io::split(backend.io);
+    let (ctx, crx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    let (utx, urx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    let client_writer = tokio::spawn(writer(client_wr, crx));
+    let up_writer = tokio::spawn(writer(up_wr, urx));
+
+    let mut s = Session {
+        shared: shared.clone(),
+        config: config.clone(),
+        peer,
+        session_id: session_id.to_string(),
+        side,
+        upstream_caps: caps,
+        to_client: ctx,
+        to_upstream: utx,
+        cf,
+        uf: Framer::new(usize::MAX / 2, KEEP_LIMIT),
+        client_msg: None,
+        up_msg: None,
+        pending: VecDeque::new(),
+        login: None,
+        counted_login: None,
+        namespace: None,
+        layout: None,
+        utf8: false,
+        condstore: false,
+        qresync: false,
+        upstream_selected: false,
+        selected: None,
+        id_sent: false,
+        client_id: pre.client_id.take(),
+        hold: false,
+        idle: None,
+        internal_seq: 0,
+        last_client: Instant::now(),
+        last_upstream: Instant::now(),
+        closing: false,
+        copy: None,
+        deferred: None,
+    };
+    let r = s.main_loop(client_rd, up_rd, shutdown).await;
+    if let Some(l) = s.counted_login.take() {
+        shared.release_login(&l);
+    }
+    drop(s);
+    let _ = client_writer.await;
+    up_writer.abort();
+    r
+}
+
+/// Writes queued chunks to one socket; ends when the queue closes or the socket fails.
+async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(chunk) = rx.recv().await {
+        if w.write_all(&chunk).await.is_err() {
+            return;
+        }
+        // Batch what is queued already, then flush once.
+        while let Ok(more) = rx.try_recv() {
+            if w.write_all(&more).await.is_err() {
+                return;
+            }
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// A command sent to Dovecot whose tagged answer has not come yet.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub tag: Vec<u8>,
+    pub kind: PendingKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum PendingKind {
+    /// Nothing to learn from the answer.
+    Plain,
+    /// LOGIN or AUTHENTICATE: on OK, this login is logged in (`None`: a mechanism whose
+    /// identity the proxy cannot read, so no virtual folders).
+    Login(Option<String>),
+    /// AUTHENTICATE waiting for the client's response lines (forwarded raw).
+    Authenticate { plain: bool, user: Option<String> },
+    /// LIST or LSUB: the virtual folders are added before the tagged OK.
+    List(list::Request),
+    /// SELECT or EXAMINE of a real mailbox.
+    Select,
+    /// CLOSE or UNSELECT of a real mailbox.
+    Deselect,
+    /// IDLE on a real mailbox: the client's DONE goes through raw.
+    Idle,
+    /// ENABLE: `* ENABLED` says what is on.
+    Enable,
+    /// The proxy's own command; its answers stay with the proxy.
+    Internal(Internal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Internal {
+    Id,
+    Namespace,
+    Unselect,
+    Noop,
+    /// One APPEND of a COPY/MOVE out of a virtual folder.
+    CopyAppend,
+}
+
+/// How the rest of the current client message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Forwarded as it arrives.
+    Forward,
+    /// Kept whole, then handled by the proxy.
+    Collect,
+    /// Read and dropped (a refused non-synchronising literal); then this answer.
+    Discard,
+}
+
+pub(crate) struct ClientMsg {
+    pub tag: Vec<u8>,
+    pub name: String,
+    pub route: Route,
+    /// For `Discard`: the answer once the message is consumed.
+    pub answer: Vec<u8>,
+}
+
+/// How the rest of the current Dovecot message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpRoute {
+    Forward,
+    /// Kept whole, then inspected (LIST/LSUB/STATUS lines that may name a virtual folder).
+    Collect,
+    Swallow,
+}
+
+/// A COPY/MOVE out of a virtual folder in progress: APPENDs upstream, then the answer.
+pub(crate) struct CopyJob {
+    pub tag: Vec<u8>,
+    pub outstanding: usize,
+    pub src_uids: Vec<u32>,
+    pub dst_uids: Vec<u32>,
+    pub uid_validity: Option<u32>,
+    pub failure: Option<String>,
+}
+
+pub(crate) struct Session {
+    pub shared: Arc<Shared>,
+    pub config: Arc<Config>,
+    pub peer: SocketAddr,
+    pub session_id: String,
+    pub side: ClientSide,
+    pub upstream_caps: String,
+    pub to_client: mpsc::Sender<Vec<u8>>,
+    pub to_upstream: mpsc::Sender<Vec<u8>>,
+    pub cf: Framer,
+    pub uf: Framer,
+    pub client_msg: Option<ClientMsg>,
+    up_msg: Option<UpRoute>,
+    pub pending: VecDeque<Pending>,
+    pub login: Option<String>,
+    counted_login: Option<String>,
+    pub namespace: Option<Namespace>,
+    pub layout: Option<Layout>,
+    pub utf8: bool,
+    pub condstore: bool,
+    pub qresync: bool,
+    pub upstream_selected: bool,
+    pub selected: Option<Selected>,
+    pub id_sent: bool,
+    pub client_id: Option<auth::IdFields>,
+    /// Client input waits until every command in flight is answered.
+    pub hold: bool,
+    pub idle: Option<Vec<u8>>,
+    internal_seq: u32,
+    last_client: Instant,
+    last_upstream: Instant,
+    closing: bool,
+    pub copy: Option<CopyJob>,
+    /// A kept command waiting for the commands in flight.
+    pub deferred: Option<(ClientMsg, Vec<u8>)>,
+}
+
+impl Session {
+    async fn main_loop(
+        &mut self,
+        mut client: impl AsyncRead + Unpin,
+        mut upstream: impl AsyncRead + Unpin,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        let mut cbuf = vec![0u8; CHUNK];
+        let mut ubuf = vec![0u8; CHUNK];
+        let idle_timeout = Shared::settings(&self.config).limits.idle_timeout;
+        let mut tick = tokio::time::interval(IDLE_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if !self.hold
+                && let Some((msg, bytes)) = self.deferred.take()
+            {
+                classify::run_collected(self, &msg, &bytes).await?;
+            }
+            // Work through what the client sent already before reading more.
+            if !self.hold {
+                self.drain_client().await?;
+            }
+            if self.closing {
+                return Ok(());
+            }
+            let reading_client = !self.hold;
+            tokio::select! {
+                r = client.read(&mut cbuf), if reading_client => {
+                    let n = r.map_err(|e| format!("client: {e}"))?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    self.last_client = Instant::now();
+                    self.cf.push(&cbuf[..n]);
+                }
+                r = upstream.read(&mut ubuf) => {
+                    let n = r.map_err(|e| format!("Dovecot: {e}"))?;
+                    if n == 0 {
+                        self.send(b"* BYE The mail server closed the connection\r\n".to_vec()).await?;
+                        return Err("Dovecot closed the connection".into());
+                    }
+                    self.last_upstream = Instant::now();
+                    self.uf.push(&ubuf[..n]);
+                    self.drain_upstream().await?;
+                }
+                _ = tick.tick() => {
+                    let limit = if self.login.is_some() { idle_timeout } else { LOGIN_TIMEOUT.min(idle_timeout) };
+                    if self.last_client.elapsed() > limit {
+                        self.send(b"* BYE Autologout; idle for too long\r\n".to_vec()).await?;
+                        return Err("idle timeout".into());
+                    }
+                    if self.idle.is_some() {
+                        self.idle_poll().await?;
+                    }
+                    if self.selected.is_some()
+                        && self.pending.is_empty()
+                        && self.last_upstream.elapsed() > BACKEND_KEEPALIVE
+                    {
+                        self.last_upstream = Instant::now();
+                        self.internal(Internal::Noop, b"NOOP\r\n").await?;
+                    }
+                }
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        self.send(b"* BYE Server shutting down\r\n".to_vec()).await?;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues bytes for the client.
+    pub async fn send(&self, bytes: Vec<u8>) -> Result<(), String> {
+        self.to_client
+            .send(bytes)
+            .await
+            .map_err(|_| "client gone".to_string())
+    }
+
+    pub async fn send_up(&self, bytes: Vec<u8>) -> Result<(), String> {
+        self.to_upstream
+            .send(bytes)
+            .await
+            .map_err(|_| "Dovecot gone".to_string())
+    }
+
+    /// Sends a command of the proxy's own to Dovecot (`line` without tag).
+    pub async fn internal(&mut self, what: Internal, line: &[u8]) -> Result<(), String> {
+        self.internal_seq += 1;
+        let tag = format!("dmpx{}", self.internal_seq).into_bytes();
+        let mut cmd = tag.clone();
+        cmd.push(b' ');
+        cmd.extend_from_slice(line);
+        self.pending.push_back(Pending {
+            tag,
+            kind: PendingKind::Internal(what),
+        });
+        self.send_up(cmd).await
+    }
+
+    /// Answers the client with a tagged status line.
+    pub async fn reply(&self, tag: &[u8], status: &str) -> Result<(), String> {
+        let mut v = tag.to_vec();
+        v.push(b' ');
+        v.extend_from_slice(status.as_bytes());
+        v.extend_from_slice(b"\r\n");
+        self.send(v).await
+    }
+
+    // ----- client -> Dovecot -----
+
+    async fn drain_client(&mut self) -> Result<(), String> {
+        while !self.hold && !self.closing {
+            let piece = match self.cf.next() {
+                Ok(Some(p)) => p,
+                Ok(None) => return Ok(()),
+                Err(FrameError::LineTooLong(max)) => {
+                    self.send(
+                        format!("* BYE Line too long (more than {max} bytes)\r\n").into_bytes(),
+                    )
+                    .await?;
+                    return Err("line too long".into());
+                }
+            };
+            self.client_piece(piece).await?;
+        }
+        Ok(())
+    }
+
+    async fn client_piece(&mut self, piece: Piece) -> Result<(), String> {
+        match piece {
+            Piece::Line {
+                bytes,
+                first: true,
+                literal,
+            } => {
+                if self.continuation_data(&bytes).await? {
+                    return Ok(());
+                }
+                self.client_msg = None;
+                let max_literal = Shared::settings(&self.config).limits.max_literal_size;
+                if let Some((len, sync)) = literal
+                    && (u64::from(len) > max_literal
+                        || crate::token::announcement_inside_quotes(&bytes))
+                {
+                    return self.refuse_literal(&bytes, len, sync, max_literal).await;
+                }
+                let msg = classify::first_line(self, &bytes).await?;
+                self.start_message(msg, &bytes, literal).await?;
+            }
+            Piece::Line {
+                bytes,
+                first: false,
+                literal,
+            } => {
+                let max_literal = Shared::settings(&self.config).limits.max_literal_size;
+                if let Some((len, sync)) = literal
+                    && u64::from(len) > max_literal
+                {
+                    return self.refuse_literal(&bytes, len, sync, max_literal).await;
+                }
+                self.continue_message(&bytes, literal).await?;
+            }
+            Piece::Literal { bytes, .. } => {
+                self.continue_message(&bytes, None).await?;
+            }
+        }
+        if self.cf.at_message_start() {
+            self.finish_message().await?;
+        }
+        Ok(())
+    }
+
+    /// Lines that are not commands: the client's SASL responses while AUTHENTICATE runs, the
+    /// DONE of an IDLE. Returns whether the line was taken as such.
+    async fn continuation_data(&mut self, line: &[u8]) -> Result<bool, String> {
+        if let Some(tag) = self.idle.clone() {
+            // IDLE in a virtual folder: only DONE ends it.
+            self.idle = None;
+            if trim(line).eq_ignore_ascii_case(b"DONE") {
+                self.reply(&tag, "OK Idle completed.").await?;
+            } else {
+                self.reply(&tag, "BAD Expected DONE.").await?;
+            }
+            return Ok(true);
+        }
+        let Some(last) = self.pending.back_mut() else {
+            return Ok(false);
+        };
+        match &mut last.kind {
+            PendingKind::Authenticate { plain, user } => {
+                if *plain && user.is_none() {
+                    *user = auth::plain_identity(trim(line));
+                }
+                self.send_up(line.to_vec()).await?;
+                Ok(true)
+            }
+            PendingKind::Idle => {
+                self.send_up(line.to_vec()).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn refuse_literal(
+        &mut self,
+        line: &[u8],
+        len: u32,
+        sync: bool,
+        max: u64,
+    ) -> Result<(), String> {
+        let tag = crate::token::head(line)
+            .map(|(t, _)| t)
+            .unwrap_or_else(|| b"*".to_vec());
+        let why = if u64::from(len) > max {
+            format!("BAD [TOOBIG] Literal of {len} bytes is larger than the limit of {max} bytes.")
+        } else {
+            "BAD A literal announced inside a quoted string is ambiguous; send the string as a literal or quoted.".to_string()
+        };
+        if sync {
+            // The client waits for our go-ahead, which never comes: the next line is a new command.
+            self.cf.refuse_literal();
+            self.client_msg = None;
+            return self.reply(&tag, &why).await;
+        }
+        // A non-synchronising literal is on its way; it cannot be skipped safely.
+        self.send(format!("* BYE {}\r\n", why.trim_start_matches("BAD ")).into_bytes())
+            .await?;
+        self.closing = true;
+        Ok(())
+    }
+
+    async fn start_message(
+        &mut self,
+        msg: ClientMsg,
+        line: &[u8],
+        literal: Option<(u32, bool)>,
+    ) -> Result<(), String> {
+        match msg.route {
+            Route::Forward => self.send_up(line.to_vec()).await?,
+            Route::Collect => {
+                if let Some((len, true)) = literal {
+                    if len as usize > KEEP_LIMIT / 2 {
+                        let tag = msg.tag.clone();
+                        self.cf.refuse_literal();
+                        return self
+                            .reply(&tag, "BAD [TOOBIG] Literal too large for this command.")
+                            .await;
+                    }
+                    self.send(b"+ OK\r\n".to_vec()).await?;
+                }
+            }
+            Route::Discard => {
+                if let Some((_, true)) = literal {
+                    // Refuse now instead of asking for data that would be thrown away.
+                    let answer = msg.answer.clone();
+                    self.cf.refuse_literal();
+                    return self.send(answer).await;
+                }
+            }
+        }
+        self.client_msg = Some(msg);
+        Ok(())
+    }
+
+    async fn continue_message(
+        &mut self,
+        bytes: &[u8],
+        literal: Option<(u32, bool)>,
+    ) -> Result<(), String> {
+        let Some(msg) = &self.client_msg else {
+            // The rest of a message whose start was refused: nothing to do.
+            return Ok(());
+        };
+        match msg.route {
+            Route::Forward => self.send_up(bytes.to_vec()).await,
+            Route::Collect => {
+                if let Some((len, true)) = literal {
+                    if len as usize > KEEP_LIMIT / 2 {
+                        let tag = msg.tag.clone();
+                        self.cf.refuse_literal();
+                        self.client_msg = None;
+                        return self
+                            .reply(&tag, "BAD [TOOBIG] Literal too large for this command.")
+                            .await;
+                    }
+                    self.send(b"+ OK\r\n".to_vec()).await?;
+                }
+                Ok(())
+            }
+            Route::Discard => Ok(()),
+        }
+    }
+
+    async fn finish_message(&mut self) -> Result<(), String> {
+        let Some(msg) = self.client_msg.take() else {
+            return Ok(());
+        };
+        match msg.route {
+            Route::Forward => classify::forwarded(self, &msg).await,
+            Route::Collect => {
+                let Some(bytes) = self.cf.kept().map(<[u8]>::to_vec) else {
+                    return self.reply(&msg.tag, "BAD [TOOBIG] Command too long.").await;
+                };
+                classify::collected(self, &msg, &bytes).await
+            }
+            Route::Discard => self.send(msg.answer).await,
+        }
+    }
+
+    // ----- Dovecot -> client -----
+
+    async fn drain_upstream(&mut self) -> Result<(), String> {
+        loop {
+            let piece = match self.uf.next() {
+                Ok(Some(p)) => p,
+                Ok(None) => return Ok(()),
+                Err(FrameError::LineTooLong(_)) => {
+                    return Err("Dovecot sent an endless line".into());
+                }
+            };
+            self.upstream_piece(piece).await?;
+            if self.closing {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn upstream_piece(&mut self, piece: Piece) -> Result<(), String> {
+        match piece {
+            Piece::Line {
+                bytes, first: true, ..
+            } => {
+                let route = self.upstream_first_line(&bytes).await?;
+                self.up_msg = Some(route);
+                match route {
+                    UpRoute::Forward => {}
+                    UpRoute::Collect | UpRoute::Swallow => {}
+                }
+                if route == UpRoute::Forward {
+                    self.send(bytes).await?;
+                }
+            }
+            Piece::Line { bytes, .. } | Piece::Literal { bytes, .. } => {
+                if self.up_msg == Some(UpRoute::Forward) {
+                    self.send(bytes).await?;
+                }
+            }
+        }
+        if self.uf.at_message_start() {
+            let route = self.up_msg.take();
+            if route == Some(UpRoute::Collect) {
+                match self.uf.kept().map(<[u8]>::to_vec) {
+                    Some(msg) => {
+                        if list::keep_upstream_line(self, &msg) {
+                            self.send(msg).await?;
+                        }
+                    }
+                    None => warn!("a LIST answer over {KEEP_LIMIT} bytes was dropped"),
+                }
+            }
+            if self.hold && self.pending.is_empty() && self.copy.is_none() {
+                self.hold = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides what happens to a message from Dovecot by its first line, acting on tagged
+    /// answers.
+    async fn upstream_first_line(&mut self, line: &[u8]) -> Result<UpRoute, String> {
+        if line.starts_with(b"+") {
+            // A continuation: the client's (AUTHENTICATE, IDLE, literals) unless the proxy's own.
+            return Ok(match self.pending.back() {
+                Some(Pending {
+                    kind: PendingKind::Internal(_),
+                    ..
+                }) => UpRoute::Swallow,
+                _ => UpRoute::Forward,
+            });
+        }
+        if let Some(rest) = line.strip_prefix(b"* ") {
+            return self.untagged(rest, line).await;
+        }
+        let tag_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+        let tag = &line[..tag_end];
+        let Some(pos) = self.pending.iter().position(|p| p.tag == tag) else {
+            return Ok(UpRoute::Forward);
+        };
+        let p = self.pending.remove(pos).expect("position is valid");
+        let status = line[tag_end..].trim_ascii_start();
+        let ok = status.len() >= 2 && status[..2].eq_ignore_ascii_case(b"OK");
+        self.tagged(p, ok, line).await
+    }
+
+    async fn untagged(&mut self, rest: &[u8], line: &[u8]) -> Result<UpRoute, String> {
+        let word_end = rest
+            .iter()
+            .position(|&b| b == b' ' || b == b'\r')
+            .unwrap_or(rest.len());
+        let word = String::from_utf8_lossy(&rest[..word_end]).to_ascii_uppercase();
+        let internal = matches!(
+            self.pending.front(),
+            Some(Pending {
+                kind: PendingKind::Internal(_),
+                ..
+            })
+        );
+        match word.as_str() {
+            "BYE" => {
+                self.closing_after_bye();
+                return Ok(UpRoute::Forward);
+            }
+            "CAPABILITY" | "OK" | "NO" | "BAD" | "PREAUTH" => {
+                if let Some(new) = capability::rewrite_line(line, self.side) {
+                    if internal {
+                        return Ok(UpRoute::Swallow);
+                    }
+                    self.send(new).await?;
+                    return Ok(UpRoute::Swallow);
+                }
+            }
+            "NAMESPACE" => {
+                if let Some(ns) = list::personal_namespace(line) {
+                    self.namespace = Some(ns);
+                }
+            }
+            "ENABLED" => {
+                let text = String::from_utf8_lossy(rest).to_ascii_uppercase();
+                for cap in text.split_whitespace().skip(1) {
+                    match cap {
+                        "UTF8=ACCEPT" | "UTF8=ONLY" | "IMAP4REV2" => self.utf8 = true,
+                        "CONDSTORE" => self.condstore = true,
+                        "QRESYNC" => {
+                            self.condstore = true;
+                            self.qresync = true;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            "LIST" | "LSUB" | "STATUS" if self.layout.is_some() && !internal => {
+                return Ok(UpRoute::Collect);
+            }
+            _ => {}
+        }
+        Ok(if internal {
+            UpRoute::Swallow
+        } else {
+            UpRoute::Forward
+        })
+    }
+
+    fn closing_after_bye(&mut self) {
+        // Dovecot says goodbye (LOGOUT, shutdown): the client gets it and the session ends
+        // when Dovecot closes.
+    }
+
+    async fn tagged(&mut self, p: Pending, ok: bool, line: &[u8]) -> Result<UpRoute, String> {
+        let rewritten = capability::rewrite_line(line, self.side);
+        match p.kind {
+            PendingKind::Internal(what) => {
+                self.internal_done(what, ok, line).await?;
+                return Ok(UpRoute::Swallow);
+            }
+            PendingKind::Login(user) | PendingKind::Authenticate { user, .. } if ok => {
+                if let Some(u) = &user
+                    && !self.login_allowed(u)
+                {
+                    info!(peer = %self.peer, session = %self.session_id, "refused: too many sessions for this login");
+                    self.reply(
+                        &p.tag,
+                        "NO [LIMIT] Too many sessions for this login; close another one first.",
+                    )
+                    .await?;
+                    self.internal(Internal::Noop, b"LOGOUT\r\n").await?;
+                    self.closing = true;
+                    return Ok(UpRoute::Swallow);
+                }
+                self.logged_in(user).await?;
+            }
+            PendingKind::Login(_) | PendingKind::Authenticate { .. } => {}
+            PendingKind::List(req) if ok => {
+                for l in list::virtual_lines(self, &req).await? {
+                    self.send(l).await?;
+                }
+            }
+            PendingKind::Select => {
+                // A failed SELECT leaves no mailbox selected either (RFC 9051 6.3.2).
+                self.upstream_selected = ok;
+            }
+            PendingKind::Deselect if ok => self.upstream_selected = false,
+            PendingKind::Enable | PendingKind::Idle | PendingKind::Plain => {}
+            PendingKind::List(_) | PendingKind::Deselect => {}
+        }
+        if let Some(new) = rewritten {
+            self.send(new).await?;
+            return Ok(UpRoute::Swallow);
+        }
+        Ok(UpRoute::Forward)
+    }
+
+    async fn logged_in(&mut self, user: Option<String>) -> Result<(), String> {
+        let Some(user) = user else {
+            info!(peer = %self.peer, session = %self.session_id, "logged in with a mechanism the proxy cannot read: no De-Mail folders");
+            return Ok(());
+        };
+        let login = demail_policy::normalise_login(&user);
+        info!(peer = %self.peer, session = %self.session_id, login = %login, "logged in");
+        self.shared.add_login(&login);
+        self.counted_login = Some(login.clone());
+        self.login = Some(login);
+        // The namespace decides where the folders go; the client waits for it.
+        self.hold = true;
+        self.internal(Internal::Namespace, b"NAMESPACE\r\n").await
+    }
+
+    async fn internal_done(&mut self, what: Internal, ok: bool, line: &[u8]) -> Result<(), String> {
+        match what {
+            Internal::Namespace => {
+                let ns = self.namespace.clone().unwrap_or(Namespace {
+                    prefix: String::new(),
+                    delimiter: Some('/'),
+                });
+                let names = &Shared::settings(&self.config).folders;
+                self.layout = Some(Layout::new(names, &ns));
+            }
+            Internal::Unselect => {
+                if ok {
+                    self.upstream_selected = false;
+                }
+            }
+            Internal::CopyAppend => local::copy_append_done(self, ok, line).await?,
+            Internal::Id | Internal::Noop => {}
+        }
+        Ok(())
+    }
+
+    /// Whether this login may open another session.
+    pub fn login_allowed(&self, user: &str) -> bool {
+        let login = demail_policy::normalise_login(user);
+        let max = Shared::settings(&self.config)
+            .limits
+            .max_connections_per_login;
+        self.shared.login_count(&login) < max
+    }
+
+    async fn idle_poll(&mut self) -> Result<(), String> {
+        local::refresh(self, false).await
+    }
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let b = b.strip_suffix(b"\n").unwrap_or(b);
+    b.strip_suffix(b"\r").unwrap_or(b)
+}
