@@ -333,6 +333,6 @@ mod tests {
         assert_eq!(o, b"\"a\\\"b\"");
         let mut o = Vec::new();
         write_string(&mut o, "Bestätigung\r\n".as_bytes());
-        assert!(o.starts_with(b"{15}\r\n"));
+        assert!(o.starts_with(b"{14}\r\n"));
     }
 }
