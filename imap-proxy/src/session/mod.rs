@@ -203,6 +203,7 @@ async fn run(
         last_client: Instant::now(),
         last_upstream: Instant::now(),
         closing: false,
+        bye_seen: false,
         copy: None,
         deferred: None,
     };
@@ -249,16 +250,22 @@ pub(crate) enum PendingKind {
     /// LOGIN or AUTHENTICATE: on OK, this login is logged in (`None`: a mechanism whose
     /// identity the proxy cannot read, so no virtual folders).
     Login(Option<String>),
-    /// AUTHENTICATE waiting for the client's response lines (forwarded raw).
-    Authenticate { plain: bool, user: Option<String> },
+    /// AUTHENTICATE waiting for the client's response lines (forwarded raw) until
+    /// `answered` (PLAIN: after its one response; with SASL-IR: at once).
+    Authenticate {
+        plain: bool,
+        user: Option<String>,
+        answered: bool,
+    },
     /// LIST or LSUB: the virtual folders are added before the tagged OK.
     List(list::Request),
     /// SELECT or EXAMINE of a real mailbox.
     Select,
     /// CLOSE or UNSELECT of a real mailbox.
     Deselect,
-    /// IDLE on a real mailbox: the client's DONE goes through raw.
-    Idle,
+    /// IDLE on a real mailbox: the client's DONE goes through raw; after it, lines are
+    /// commands again (a client may pipeline right after DONE).
+    Idle { done: bool },
     /// ENABLE: `* ENABLED` says what is on.
     Enable,
     /// The proxy's own command; its answers stay with the proxy.
@@ -345,6 +352,7 @@ pub(crate) struct Session {
     last_client: Instant,
     last_upstream: Instant,
     closing: bool,
+    bye_seen: bool,
     pub copy: Option<CopyJob>,
     /// A kept command waiting for the commands in flight.
     pub deferred: Option<(ClientMsg, Vec<u8>)>,
@@ -388,6 +396,9 @@ impl Session {
                 r = upstream.read(&mut ubuf) => {
                     let n = r.map_err(|e| format!("Dovecot: {e}"))?;
                     if n == 0 {
+                        if self.bye_seen {
+                            return Ok(());
+                        }
                         self.send(b"* BYE The mail server closed the connection\r\n".to_vec()).await?;
                         return Err("Dovecot closed the connection".into());
                     }
@@ -541,14 +552,21 @@ impl Session {
             return Ok(false);
         };
         match &mut last.kind {
-            PendingKind::Authenticate { plain, user } => {
-                if *plain && user.is_none() {
+            PendingKind::Authenticate {
+                plain,
+                user,
+                answered,
+            } if !*answered => {
+                if *plain {
+                    // PLAIN has exactly one response: what follows are commands again.
                     *user = auth::plain_identity(trim(line));
+                    *answered = true;
                 }
                 self.send_up(line.to_vec()).await?;
                 Ok(true)
             }
-            PendingKind::Idle => {
+            PendingKind::Idle { done } if !*done => {
+                *done = true;
                 self.send_up(line.to_vec()).await?;
                 Ok(true)
             }
@@ -563,9 +581,11 @@ impl Session {
         sync: bool,
         max: u64,
     ) -> Result<(), String> {
-        let tag = crate::token::head(line)
-            .map(|(t, _)| t)
-            .unwrap_or_else(|| b"*".to_vec());
+        let tag = match (&self.client_msg, crate::token::head(line)) {
+            (Some(m), _) if !self.cf.at_message_start() => m.tag.clone(),
+            (_, Some((t, _))) => t,
+            _ => b"*".to_vec(),
+        };
         let why = if u64::from(len) > max {
             format!("BAD [TOOBIG] Literal of {len} bytes is larger than the limit of {max} bytes.")
         } else {
@@ -805,9 +825,10 @@ impl Session {
         })
     }
 
+    /// Dovecot says goodbye (LOGOUT, shutdown): the client gets its BYE, and the session ends
+    /// when Dovecot closes, without a second one.
     fn closing_after_bye(&mut self) {
-        // Dovecot says goodbye (LOGOUT, shutdown): the client gets it and the session ends
-        // when Dovecot closes.
+        self.bye_seen = true;
     }
 
     async fn tagged(&mut self, p: Pending, ok: bool, line: &[u8]) -> Result<UpRoute, String> {
@@ -844,7 +865,7 @@ impl Session {
                 self.upstream_selected = ok;
             }
             PendingKind::Deselect if ok => self.upstream_selected = false,
-            PendingKind::Enable | PendingKind::Idle | PendingKind::Plain => {}
+            PendingKind::Enable | PendingKind::Idle { .. } | PendingKind::Plain => {}
             PendingKind::List(_) | PendingKind::Deselect => {}
         }
         if let Some(new) = rewritten {
