@@ -35,6 +35,8 @@ pub use local::Selected;
 /// Messages the proxy keeps whole to decode (commands it acts on, LIST lines); larger ones
 /// are only forwarded.
 const KEEP_LIMIT: usize = 256 * 1024;
+/// Dovecot's longest line (a SEARCH answer of a big mailbox is long, but not endless).
+const UPSTREAM_MAX_LINE: usize = 64 * 1024 * 1024;
 /// Chunks queued towards one socket before the session waits for it to drain.
 const QUEUE: usize = 8;
 /// Without any byte from Dovecot for this long while a virtual folder keeps the client busy,
@@ -181,8 +183,10 @@ async fn run(
         upstream_caps: caps,
         to_client: ctx,
         to_upstream: utx,
+        out_client: std::sync::Mutex::new(Vec::new()),
+        out_upstream: std::sync::Mutex::new(Vec::new()),
         cf,
-        uf: Framer::new(usize::MAX / 2, KEEP_LIMIT),
+        uf: Framer::new(UPSTREAM_MAX_LINE, KEEP_LIMIT),
         client_msg: None,
         up_msg: None,
         pending: VecDeque::new(),
@@ -208,6 +212,8 @@ async fn run(
         deferred: None,
     };
     let r = s.main_loop(client_rd, up_rd, shutdown).await;
+    // What was queued last (a BYE, an answer) still goes out.
+    let _ = s.flush().await;
     if let Some(l) = s.counted_login.take() {
         shared.release_login(&l);
     }
@@ -329,6 +335,8 @@ pub(crate) struct Session {
     pub upstream_caps: String,
     pub to_client: mpsc::Sender<Vec<u8>>,
     pub to_upstream: mpsc::Sender<Vec<u8>>,
+    out_client: std::sync::Mutex<Vec<u8>>,
+    out_upstream: std::sync::Mutex<Vec<u8>>,
     pub cf: Framer,
     pub uf: Framer,
     pub client_msg: Option<ClientMsg>,
@@ -380,6 +388,7 @@ impl Session {
             if !self.hold {
                 self.drain_client().await?;
             }
+            self.flush().await?;
             if self.closing {
                 return Ok(());
             }
@@ -433,19 +442,57 @@ impl Session {
         }
     }
 
-    /// Queues bytes for the client.
+    /// Queues bytes for the client; they leave in chunks of up to [`CHUNK`] bytes, at the
+    /// latest when the session next waits for input.
     pub async fn send(&self, bytes: Vec<u8>) -> Result<(), String> {
-        self.to_client
-            .send(bytes)
-            .await
-            .map_err(|_| "client gone".to_string())
+        let full = {
+            let mut out = self.out_client.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend_from_slice(&bytes);
+            (out.len() >= CHUNK).then(|| std::mem::take(&mut *out))
+        };
+        match full {
+            Some(chunk) => self
+                .to_client
+                .send(chunk)
+                .await
+                .map_err(|_| "client gone".to_string()),
+            None => Ok(()),
+        }
     }
 
     pub async fn send_up(&self, bytes: Vec<u8>) -> Result<(), String> {
-        self.to_upstream
-            .send(bytes)
-            .await
-            .map_err(|_| "Dovecot gone".to_string())
+        let full = {
+            let mut out = self.out_upstream.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend_from_slice(&bytes);
+            (out.len() >= CHUNK).then(|| std::mem::take(&mut *out))
+        };
+        match full {
+            Some(chunk) => self
+                .to_upstream
+                .send(chunk)
+                .await
+                .map_err(|_| "Dovecot gone".to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands everything queued to the writers.
+    async fn flush(&self) -> Result<(), String> {
+        let c = std::mem::take(&mut *self.out_client.lock().unwrap_or_else(|e| e.into_inner()));
+        if !c.is_empty() {
+            self.to_client
+                .send(c)
+                .await
+                .map_err(|_| "client gone".to_string())?;
+        }
+        let u = std::mem::take(&mut *self.out_upstream.lock().unwrap_or_else(|e| e.into_inner()));
+        if !u.is_empty() {
+            self.to_upstream
+                .send(u)
+                .await
+                .map_err(|_| "Dovecot gone".to_string())?;
+        }
+        Ok(())
     }
 
     /// Sends a command of the proxy's own to Dovecot (`line` without tag).
@@ -707,9 +754,8 @@ impl Session {
             } => {
                 let route = self.upstream_first_line(&bytes).await?;
                 self.up_msg = Some(route);
-                match route {
-                    UpRoute::Forward => {}
-                    UpRoute::Collect | UpRoute::Swallow => {}
+                if route != UpRoute::Collect {
+                    self.uf.stop_keeping();
                 }
                 if route == UpRoute::Forward {
                     self.send(bytes).await?;
