@@ -395,6 +395,9 @@ pub(crate) fn item(r: &Rendered<'_>, item: &MessageDataItemName<'_>, out: &mut V
             body_literal(out, &data, *partial, !binary, binary);
         }
         MessageDataItemName::BinarySize { section } => {
+            // Dovecot sizes any part from a decoding of the whole message, so a part it cannot
+            // decode anywhere fails every BINARY.SIZE of the message.
+            binary_bytes(r, &[])?;
             let (data, _) = binary_bytes(r, section)?;
             out.extend_from_slice(&item_name(item));
             out.extend_from_slice(format!(" {}", data.len()).as_bytes());
@@ -484,16 +487,17 @@ impl BinaryCtx<'_> {
                 self.copy_to(part.pos);
             }
             // The header without its Content-Transfer-Encoding, "binary" announced at its
-            // end; Dovecot's filter writes these lines with bare LF.
+            // end.
+            let mut h = Vec::new();
             for f in &fields {
                 if !f.name.eq_ignore_ascii_case(b"content-transfer-encoding") {
-                    field_lines(b, f, &mut self.out);
+                    field_lines(b, f, &mut h);
                 }
             }
             if eoh.is_some() {
-                self.out
-                    .extend_from_slice(b"Content-Transfer-Encoding: binary\r\n\n");
+                h.extend_from_slice(b"Content-Transfer-Encoding: binary\r\n\n");
             }
+            self.out.extend_from_slice(&crlf(&h));
         } else {
             self.copy_to(part.body_start());
         }
