@@ -395,6 +395,41 @@ fn nested_and_odd() -> Vec<u8> {
        --outer--\n")
 }
 
+/// 1000 nested multiparts and 1000 nested message/rfc822: Dovecot stops at 100 levels.
+fn deep_multipart() -> Vec<u8> {
+    let mut m = String::from("From: deep@example.test\nSubject: deep\nMIME-Version: 1.0\n");
+    for i in 0..1000 {
+        m.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\n"
+        ));
+    }
+    m.push_str("Content-Type: text/plain\n\ninnermost\n");
+    for i in (0..1000).rev() {
+        m.push_str(&format!("--b{i}--\n"));
+    }
+    t(&m)
+}
+
+fn deep_rfc822() -> Vec<u8> {
+    let mut m = String::new();
+    for i in 0..1000 {
+        m.push_str(&format!(
+            "Subject: level {i}\nMIME-Version: 1.0\nContent-Type: message/rfc822\n\n"
+        ));
+    }
+    m.push_str("Subject: innermost\n\ntext\n");
+    t(&m)
+}
+
+/// A multipart whose boundary never comes, and one whose closing boundary is missing.
+fn unterminated() -> Vec<u8> {
+    t("From: u@example.test\nSubject: unterminated\nMIME-Version: 1.0\n\
+       Content-Type: multipart/mixed; boundary=\"open\"\n\n\
+       preamble only\n--open\nContent-Type: text/plain\n\nfirst part\n\
+       --open\nContent-Type: multipart/alternative; boundary=nowhere\n\n\
+       no boundary line ever follows\n")
+}
+
 fn eight_bit_plain() -> Vec<u8> {
     let mut m = t("From: \"Bürgeramt\" <buergeramt@stadt.example>\n\
                    To: clerk@stadt.example\n\
@@ -440,6 +475,9 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
         ("nested and odd".into(), nested_and_odd()),
         ("8bit plain".into(), eight_bit_plain()),
         ("large".into(), large_message()),
+        ("deep multipart".into(), deep_multipart()),
+        ("deep rfc822".into(), deep_rfc822()),
+        ("unterminated".into(), unterminated()),
     ];
     c.extend(vectors());
     for (name, m) in &c {

@@ -118,3 +118,6 @@ pub fn internal_date(t: OffsetDateTime) -> String {
         m.unsigned_abs()
     )
 }
+
+#[cfg(test)]
+mod tests;
