@@ -48,7 +48,9 @@ impl Imap {
         let mut out = Vec::new();
         loop {
             let mut line = Vec::new();
-            self.r.read_until(b'\n', &mut line).expect("read from Dovecot");
+            self.r
+                .read_until(b'\n', &mut line)
+                .expect("read from Dovecot");
             assert!(!line.is_empty(), "Dovecot closed the connection");
             out.extend_from_slice(&line);
             let Some(n) = literal_len(&line) else {
@@ -168,15 +170,18 @@ fn sealed_confirmation() -> Vec<u8> {
     let rsa = Rsa::generate(2048).unwrap();
     let key = PKey::from_rsa(rsa).unwrap();
     let mut name = x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "provider-sim test seal").unwrap();
+    name.append_entry_by_text("CN", "provider-sim test seal")
+        .unwrap();
     let name = name.build();
     let mut cb = x509::X509Builder::new().unwrap();
     cb.set_version(2).unwrap();
     cb.set_subject_name(&name).unwrap();
     cb.set_issuer_name(&name).unwrap();
     cb.set_pubkey(&key).unwrap();
-    cb.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    cb.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+    cb.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cb.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
     cb.sign(&key, MessageDigest::sha256()).unwrap();
     let cert = cb.build();
 
@@ -201,7 +206,10 @@ fn sealed_confirmation() -> Vec<u8> {
         ("From", "Eingangsbestaetigung@provider.example"),
         ("To", "poststelle@stadt.example"),
         ("Date", "Thu, 03 Dec 2026 10:00:00 +0100"),
-        ("Message-ID", "<confirmation.1796288400.0a1b2c3d@provider.example>"),
+        (
+            "Message-ID",
+            "<confirmation.1796288400.0a1b2c3d@provider.example>",
+        ),
         ("Subject", subject),
         ("X-de-mail-sender", "Eingangsbestaetigung@provider.example"),
         ("X-de-mail-version", "1.8"),
@@ -246,9 +254,11 @@ fn sealed_confirmation() -> Vec<u8> {
 
 /// A large message for chunked partial reads (Thunderbird's BODY[]<n.65536>).
 fn large_message() -> Vec<u8> {
-    let mut m = t("From: Amt <amt@stadt.example>\nTo: clerk@stadt.example\nSubject: Akte\n\
+    let mut m = t(
+        "From: Amt <amt@stadt.example>\nTo: clerk@stadt.example\nSubject: Akte\n\
                    Date: Fri, 04 Dec 2026 09:00:00 +0100\nMessage-ID: <big@stadt.example>\n\
-                   MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n");
+                   MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n",
+    );
     for i in 0..3000 {
         m.extend_from_slice(format!("Zeile {i:05} der Akte mit etwas Text darin.\r\n").as_bytes());
     }
@@ -305,7 +315,8 @@ fn generated_notice() -> Vec<u8> {
 }
 
 fn encoded_words_and_rfc2231() -> Vec<u8> {
-    let mut m = t("From: =?ISO-8859-1?Q?J=F6rg_M=FCller?= <joerg@example.de>\n\
+    let mut m = t(
+        "From: =?ISO-8859-1?Q?J=F6rg_M=FCller?= <joerg@example.de>\n\
          Sender: sekretariat@example.de\n\
          Reply-To: \"Antwort, Stelle\" <antwort@example.de>\n\
          To: \"Stadt\" <poststelle@stadt.example>, zweite@stadt.example (Zweite Stelle)\n\
@@ -327,7 +338,8 @@ fn encoded_words_and_rfc2231() -> Vec<u8> {
          Content-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\n\
          Content-Location: http://example.de/text\n\
          Content-Transfer-Encoding: 8bit\n\
-         \n");
+         \n",
+    );
     m.extend_from_slice("Grüße aus der Stadt.\r\n".as_bytes());
     m.extend_from_slice(&t("\n------=_Part_1\n\
          Content-Type: application/octet-stream;\n\
@@ -344,7 +356,9 @@ fn encoded_words_and_rfc2231() -> Vec<u8> {
 }
 
 fn no_body_no_blank_line() -> Vec<u8> {
-    t("From: a@b.example\nTo: c@d.example\nSubject: nur Kopf\nDate: Mon, 07 Dec 2026 10:00:00 +0000\n")
+    t(
+        "From: a@b.example\nTo: c@d.example\nSubject: nur Kopf\nDate: Mon, 07 Dec 2026 10:00:00 +0000\n",
+    )
 }
 
 fn header_and_blank_line_only() -> Vec<u8> {
@@ -423,11 +437,13 @@ fn deep_rfc822() -> Vec<u8> {
 
 /// A multipart whose boundary never comes, and one whose closing boundary is missing.
 fn unterminated() -> Vec<u8> {
-    t("From: u@example.test\nSubject: unterminated\nMIME-Version: 1.0\n\
+    t(
+        "From: u@example.test\nSubject: unterminated\nMIME-Version: 1.0\n\
        Content-Type: multipart/mixed; boundary=\"open\"\n\n\
        preamble only\n--open\nContent-Type: text/plain\n\nfirst part\n\
        --open\nContent-Type: multipart/alternative; boundary=nowhere\n\n\
-       no boundary line ever follows\n")
+       no boundary line ever follows\n",
+    )
 }
 
 fn eight_bit_plain() -> Vec<u8> {
@@ -438,7 +454,9 @@ fn eight_bit_plain() -> Vec<u8> {
                    MIME-Version: 1.0\n\
                    Content-Type: text/plain; charset=utf-8\n\
                    Content-Transfer-Encoding: 8bit\n\n");
-    m.extend_from_slice("Sehr geehrte Frau Schröder,\r\nIhr Antrag auf Förderung ist da.\r\n".as_bytes());
+    m.extend_from_slice(
+        "Sehr geehrte Frau Schröder,\r\nIhr Antrag auf Förderung ist da.\r\n".as_bytes(),
+    );
     m
 }
 
@@ -469,9 +487,15 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
     let mut c = vec![
         ("sealed confirmation".to_string(), sealed_confirmation()),
         ("generated notice".into(), generated_notice()),
-        ("encoded words, RFC 2231".into(), encoded_words_and_rfc2231()),
+        (
+            "encoded words, RFC 2231".into(),
+            encoded_words_and_rfc2231(),
+        ),
         ("no body, no blank line".into(), no_body_no_blank_line()),
-        ("header and blank line only".into(), header_and_blank_line_only()),
+        (
+            "header and blank line only".into(),
+            header_and_blank_line_only(),
+        ),
         ("nested and odd".into(), nested_and_odd()),
         ("8bit plain".into(), eight_bit_plain()),
         ("large".into(), large_message()),
@@ -532,7 +556,12 @@ fn fetch_data(untagged: &[Vec<u8>], uid: usize) -> Vec<u8> {
     let line = untagged
         .iter()
         .find(|l| l.starts_with(b"* ") && l.windows(7).any(|w| w == b" FETCH "))
-        .unwrap_or_else(|| panic!("no FETCH answer in {:?}", untagged.iter().map(|l| show(l)).collect::<Vec<_>>()));
+        .unwrap_or_else(|| {
+            panic!(
+                "no FETCH answer in {:?}",
+                untagged.iter().map(|l| show(l)).collect::<Vec<_>>()
+            )
+        });
     let open = line.windows(7).position(|w| w == b" FETCH ").unwrap() + 8;
     let inner = &line[open..line.len() - 3];
     let prefix = format!("UID {uid} ");
@@ -651,7 +680,11 @@ fn fetch_items_are_byte_identical_to_dovecot() {
         let msg = Rendered::new(m);
         for items in ITEMS {
             let mine = ours(&msg, items);
-            if mine.as_ref().err().is_some_and(|e| e.starts_with("NO [SERVERBUG]")) {
+            if mine
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.starts_with("NO [SERVERBUG]"))
+            {
                 // Dovecot disconnects on base64/QP data that ends inside a quantum.
                 let gone = imap.cmd_may_close(format!("UID FETCH {uid} ({items})").as_bytes());
                 if !gone {
@@ -661,7 +694,8 @@ fn fetch_items_are_byte_identical_to_dovecot() {
                 imap.ok(b"EXAMINE INBOX");
                 continue;
             }
-            let Some((untagged, tagged)) = imap.try_cmd(format!("UID FETCH {uid} ({items})").as_bytes())
+            let Some((untagged, tagged)) =
+                imap.try_cmd(format!("UID FETCH {uid} ({items})").as_bytes())
             else {
                 failures.push(format!("{name} {items}: Dovecot disconnected, we {mine:?}"));
                 imap = Imap::connect(imap.port);
@@ -712,7 +746,10 @@ fn chunked_partial_reads_reassemble_body() {
         let head = format!("BODY[]<{off}> {{");
         assert!(got.starts_with(head.as_bytes()), "{}", show(&got[..40]));
         let close = got.iter().position(|&c| c == b'}').unwrap();
-        let n: usize = std::str::from_utf8(&got[head.len()..close]).unwrap().parse().unwrap();
+        let n: usize = std::str::from_utf8(&got[head.len()..close])
+            .unwrap()
+            .parse()
+            .unwrap();
         let data = &got[close + 3..];
         assert_eq!(data.len(), n);
         whole.extend_from_slice(data);
@@ -726,7 +763,10 @@ fn chunked_partial_reads_reassemble_body() {
     let size = ours(&msg, "RFC822.SIZE").unwrap();
     assert_eq!(size, format!("RFC822.SIZE {}", m.len()).into_bytes());
     let beyond = ours(&msg, &format!("BODY.PEEK[]<{}.10>", m.len())).unwrap();
-    assert_eq!(beyond, format!("BODY[]<{}> {{0}}\r\n", m.len()).into_bytes());
+    assert_eq!(
+        beyond,
+        format!("BODY[]<{}> {{0}}\r\n", m.len()).into_bytes()
+    );
 }
 
 fn uids(untagged: &[Vec<u8>]) -> Vec<u32> {
@@ -879,7 +919,10 @@ fn search_selects_what_dovecot_selects() {
             .map(|(_, ctx)| ctx.uid)
             .collect();
         if got != want {
-            failures.push(format!("SEARCH {}: Dovecot {want:?}, ours {got:?}", show(codec)));
+            failures.push(format!(
+                "SEARCH {}: Dovecot {want:?}, ours {got:?}",
+                show(codec)
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -897,7 +940,14 @@ fn bare_lf_is_served_as_crlf_like_dovecot() {
     let corpus = vec![("bare LF".to_string(), lf.clone())];
     let (_dc, mut imap) = dovecot_with(&corpus);
     let msg = Rendered::new(&lf);
-    for items in ["BODY.PEEK[]", "RFC822.SIZE", "BODYSTRUCTURE", "BODY.PEEK[1]", "BODY.PEEK[1.MIME]", "BODY.PEEK[]<10.20>"] {
+    for items in [
+        "BODY.PEEK[]",
+        "RFC822.SIZE",
+        "BODYSTRUCTURE",
+        "BODY.PEEK[1]",
+        "BODY.PEEK[1.MIME]",
+        "BODY.PEEK[]<10.20>",
+    ] {
         let u = imap.ok(format!("UID FETCH 1 ({items})").as_bytes());
         let want = fetch_data(&u, 1);
         assert_eq!(show(&ours(&msg, items).unwrap()), show(&want), "{items}");

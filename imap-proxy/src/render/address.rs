@@ -432,7 +432,10 @@ mod tests {
         assert_eq!(a.name.as_deref(), Some(&b"Doe, John"[..]));
         let g = parse(b"undisclosed-recipients:;");
         assert_eq!(g.len(), 2);
-        assert_eq!(g[0].mailbox.as_deref(), Some(&b"undisclosed-recipients"[..]));
+        assert_eq!(
+            g[0].mailbox.as_deref(),
+            Some(&b"undisclosed-recipients"[..])
+        );
         assert_eq!(g[1], Address::default());
         let a = one("justname");
         assert_eq!(a.mailbox.as_deref(), Some(&b"justname"[..]));

@@ -44,7 +44,7 @@ pub(crate) fn base64(src: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
                         sub = 2;
                     }
                     2 => {
-                        out.push(((buf << 4) & 0xff) | (v >> 2));
+                        out.push((buf << 4) | (v >> 2));
                         buf = v;
                         sub = 3;
                     }
@@ -113,32 +113,34 @@ fn hex(c: u8) -> Option<u8> {
 
 /// Dovecot's `qp_decoder_more` + `qp_decoder_finish`: trailing whitespace dropped, line ends
 /// made CRLF. Invalid sequences are kept as they were (`lenient`, for searching) or fail.
-pub(crate) fn quoted_printable(src: &[u8], out: &mut Vec<u8>, lenient: bool) -> Result<(), DecodeError> {
+pub(crate) fn quoted_printable(
+    src: &[u8],
+    out: &mut Vec<u8>,
+    lenient: bool,
+) -> Result<(), DecodeError> {
     let mut st = Qp::Text;
     let mut ws: Vec<u8> = Vec::new();
     let mut error = false;
-    let invalid = |st: Qp, ws: &mut Vec<u8>, out: &mut Vec<u8>| {
-        match st {
-            Qp::Equals => out.push(b'='),
-            Qp::Hex2(h) => {
-                out.push(b'=');
-                out.push(h);
-            }
-            Qp::EqualsWhitespace => {
-                out.push(b'=');
-                out.append(ws);
-            }
-            Qp::Cr => {
-                out.append(ws);
-                out.push(b'\r');
-            }
-            Qp::SoftCr => {
-                out.push(b'=');
-                out.append(ws);
-                out.push(b'\r');
-            }
-            Qp::Text | Qp::Whitespace => {}
+    let invalid = |st: Qp, ws: &mut Vec<u8>, out: &mut Vec<u8>| match st {
+        Qp::Equals => out.push(b'='),
+        Qp::Hex2(h) => {
+            out.push(b'=');
+            out.push(h);
         }
+        Qp::EqualsWhitespace => {
+            out.push(b'=');
+            out.append(ws);
+        }
+        Qp::Cr => {
+            out.append(ws);
+            out.push(b'\r');
+        }
+        Qp::SoftCr => {
+            out.push(b'=');
+            out.append(ws);
+            out.push(b'\r');
+        }
+        Qp::Text | Qp::Whitespace => {}
     };
     let mut i = 0;
     while i < src.len() {
@@ -247,7 +249,11 @@ pub(crate) fn quoted_printable(src: &[u8], out: &mut Vec<u8>, lenient: bool) -> 
         Qp::Text | Qp::Whitespace => Ok(()),
         _ => {
             invalid(st, &mut ws, out);
-            if lenient { Ok(()) } else { Err(DecodeError::Truncated) }
+            if lenient {
+                Ok(())
+            } else {
+                Err(DecodeError::Truncated)
+            }
         }
     }
 }

@@ -97,9 +97,8 @@ fn section_text(section: &Option<Section<'_>>) -> Vec<u8> {
     match section {
         None => {}
         Some(Section::Part(p)) => out.extend_from_slice(path_str(p.0.as_ref()).as_bytes()),
-        Some(Section::Header(p)) => out.extend_from_slice(
-            with_prefix(p.as_ref().map(|p| p.0.as_ref()), "HEADER").as_bytes(),
-        ),
+        Some(Section::Header(p)) => out
+            .extend_from_slice(with_prefix(p.as_ref().map(|p| p.0.as_ref()), "HEADER").as_bytes()),
         Some(Section::Text(p)) => {
             out.extend_from_slice(with_prefix(p.as_ref().map(|p| p.0.as_ref()), "TEXT").as_bytes())
         }
@@ -229,7 +228,13 @@ fn field_lines(b: &[u8], f: &header::Field, out: &mut Vec<u8>) {
 }
 
 /// `istream-header-filter` with INCLUDE or EXCLUDE and HIDE_BODY, then CRLF line ends.
-fn header_subset(b: &[u8], start: usize, names: &[AString<'_>], exclude: bool, add_missing_eoh: bool) -> Vec<u8> {
+fn header_subset(
+    b: &[u8],
+    start: usize,
+    names: &[AString<'_>],
+    exclude: bool,
+    add_missing_eoh: bool,
+) -> Vec<u8> {
     let (fields, eoh) = header::fields(b, start);
     let mut out = Vec::new();
     let mut last_added_newline = false;
@@ -264,7 +269,13 @@ fn header_subset(b: &[u8], start: usize, names: &[AString<'_>], exclude: bool, a
     crlf(&out).into_owned()
 }
 
-fn body_literal(out: &mut Vec<u8>, data: &[u8], partial: Option<(u32, NonZeroU32)>, nuls_to_0x80: bool, literal8: bool) {
+fn body_literal(
+    out: &mut Vec<u8>,
+    data: &[u8],
+    partial: Option<(u32, NonZeroU32)>,
+    nuls_to_0x80: bool,
+    literal8: bool,
+) {
     let (start, end) = match partial {
         None => (0, data.len()),
         Some((off, len)) => {
@@ -289,7 +300,10 @@ fn body_literal(out: &mut Vec<u8>, data: &[u8], partial: Option<(u32, NonZeroU32
 }
 
 /// The bytes of a BODY[section] (before the partial range).
-fn section_bytes<'b>(r: &'b Rendered<'_>, section: &Option<Section<'_>>) -> std::borrow::Cow<'b, [u8]> {
+fn section_bytes<'b>(
+    r: &'b Rendered<'_>,
+    section: &Option<Section<'_>>,
+) -> std::borrow::Cow<'b, [u8]> {
     let b = r.bytes;
     let parts = r.parts();
     let empty = std::borrow::Cow::Borrowed(&b""[..]);
@@ -347,7 +361,11 @@ pub(crate) fn root_envelope(b: &[u8]) -> Envelope {
     e
 }
 
-pub(crate) fn item(r: &Rendered<'_>, item: &MessageDataItemName<'_>, out: &mut Vec<u8>) -> Result<bool, FetchError> {
+pub(crate) fn item(
+    r: &Rendered<'_>,
+    item: &MessageDataItemName<'_>,
+    out: &mut Vec<u8>,
+) -> Result<bool, FetchError> {
     let b = r.bytes;
     match item {
         MessageDataItemName::Flags
@@ -355,8 +373,16 @@ pub(crate) fn item(r: &Rendered<'_>, item: &MessageDataItemName<'_>, out: &mut V
         | MessageDataItemName::Uid => return Ok(false),
         MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
             let extended = matches!(item, MessageDataItemName::BodyStructure);
-            out.extend_from_slice(if extended { b"BODYSTRUCTURE (" } else { b"BODY (" });
-            Writer { b, parts: r.parts() }.write(out, 0, extended);
+            out.extend_from_slice(if extended {
+                b"BODYSTRUCTURE ("
+            } else {
+                b"BODY ("
+            });
+            Writer {
+                b,
+                parts: r.parts(),
+            }
+            .write(out, 0, extended);
             out.push(b')');
         }
         MessageDataItemName::Envelope => {
@@ -373,11 +399,23 @@ pub(crate) fn item(r: &Rendered<'_>, item: &MessageDataItemName<'_>, out: &mut V
         }
         MessageDataItemName::Rfc822Header => {
             out.extend_from_slice(b"RFC822.HEADER ");
-            body_literal(out, &section_bytes(r, &Some(Section::Header(None))), None, true, false);
+            body_literal(
+                out,
+                &section_bytes(r, &Some(Section::Header(None))),
+                None,
+                true,
+                false,
+            );
         }
         MessageDataItemName::Rfc822Text => {
             out.extend_from_slice(b"RFC822.TEXT ");
-            body_literal(out, &section_bytes(r, &Some(Section::Text(None))), None, true, false);
+            body_literal(
+                out,
+                &section_bytes(r, &Some(Section::Text(None))),
+                None,
+                true,
+                false,
+            );
         }
         MessageDataItemName::BodyExt {
             section, partial, ..
@@ -476,7 +514,10 @@ impl BinaryCtx<'_> {
         let part = &self.parts[id];
         let cte = part_cte(b, part.pos).ok_or(FetchError::UnknownCte)?;
         let (fields, eoh) = header::fields(b, part.pos);
-        if fields.iter().any(|f| f.name.contains(&0) || f.value.contains(&0)) {
+        if fields
+            .iter()
+            .any(|f| f.name.contains(&0) || f.value.contains(&0))
+        {
             self.has_nuls = true;
         }
         let converted = matches!(cte, Cte::Qp | Cte::Base64);
@@ -564,4 +605,3 @@ fn binary_bytes(r: &Rendered<'_>, section: &[NonZeroU32]) -> Result<(Vec<u8>, bo
     let binary = ctx.converted || ctx.has_nuls;
     Ok((ctx.out, binary))
 }
-

@@ -488,7 +488,7 @@ impl Ctx<'_> {
 
     /// Reads the body of `cur` from line start `p` until a boundary; returns the part the
     /// parse continues in and what comes next.
-    fn to_boundary(&mut self, cur: usize, p: usize) -> (usize, Next) {
+    fn body_to_boundary(&mut self, cur: usize, p: usize) -> (usize, Next) {
         let b = self.b;
         if let Some(bi) = self.boundary_line_find(cur, p) {
             return self.part_finish(cur, bi, p, true);
@@ -498,7 +498,11 @@ impl Ctx<'_> {
             let lf = q + n;
             let next = lf + 1;
             if let Some(bi) = self.boundary_line_find(cur, next) {
-                let start = if lf > p && b[lf - 1] == b'\r' { lf - 1 } else { lf };
+                let start = if lf > p && b[lf - 1] == b'\r' {
+                    lf - 1
+                } else {
+                    lf
+                };
                 return self.part_finish(cur, bi, start, false);
             }
             q = next;
@@ -506,7 +510,13 @@ impl Ctx<'_> {
         (cur, Next::ToEof)
     }
 
-    fn part_finish(&mut self, mut cur: usize, bi: usize, at: usize, first_line: bool) -> (usize, Next) {
+    fn part_finish(
+        &mut self,
+        mut cur: usize,
+        bi: usize,
+        at: usize,
+        first_line: bool,
+    ) -> (usize, Next) {
         let b = self.b;
         let bpart = self.boundaries[bi].part;
         while cur != bpart {
@@ -564,7 +574,7 @@ pub(crate) fn parse(b: &[u8]) -> Vec<Part> {
                 ctx.header(part, ctx.parts[part].pos)
             }
             Next::ToBoundary(p) => {
-                let (c, n) = ctx.to_boundary(cur, p);
+                let (c, n) = ctx.body_to_boundary(cur, p);
                 cur = c;
                 n
             }

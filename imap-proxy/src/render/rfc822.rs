@@ -210,12 +210,10 @@ impl<'a> Parser<'a> {
         let mut start = self.pos;
         while self.pos < self.d.len() {
             match self.d[self.pos] {
-                0 => {
-                    if self.nul_replacement {
-                        out.extend_from_slice(&self.d[start..self.pos]);
-                        out.extend_from_slice(NUL_REPLACEMENT);
-                        start = self.pos + 1;
-                    }
+                0 if self.nul_replacement => {
+                    out.extend_from_slice(&self.d[start..self.pos]);
+                    out.extend_from_slice(NUL_REPLACEMENT);
+                    start = self.pos + 1;
                 }
                 b'"' => {
                     out.extend_from_slice(&self.d[start..self.pos]);
@@ -294,12 +292,10 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         while self.pos < self.d.len() {
             match self.d[self.pos] {
-                0 => {
-                    if self.nul_replacement {
-                        out.extend_from_slice(&self.d[start..self.pos]);
-                        out.extend_from_slice(NUL_REPLACEMENT);
-                        start = self.pos + 1;
-                    }
+                0 if self.nul_replacement => {
+                    out.extend_from_slice(&self.d[start..self.pos]);
+                    out.extend_from_slice(NUL_REPLACEMENT);
+                    start = self.pos + 1;
                 }
                 b'[' => return -1,
                 b']' => {

@@ -129,7 +129,10 @@ fn parse_date(v: &[u8]) -> Option<i64> {
     }
     let s = String::from_utf8_lossy(&clean).replace(',', " ");
     let mut tok: Vec<&str> = s.split_whitespace().collect();
-    if tok.first().is_some_and(|t| t.chars().all(|c| c.is_ascii_alphabetic())) {
+    if tok
+        .first()
+        .is_some_and(|t| t.chars().all(|c| c.is_ascii_alphabetic()))
+    {
         tok.remove(0);
     }
     if tok.len() < 4 {
@@ -141,7 +144,8 @@ fn parse_date(v: &[u8]) -> Option<i64> {
     ];
     let mon = MONTHS
         .iter()
-        .position(|m| tok[1].len() >= 3 && tok[1][..3].eq_ignore_ascii_case(m))? as u32
+        .position(|m| tok[1].len() >= 3 && tok[1][..3].eq_ignore_ascii_case(m))?
+        as u32
         + 1;
     let mut year: i64 = tok[2].parse().ok()?;
     if tok[2].len() == 2 {
@@ -150,7 +154,11 @@ fn parse_date(v: &[u8]) -> Option<i64> {
         return None;
     }
     let hms: Vec<&str> = tok[3].split(':').collect();
-    if hms.len() < 2 || hms.iter().any(|x| x.is_empty() || !x.bytes().all(|c| c.is_ascii_digit())) {
+    if hms.len() < 2
+        || hms
+            .iter()
+            .any(|x| x.is_empty() || !x.bytes().all(|c| c.is_ascii_digit()))
+    {
         return None;
     }
     Some(days_from_civil(year, mon, day))
@@ -191,7 +199,11 @@ fn oneline_value(b: &[u8], f: &header::Field) -> Vec<u8> {
         let line = &b[p..cend];
         if first {
             first = false;
-            if let Some(colon) = line.iter().position(|&c| c == b':').filter(|_| !f.name.is_empty()) {
+            if let Some(colon) = line
+                .iter()
+                .position(|&c| c == b':')
+                .filter(|_| !f.name.is_empty())
+            {
                 let v = &line[colon + 1..];
                 let skip = usize::from(v.first().is_some_and(|&c| is_lwsp(c)));
                 out.extend_from_slice(&v[skip..]);
@@ -334,7 +346,11 @@ pub(crate) fn decode_words(v: &[u8]) -> String {
             && let Some((text, end)) = encoded_word(&v[i..])
         {
             let gap = &v[plain_start..i];
-            if !(last_was_word && gap.iter().all(|&c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))) {
+            if !(last_was_word
+                && gap
+                    .iter()
+                    .all(|&c| matches!(c, b' ' | b'\t' | b'\r' | b'\n')))
+            {
                 out.push_str(&String::from_utf8_lossy(gap));
             }
             out.push_str(&text);
@@ -404,7 +420,10 @@ mod tests {
 
     #[test]
     fn words_decode() {
-        assert_eq!(decode_words(b"=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= =?UTF-8?B?IHVuZA==?= x"), "Grüße und x");
+        assert_eq!(
+            decode_words(b"=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= =?UTF-8?B?IHVuZA==?= x"),
+            "Grüße und x"
+        );
         assert_eq!(decode_words(b"a =?ISO-8859-1?Q?J=F6rg?= b"), "a Jörg b");
         assert_eq!(decode_words(b"=?bogus"), "=?bogus");
     }
@@ -412,8 +431,14 @@ mod tests {
     #[test]
     fn dates_parse() {
         let d = |s: &str| parse_date(s.as_bytes());
-        assert_eq!(d("Thu, 03 Dec 2026 10:00:00 +0100"), Some(days_from_civil(2026, 12, 3)));
-        assert_eq!(d("2 Dec 2026 23:30:00 -0500"), Some(days_from_civil(2026, 12, 2)));
+        assert_eq!(
+            d("Thu, 03 Dec 2026 10:00:00 +0100"),
+            Some(days_from_civil(2026, 12, 3))
+        );
+        assert_eq!(
+            d("2 Dec 2026 23:30:00 -0500"),
+            Some(days_from_civil(2026, 12, 2))
+        );
         assert_eq!(
             d("Tue, 31 Oct 2000 12:00:52 -0600 (Central Standard Time)"),
             Some(days_from_civil(2000, 10, 31))

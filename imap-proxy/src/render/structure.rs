@@ -2,9 +2,7 @@
 //! `imap-envelope.c` write them.
 
 use super::address::Address;
-use super::parse::{
-    Envelope, F_MESSAGE_RFC822, F_MULTIPART, F_MULTIPART_DIGEST, Params, Part,
-};
+use super::parse::{Envelope, F_MESSAGE_RFC822, F_MULTIPART, F_MULTIPART_DIGEST, Params, Part};
 use super::quote::{for_humans, nstring, nstring_nolf, string};
 
 const EMPTY_BODY: &[u8] = b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)";
@@ -65,9 +63,23 @@ pub(crate) fn write_envelope(out: &mut Vec<u8>, e: Option<&Envelope>) {
     out.push(b' ');
     write_addresses(out, &e.from);
     out.push(b' ');
-    write_addresses(out, if e.sender.is_empty() { &e.from } else { &e.sender });
+    write_addresses(
+        out,
+        if e.sender.is_empty() {
+            &e.from
+        } else {
+            &e.sender
+        },
+    );
     out.push(b' ');
-    write_addresses(out, if e.reply_to.is_empty() { &e.from } else { &e.reply_to });
+    write_addresses(
+        out,
+        if e.reply_to.is_empty() {
+            &e.from
+        } else {
+            &e.reply_to
+        },
+    );
     out.push(b' ');
     write_addresses(out, &e.to);
     out.push(b' ');
@@ -168,7 +180,8 @@ impl Writer<'_> {
         let d = &p.data;
         match &d.content_type {
             Some(_) => {
-                (eq(d.content_type.as_ref(), b"message") && eq(d.content_subtype.as_ref(), b"rfc822"))
+                (eq(d.content_type.as_ref(), b"message")
+                    && eq(d.content_subtype.as_ref(), b"rfc822"))
                     || eq(d.content_type.as_ref(), b"multipart")
             }
             None => p
@@ -183,7 +196,11 @@ impl Writer<'_> {
         let d = &p.data;
         if p.is(F_MULTIPART) {
             if p.children.is_empty() {
-                out.extend_from_slice(if extended { EMPTY_BODYSTRUCTURE } else { EMPTY_BODY });
+                out.extend_from_slice(if extended {
+                    EMPTY_BODYSTRUCTURE
+                } else {
+                    EMPTY_BODY
+                });
             } else {
                 self.siblings(out, &p.children, extended);
             }
@@ -244,7 +261,11 @@ impl Writer<'_> {
             out.extend_from_slice(b") ");
             match child {
                 Some(c) => self.siblings(out, &[c], extended),
-                None => out.extend_from_slice(if extended { EMPTY_BODYSTRUCTURE } else { EMPTY_BODY }),
+                None => out.extend_from_slice(if extended {
+                    EMPTY_BODYSTRUCTURE
+                } else {
+                    EMPTY_BODY
+                }),
             }
             out.extend_from_slice(format!(" {lines}").as_bytes());
         }

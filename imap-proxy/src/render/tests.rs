@@ -13,7 +13,9 @@ fn crlf(s: &str) -> Vec<u8> {
 
 fn fetch(m: &[u8], items: &str) -> Vec<u8> {
     let cmd = format!("a FETCH 1 ({items})\r\n");
-    let (_, c) = CommandCodec::default().decode(cmd.as_bytes()).expect("item parses");
+    let (_, c) = CommandCodec::default()
+        .decode(cmd.as_bytes())
+        .expect("item parses");
     let CommandBody::Fetch {
         macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(names),
         ..
@@ -53,7 +55,9 @@ fn max_paren_depth(s: &[u8]) -> usize {
 fn deep_multipart(levels: usize) -> Vec<u8> {
     let mut m = String::from("Subject: deep\nMIME-Version: 1.0\n");
     for i in 0..levels {
-        m.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\n"));
+        m.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\n"
+        ));
     }
     m.push_str("Content-Type: text/plain\n\nx\n");
     crlf(&m)
@@ -117,21 +121,29 @@ fn unterminated_boundaries_end_at_the_data() {
         crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=x\n\n--x\n\npart one\n"),
         crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=x\n\nno part at all\n"),
         crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=x\n\n--x"),
-        crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: multipart/mixed; boundary=y\n\n--y\n\ninner\n"),
+        crlf(
+            "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: multipart/mixed; boundary=y\n\n--y\n\ninner\n",
+        ),
     ] {
         let whole = fetch(&m, "BODY.PEEK[]");
         assert_eq!(literal(&whole), &m[..]);
         let bs = fetch(&m, "BODYSTRUCTURE");
-        assert!(bs.starts_with(b"BODYSTRUCTURE ("), "{}", String::from_utf8_lossy(&bs));
+        assert!(
+            bs.starts_with(b"BODYSTRUCTURE ("),
+            "{}",
+            String::from_utf8_lossy(&bs)
+        );
     }
     // The one open part runs to the end of the data.
-    let m = crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=x\n\n--x\n\npart one\n");
+    let m =
+        crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=x\n\n--x\n\npart one\n");
     assert_eq!(literal(&fetch(&m, "BODY.PEEK[1]")), b"part one\r\n");
     // A multipart without any part gets Dovecot's empty text/plain child.
-    let m = crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=x\n\nno part at all\n");
-    assert!(
-        fetch(&m, "BODY").starts_with(b"BODY ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0) \"mixed\")")
-    );
+    let m =
+        crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=x\n\nno part at all\n");
+    assert!(fetch(&m, "BODY").starts_with(
+        b"BODY ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0) \"mixed\")"
+    ));
 }
 
 #[test]
@@ -139,7 +151,10 @@ fn header_lines_without_colon_stay_where_they_are() {
     for line in ["no colon here", "::::", "no-colon-either", "\x00nul"] {
         let m = crlf(&format!("Subject: s\n{line}\nFrom: a@b.c\n\nbody\n"));
         let not = fetch(&m, "BODY.PEEK[HEADER.FIELDS.NOT (Subject)]");
-        let want = crlf(&format!("{line}\nFrom: a@b.c\n\n")).iter().map(|&c| if c == 0 { 0x80 } else { c }).collect::<Vec<_>>();
+        let want = crlf(&format!("{line}\nFrom: a@b.c\n\n"))
+            .iter()
+            .map(|&c| if c == 0 { 0x80 } else { c })
+            .collect::<Vec<_>>();
         if line.contains(':') && !line.starts_with(':') {
             continue;
         }
@@ -147,7 +162,11 @@ fn header_lines_without_colon_stay_where_they_are() {
         let only = fetch(&m, "BODY.PEEK[HEADER.FIELDS (From)]");
         assert_eq!(literal(&only), b"From: a@b.c\r\n\r\n");
         let env = fetch(&m, "ENVELOPE");
-        assert!(env.windows(5).any(|w| w == b"\"a\" \""), "{}", String::from_utf8_lossy(&env));
+        assert!(
+            env.windows(5).any(|w| w == b"\"a\" \""),
+            "{}",
+            String::from_utf8_lossy(&env)
+        );
     }
 }
 
@@ -167,9 +186,7 @@ fn boundaries_inside_quoted_strings_and_prefixes() {
     assert_eq!(literal(&fetch(&m, "BODY.PEEK[1]")), b"one");
     assert_eq!(literal(&fetch(&m, "BODY.PEEK[2]")), b"two");
     // A quoted boundary that is never used leaves the body to the multipart.
-    let m = crlf(
-        "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"--\"\n\n----\nx\n",
-    );
+    let m = crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"--\"\n\n----\nx\n");
     let bs = fetch(&m, "BODYSTRUCTURE");
     assert!(bs.starts_with(b"BODYSTRUCTURE ("));
 }
@@ -179,11 +196,23 @@ fn partial_ranges_follow_rfc9051() {
     let m = crlf("Subject: p\n\n0123456789\n");
     let n = m.len();
     let whole = literal(&fetch(&m, "BODY.PEEK[]")).to_vec();
-    for (off, len) in [(0usize, 1usize), (0, n), (0, n + 100), (5, 3), (n - 1, 10), (n, 1), (n + 5, 1)] {
+    for (off, len) in [
+        (0usize, 1usize),
+        (0, n),
+        (0, n + 100),
+        (5, 3),
+        (n - 1, 10),
+        (n, 1),
+        (n + 5, 1),
+    ] {
         let got = fetch(&m, &format!("BODY.PEEK[]<{off}.{len}>"));
         let head = format!("BODY[]<{off}> {{");
         assert!(got.starts_with(head.as_bytes()));
-        let want = if off >= n { &[][..] } else { &whole[off..n.min(off + len)] };
+        let want = if off >= n {
+            &[][..]
+        } else {
+            &whole[off..n.min(off + len)]
+        };
         assert_eq!(literal(&got), want, "<{off}.{len}>");
     }
     // The partial range of a header subset applies after subsetting.
@@ -219,11 +248,23 @@ fn undecodable_binary_is_an_error_with_dovecots_answer() {
         ));
         let r = Rendered::new(&m);
         let mut out = Vec::new();
-        let item = N::Binary { section: vec![one], partial: None, peek: true };
-        assert_eq!(r.try_fetch_item(&item, &mut out), Err(err), "{cte} {body:?}");
+        let item = N::Binary {
+            section: vec![one],
+            partial: None,
+            peek: true,
+        };
+        assert_eq!(
+            r.try_fetch_item(&item, &mut out),
+            Err(err),
+            "{cte} {body:?}"
+        );
         assert!(out.is_empty());
         assert!(r.fetch_item(&item, &mut out));
         assert_eq!(out, b"BINARY[1] NIL");
     }
-    assert!(FetchError::UnknownCte.tagged_no().starts_with("NO [UNKNOWN-CTE]"));
+    assert!(
+        FetchError::UnknownCte
+            .tagged_no()
+            .starts_with("NO [UNKNOWN-CTE]")
+    );
 }
