@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use demail_e2e::Dovecot;
-use demail_imap_proxy::render::{Rendered, SearchContext, search_matches};
+use demail_imap_proxy::render::{Rendered, SearchContext, is_buffered_item, search_matches};
 use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::command::CommandBody;
@@ -588,6 +588,9 @@ fn ours(msg: &Rendered<'_>, items: &str) -> Result<Vec<u8>, &'static str> {
     else {
         panic!("not a FETCH: {items}");
     };
+    // Dovecot's order: the buffered items first, each group as asked.
+    let mut names: Vec<_> = names.into_iter().collect();
+    names.sort_by_key(|n| !is_buffered_item(n));
     let mut out = Vec::new();
     for (i, n) in names.iter().enumerate() {
         if i > 0 {
@@ -667,6 +670,8 @@ const ITEMS: &[&str] = &[
     "BINARY.SIZE[1]",
     "BINARY.SIZE[2]",
     "BINARY.SIZE[]",
+    "ENVELOPE BODYSTRUCTURE RFC822.SIZE",
+    "BODY.PEEK[HEADER] RFC822.SIZE BODY.PEEK[1]<0.10>",
 ];
 
 #[test]

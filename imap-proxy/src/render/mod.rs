@@ -78,6 +78,20 @@ impl<'a> Rendered<'a> {
     }
 }
 
+/// Whether Dovecot writes this item among the "buffered" ones. Dovecot answers a FETCH with the
+/// buffered items first (UID, FLAGS, INTERNALDATE, MODSEQ, RFC822.SIZE, in the order asked;
+/// for UID FETCH the UID leads), then all others in the order asked; a repeated item of the
+/// first kind, or a repeated ENVELOPE/BODY/BODYSTRUCTURE/RFC822*, is written once.
+pub fn is_buffered_item(item: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        item,
+        MessageDataItemName::Uid
+            | MessageDataItemName::Flags
+            | MessageDataItemName::InternalDate
+            | MessageDataItemName::Rfc822Size
+    ) || matches!(item, MessageDataItemName::ModSeq)
+}
+
 /// What SEARCH knows of a message besides its bytes.
 pub struct SearchContext {
     pub seq: u32,
