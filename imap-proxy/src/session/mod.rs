@@ -128,7 +128,7 @@ async fn run(
         tls: kind == ListenerKind::Implicit,
         starttls_offered: kind == ListenerKind::Starttls,
         plaintext_login,
-        binary: false,
+        binary: true,
     };
     let caps = backend.capabilities.clone();
     let greeting = format!(
