@@ -20,7 +20,7 @@ pub(crate) fn normalise(addr: &str) -> String {
 /// An IMAP login, envelope sender or SASL login as compared for visibility: trimmed,
 /// lower-cased, Unicode NFC (a composed and a decomposed `ü` are one spelling). Nothing else is
 /// folded: a look-alike (Cyrillic `а`, fullwidth `ａ`) is a different login.
-pub(crate) fn login_key(raw: &str) -> String {
+pub fn login_key(raw: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     raw.trim().to_lowercase().nfc().collect()
 }

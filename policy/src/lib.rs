@@ -16,6 +16,7 @@ mod tags;
 #[cfg(test)]
 mod testutil;
 
+pub use address::login_key;
 pub use config::*;
 pub use decide::*;
 pub use error::{ConfigError, ConfigErrors};
