@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use demail_evidence::{
-    Confirmation, ConfirmationKind, Digest, Error as EvidenceError, Event, RecipientStatus,
-    Store, Submission, project_status,
+    Confirmation, ConfirmationKind, Digest, Error as EvidenceError, Event, RecipientStatus, Store,
+    Submission, project_status,
 };
 use time::OffsetDateTime;
 
@@ -111,8 +111,7 @@ impl Catalog {
                 if !c.data.trusted {
                     return Ok(());
                 }
-                let Some(&sub) = c.data.private_id.as_ref().and_then(|p| self.by_pid.get(p))
-                else {
+                let Some(&sub) = c.data.private_id.as_ref().and_then(|p| self.by_pid.get(p)) else {
                     return Ok(());
                 };
                 let role = match c.data.kind {
@@ -148,7 +147,8 @@ impl Catalog {
                 s.confs.push(c);
             }
             Event::Prune { record, .. } => {
-                self.pruned.extend(record.removed.into_iter().map(|b| b.digest));
+                self.pruned
+                    .extend(record.removed.into_iter().map(|b| b.digest));
             }
             Event::QesCheck { .. } => {}
         }
@@ -156,14 +156,20 @@ impl Catalog {
     }
 
     /// The notice of `kind` for submission `idx` at `now`, if it belongs in that folder.
-    pub fn notice(&mut self, idx: u32, kind: NoticeKind, now: OffsetDateTime) -> Option<Arc<Notice>> {
+    pub fn notice(
+        &mut self,
+        idx: u32,
+        kind: NoticeKind,
+        now: OffsetDateTime,
+    ) -> Option<Arc<Notice>> {
         let sub = &mut self.subs[idx as usize];
         if self.pruned.contains(&sub.s.content) {
             return None;
         }
-        let fresh = sub.derived.as_ref().is_some_and(|d| {
-            d.n_confs == sub.confs.len() && d.epoch == epoch(&d.flips, now)
-        });
+        let fresh = sub
+            .derived
+            .as_ref()
+            .is_some_and(|d| d.n_confs == sub.confs.len() && d.epoch == epoch(&d.flips, now));
         if !fresh {
             sub.derived = Some(derive(sub, now));
         }

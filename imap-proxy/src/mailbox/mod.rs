@@ -436,7 +436,12 @@ impl Inner {
 
     /// The source of `uid` as the last snapshots listed it; takes a snapshot first if this
     /// process has none of the folder yet.
-    fn source(&mut self, login: &str, role: Role, uid: u32) -> Result<Option<Source>, MailboxError> {
+    fn source(
+        &mut self,
+        login: &str,
+        role: Role,
+        uid: u32,
+    ) -> Result<Option<Source>, MailboxError> {
         let taken = self
             .folders
             .get(&(login.to_string(), role))
@@ -561,7 +566,12 @@ impl Inner {
         }
     }
 
-    fn snapshot(&mut self, login: &str, role: Role, now: OffsetDateTime) -> Result<Snapshot, MailboxError> {
+    fn snapshot(
+        &mut self,
+        login: &str,
+        role: Role,
+        now: OffsetDateTime,
+    ) -> Result<Snapshot, MailboxError> {
         self.folder(login, role)?;
         let members = self.members(login, role, now);
         let Inner { folders, state, .. } = self;

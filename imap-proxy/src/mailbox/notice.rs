@@ -223,11 +223,17 @@ fn text(kind: NoticeKind, s: &Submission, statuses: &[RecipientStatus]) -> Strin
     for st in statuses {
         t.push('\n');
         t.push_str(&format!("Empfänger {}\n", neutral(&st.recipient, 200)));
-        t.push_str(&format!(
-            "  Stand:          {} seit {}\n",
-            status_german(st),
-            german_date(st.since, false)
-        ));
+        match st.deemed_served_deadline.filter(|_| st.deemed_served) {
+            Some(d) => t.push_str(&format!(
+                "  Stand:          gilt als zugestellt mit Ablauf des {}\n",
+                german_date(d, false)
+            )),
+            None => t.push_str(&format!(
+                "  Stand:          {} seit {}\n",
+                status_german(st),
+                german_date(st.since, false)
+            )),
+        }
         if let Some(d) = st.dispatched {
             t.push_str(&format!("  Versandt:       {}\n", german_date(d, false)));
         }
@@ -268,11 +274,17 @@ fn text(kind: NoticeKind, s: &Submission, statuses: &[RecipientStatus]) -> Strin
     for st in statuses {
         t.push('\n');
         t.push_str(&format!("Recipient {}\n", neutral(&st.recipient, 200)));
-        t.push_str(&format!(
-            "  Status:        {} since {}\n",
-            status_english(st),
-            german_date(st.since, true)
-        ));
+        match st.deemed_served_deadline.filter(|_| st.deemed_served) {
+            Some(d) => t.push_str(&format!(
+                "  Status:        deemed served at the end of {}\n",
+                german_date(d, true)
+            )),
+            None => t.push_str(&format!(
+                "  Status:        {} since {}\n",
+                status_english(st),
+                german_date(st.since, true)
+            )),
+        }
         if let Some(d) = st.dispatched {
             t.push_str(&format!("  Dispatched:    {}\n", german_date(d, true)));
         }
@@ -297,9 +309,6 @@ fn text(kind: NoticeKind, s: &Submission, statuses: &[RecipientStatus]) -> Strin
 }
 
 fn status_german(st: &RecipientStatus) -> &'static str {
-    if st.deemed_served {
-        return "gilt als zugestellt";
-    }
     match st.status {
         Status::Submitted => "abgesendet",
         Status::Dispatched => "versandt",
@@ -310,9 +319,6 @@ fn status_german(st: &RecipientStatus) -> &'static str {
 }
 
 fn status_english(st: &RecipientStatus) -> &'static str {
-    if st.deemed_served {
-        return "deemed served";
-    }
     match st.status {
         Status::Submitted => "submitted",
         Status::Dispatched => "dispatched",
@@ -394,9 +400,8 @@ fn plain_address(s: &str) -> Option<&str> {
     let (local, domain) = s.rsplit_once('@')?;
     let ok = |p: &str| {
         !p.is_empty()
-            && p.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b)
-            })
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b))
     };
     (ok(local) && ok(domain) && s.len() <= 254).then_some(s)
 }
@@ -409,7 +414,10 @@ fn domain_part(account: &str) -> String {
     plain_address(account)
         .and_then(|a| a.rsplit_once('@'))
         .map(|(_, d)| d.to_ascii_lowercase())
-        .filter(|d| d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+        .filter(|d| {
+            d.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        })
         .unwrap_or_else(|| "demail-gateway.invalid".into())
 }
 
@@ -471,7 +479,8 @@ fn quoted_printable(text: &str) -> String {
         let mut col = 0;
         for (j, &b) in bytes.iter().enumerate() {
             let last = j + 1 == bytes.len();
-            let lit = ((b == b' ' || b == b'\t') && !last) || ((33..=126).contains(&b) && b != b'=');
+            let lit =
+                ((b == b' ' || b == b'\t') && !last) || ((33..=126).contains(&b) && b != b'=');
             let piece = if lit {
                 (b as char).to_string()
             } else {
@@ -509,7 +518,10 @@ mod tests {
         let enc = encode_word(&format!("Ausstehend: {s} {}", "ü".repeat(80)), 9);
         for line in enc.split("\r\n ") {
             assert!(line.len() <= 75, "{line:?}");
-            assert!(line.starts_with("=?UTF-8?Q?") && line.ends_with("?="), "{line:?}");
+            assert!(
+                line.starts_with("=?UTF-8?Q?") && line.ends_with("?="),
+                "{line:?}"
+            );
         }
         assert!(!enc.contains('\n') || enc.split("\r\n").skip(1).all(|l| l.starts_with(' ')));
     }
@@ -522,7 +534,10 @@ mod tests {
             assert_eq!(p.len(), 32, "{hostile:?}");
             assert!(p.bytes().all(|b| b.is_ascii_hexdigit()));
         }
-        assert_eq!(domain_part("info@Magdeburg.de-mail.de"), "magdeburg.de-mail.de");
+        assert_eq!(
+            domain_part("info@Magdeburg.de-mail.de"),
+            "magdeburg.de-mail.de"
+        );
         assert_eq!(domain_part("info@evil>\r\nx"), "demail-gateway.invalid");
         assert_eq!(plain_address("a b@c"), None);
         assert_eq!(plain_address("a@c\r\nBcc: x@y"), None);

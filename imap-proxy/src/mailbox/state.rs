@@ -104,7 +104,8 @@ impl State {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "FULL")?;
             if app == 0 {
-                let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
+                let tx =
+                    rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
                 let again: i64 = tx.pragma_query_value(None, "application_id", |r| r.get(0))?;
                 if again == 0 {
                     tx.execute_batch(SCHEMA)?;
