@@ -28,6 +28,32 @@ pub(crate) struct Catalog {
     pub confs: Vec<Conf>,
     /// Blobs removed by retention (prune events).
     pub pruned: HashSet<Digest>,
+    /// Grows whenever something a folder shows may have changed.
+    pub version: u64,
+}
+
+/// The instants around `now` at which a generated folder's content changes by time alone
+/// (a recipient becoming deemed served): valid for `lo <= now < hi`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Window {
+    pub lo: Option<OffsetDateTime>,
+    pub hi: Option<OffsetDateTime>,
+}
+
+impl Window {
+    pub fn contains(&self, now: OffsetDateTime) -> bool {
+        self.lo.is_none_or(|lo| lo <= now) && self.hi.is_none_or(|hi| now < hi)
+    }
+
+    fn narrow(&mut self, flips: &[OffsetDateTime], now: OffsetDateTime) {
+        for &f in flips {
+            if f <= now {
+                self.lo = Some(self.lo.map_or(f, |lo| lo.max(f)));
+            } else {
+                self.hi = Some(self.hi.map_or(f, |hi| hi.min(f)));
+            }
+        }
+    }
 }
 
 pub(crate) struct Sub {
@@ -72,6 +98,7 @@ impl Catalog {
             by_pid: HashMap::new(),
             confs: Vec::new(),
             pruned: HashSet::new(),
+            version: 0,
         }
     }
 
@@ -92,6 +119,8 @@ impl Catalog {
     }
 
     fn add(&mut self, store: &Store, ev: Event) -> Result<(), EvidenceError> {
+        // Cheap and conservative: any event may change what a folder shows.
+        self.version += 1;
         match ev {
             Event::Submission(s) => {
                 if self.by_pid.contains_key(&s.private_id) {
@@ -155,12 +184,14 @@ impl Catalog {
         Ok(())
     }
 
-    /// The notice of `kind` for submission `idx` at `now`, if it belongs in that folder.
+    /// The notice of `kind` for submission `idx` at `now`, if it belongs in that folder;
+    /// narrows `window` to the instants around `now` where that answer holds.
     pub fn notice(
         &mut self,
         idx: u32,
         kind: NoticeKind,
         now: OffsetDateTime,
+        window: &mut Window,
     ) -> Option<Arc<Notice>> {
         let sub = &mut self.subs[idx as usize];
         if self.pruned.contains(&sub.s.content) {
@@ -174,6 +205,7 @@ impl Catalog {
             sub.derived = Some(derive(sub, now));
         }
         let d = sub.derived.as_ref()?;
+        window.narrow(&d.flips, now);
         match kind {
             NoticeKind::Pending => d.pending.clone(),
             NoticeKind::DeemedServed => d.deemed.clone(),

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use demail_evidence::{Digest, Store};
 use time::OffsetDateTime;
 
-use catalog::Catalog;
+use catalog::{Catalog, Window};
 use notice::{Notice, NoticeKind};
 use state::{EntryRow, FolderRow, State};
 
@@ -200,6 +200,9 @@ struct Folder {
     current: Vec<(u32, Source)>,
     previous: Vec<(u32, Source)>,
     snapshotted: bool,
+    /// The last snapshot, reused while its stamp (see `Inner::snapshot`) is the same and `now`
+    /// stays in the window (flag changes are applied to it in place).
+    cached: Option<((u64, u64), Window, Snapshot)>,
 }
 
 impl Folder {
@@ -419,6 +422,13 @@ impl Mailboxes {
             e.flags = flags;
             e.modseq = modseq;
         }
+        if let Some((_, _, snap)) = &mut folder.cached {
+            snap.highest_modseq = modseq;
+            if let Ok(i) = snap.items.binary_search_by_key(&uid, |it| it.uid) {
+                snap.items[i].flags = flags;
+                snap.items[i].modseq = modseq;
+            }
+        }
         Ok(Some((flags, modseq)))
     }
 }
@@ -523,6 +533,7 @@ impl Inner {
                     current: Vec::new(),
                     previous: Vec::new(),
                     snapshotted: false,
+                    cached: None,
                 },
             );
         }
@@ -535,11 +546,12 @@ impl Inner {
         login: &str,
         role: Role,
         now: OffsetDateTime,
-    ) -> Vec<(Digest, Source, OffsetDateTime, u64)> {
+    ) -> (Vec<(Digest, Source, OffsetDateTime, u64)>, Window) {
         self.view(login);
+        let mut window = Window::default();
         let view = &self.views[login];
         let catalog = &mut self.catalog;
-        match conf_slot(role) {
+        let members = match conf_slot(role) {
             Some(slot) => view.by_role[slot]
                 .iter()
                 .filter_map(|&j| {
@@ -557,13 +569,14 @@ impl Inner {
                 view.visible
                     .iter()
                     .filter_map(|&i| {
-                        let n = catalog.notice(i, kind, now)?;
+                        let n = catalog.notice(i, kind, now, &mut window)?;
                         Some((n.key, n.date, n.size(), Source::Notice(n)))
                     })
                     .map(|(k, d, sz, src)| (k, src, d, sz))
                     .collect()
             }
-        }
+        };
+        (members, window)
     }
 
     fn snapshot(
@@ -572,8 +585,24 @@ impl Inner {
         role: Role,
         now: OffsetDateTime,
     ) -> Result<Snapshot, MailboxError> {
-        self.folder(login, role)?;
-        let members = self.members(login, role, now);
+        // What the folder shows can only have changed if this stamp did: for a confirmation
+        // folder, its list in the login's view or the pruned set (so other logins' traffic
+        // leaves it cached); for a generated folder, anything in the catalog.
+        let stamp = match conf_slot(role) {
+            Some(slot) => {
+                let listed = self.view(login).by_role[slot].len() as u64;
+                (listed, self.catalog.pruned.len() as u64)
+            }
+            None => (u64::MAX, self.catalog.version),
+        };
+        let folder = self.folder(login, role)?;
+        if let Some((v, window, snap)) = &folder.cached
+            && *v == stamp
+            && window.contains(now)
+        {
+            return Ok(snap.clone());
+        }
+        let (members, window) = self.members(login, role, now);
         let Inner { folders, state, .. } = self;
         let folder = folders
             .get_mut(&(login.to_string(), role))
@@ -682,13 +711,15 @@ impl Inner {
         sources.sort_unstable_by_key(|(u, _)| *u);
         folder.previous = std::mem::replace(&mut folder.current, sources);
         folder.snapshotted = true;
-        Ok(Snapshot {
+        let snap = Snapshot {
             role,
             uid_validity: folder.row.uid_validity,
             uid_next: folder.row.uid_next,
             highest_modseq: folder.row.highest_modseq,
             items,
-        })
+        };
+        folder.cached = Some((stamp, window, snap.clone()));
+        Ok(snap)
     }
 }
 
