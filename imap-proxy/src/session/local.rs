@@ -39,7 +39,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn mailboxes(s: &Session) -> Arc<Mailboxes> {
-    s.shared.mailboxes.clone()
+    s.shared.mailboxes()
 }
 
 async fn unavailable(s: &Session, tag: &[u8], e: MailboxError) -> Result<(), String> {

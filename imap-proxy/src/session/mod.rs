@@ -926,7 +926,7 @@ impl Session {
             info!(peer = %self.peer, session = %self.session_id, "logged in with a mechanism the proxy cannot read: no De-Mail folders");
             return Ok(());
         };
-        let login = demail_policy::normalise_login(&user);
+        let login = demail_policy::login_key(&user);
         info!(peer = %self.peer, session = %self.session_id, login = %login, "logged in");
         self.shared.add_login(&login);
         self.counted_login = Some(login.clone());
@@ -959,7 +959,7 @@ impl Session {
 
     /// Whether this login may open another session.
     pub fn login_allowed(&self, user: &str) -> bool {
-        let login = demail_policy::normalise_login(user);
+        let login = demail_policy::login_key(user);
         let max = Shared::settings(&self.config)
             .limits
             .max_connections_per_login;
