@@ -566,7 +566,8 @@ impl Session {
             } => {
                 let max_literal = Shared::settings(&self.config).limits.max_literal_size;
                 if let Some((len, sync)) = literal
-                    && u64::from(len) > max_literal
+                    && (u64::from(len) > max_literal
+                        || crate::token::announcement_inside_quotes(&bytes))
                 {
                     return self.refuse_literal(&bytes, len, sync, max_literal).await;
                 }
