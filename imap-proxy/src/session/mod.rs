@@ -204,6 +204,7 @@ async fn run(
         hold: false,
         idle: None,
         internal_seq: 0,
+        tag_nonce: session_id.chars().rev().take(10).collect(),
         last_client: Instant::now(),
         last_upstream: Instant::now(),
         closing: false,
@@ -357,6 +358,7 @@ pub(crate) struct Session {
     pub hold: bool,
     pub idle: Option<Vec<u8>>,
     internal_seq: u32,
+    tag_nonce: String,
     last_client: Instant,
     last_upstream: Instant,
     closing: bool,
@@ -498,7 +500,8 @@ impl Session {
     /// Sends a command of the proxy's own to Dovecot (`line` without tag).
     pub async fn internal(&mut self, what: Internal, line: &[u8]) -> Result<(), String> {
         self.internal_seq += 1;
-        let tag = format!("dmpx{}", self.internal_seq).into_bytes();
+        // Unguessable, so no client command can share a tag with the proxy's own.
+        let tag = format!("dmpx{}.{}", self.tag_nonce, self.internal_seq).into_bytes();
         let mut cmd = tag.clone();
         cmd.push(b' ');
         cmd.extend_from_slice(line);
@@ -549,10 +552,10 @@ impl Session {
                     return Ok(());
                 }
                 self.client_msg = None;
+                let literal = self.as_dovecot_frames(&bytes, literal);
                 let max_literal = Shared::settings(&self.config).limits.max_literal_size;
                 if let Some((len, sync)) = literal
-                    && (u64::from(len) > max_literal
-                        || crate::token::announcement_inside_quotes(&bytes))
+                    && u64::from(len) > max_literal
                 {
                     return self.refuse_literal(&bytes, len, sync, max_literal).await;
                 }
@@ -564,10 +567,10 @@ impl Session {
                 first: false,
                 literal,
             } => {
+                let literal = self.as_dovecot_frames(&bytes, literal);
                 let max_literal = Shared::settings(&self.config).limits.max_literal_size;
                 if let Some((len, sync)) = literal
-                    && (u64::from(len) > max_literal
-                        || crate::token::announcement_inside_quotes(&bytes))
+                    && u64::from(len) > max_literal
                 {
                     return self.refuse_literal(&bytes, len, sync, max_literal).await;
                 }
@@ -581,6 +584,21 @@ impl Session {
             self.finish_message().await?;
         }
         Ok(())
+    }
+
+    /// A `{N}` that ends a line inside a quoted string is no literal for Dovecot (the string is
+    /// just unterminated and the command ends at the line break), so it is none for the proxy
+    /// either: both must always cut the stream at the same places.
+    fn as_dovecot_frames(
+        &mut self,
+        line: &[u8],
+        literal: Option<(u32, bool)>,
+    ) -> Option<(u32, bool)> {
+        if literal.is_some() && crate::token::announcement_inside_quotes(line) {
+            self.cf.refuse_literal();
+            return None;
+        }
+        literal
     }
 
     /// Lines that are not commands: the client's SASL responses while AUTHENTICATE runs, the
@@ -634,11 +652,8 @@ impl Session {
             (_, Some((t, _))) => t,
             _ => b"*".to_vec(),
         };
-        let why = if u64::from(len) > max {
-            format!("BAD [TOOBIG] Literal of {len} bytes is larger than the limit of {max} bytes.")
-        } else {
-            "BAD A literal announced inside a quoted string is ambiguous; send the string as a literal or quoted.".to_string()
-        };
+        let why =
+            format!("BAD [TOOBIG] Literal of {len} bytes is larger than the limit of {max} bytes.");
         if sync {
             // The client waits for our go-ahead, which never comes: the next line is a new command.
             self.cf.refuse_literal();
