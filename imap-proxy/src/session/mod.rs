@@ -835,13 +835,28 @@ impl Session {
             .position(|&b| b == b' ' || b == b'\r')
             .unwrap_or(rest.len());
         let word = String::from_utf8_lossy(&rest[..word_end]).to_ascii_uppercase();
-        let internal = matches!(
-            self.pending.front(),
+        let front = match self.pending.front() {
             Some(Pending {
-                kind: PendingKind::Internal(_),
+                kind: PendingKind::Internal(what),
                 ..
-            })
-        );
+            }) => Some(*what),
+            _ => None,
+        };
+        // The proxy's ID and NAMESPACE answers are its own; UNSELECT, the keepalive NOOP and the
+        // APPENDs of a copy run while a virtual folder is (being) selected, so nothing Dovecot
+        // says meanwhile concerns the client's view.
+        let internal = match front {
+            Some(Internal::Id) => word == "ID",
+            Some(Internal::Namespace) => word == "NAMESPACE",
+            Some(Internal::Unselect | Internal::Noop | Internal::CopyAppend) => true,
+            None => false,
+        };
+        let mailbox_data = word.bytes().all(|b| b.is_ascii_digit()) || word == "VANISHED";
+        if self.selected.is_some() && mailbox_data {
+            // Dovecot has no mailbox selected for this client now: such data would describe a
+            // mailbox the client no longer looks at.
+            return Ok(UpRoute::Swallow);
+        }
         match word.as_str() {
             "BYE" => {
                 self.closing_after_bye();
