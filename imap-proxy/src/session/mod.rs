@@ -256,12 +256,13 @@ pub(crate) enum PendingKind {
     /// LOGIN or AUTHENTICATE: on OK, this login is logged in (`None`: a mechanism whose
     /// identity the proxy cannot read, so no virtual folders).
     Login(Option<String>),
-    /// AUTHENTICATE waiting for the client's response lines (forwarded raw) until
-    /// `answered` (PLAIN: after its one response; with SASL-IR: at once).
+    /// AUTHENTICATE: a client line is its response (forwarded raw) only while `asked`, i.e.
+    /// after Dovecot's `+` and before the next response; otherwise the client waits, so a
+    /// line Dovecot takes for a command is never taken for SASL data (or the reverse).
     Authenticate {
         plain: bool,
         user: Option<String>,
-        answered: bool,
+        asked: bool,
     },
     /// LIST or LSUB: the virtual folders are added before the tagged OK.
     List(list::Request),
@@ -269,9 +270,11 @@ pub(crate) enum PendingKind {
     Select,
     /// CLOSE or UNSELECT of a real mailbox.
     Deselect,
-    /// IDLE on a real mailbox: the client's DONE goes through raw; after it, lines are
-    /// commands again (a client may pipeline right after DONE).
-    Idle { done: bool },
+    /// IDLE on a real mailbox: once Dovecot's `+` came (`started`), the client's DONE goes
+    /// through raw; after it, lines are commands again (a client may pipeline right after
+    /// DONE). Before the `+` the client waits: Dovecot may refuse the IDLE, and then the next
+    /// line is a command.
+    Idle { started: bool, done: bool },
     /// ENABLE: `* ENABLED` says what is on.
     Enable,
     /// The proxy's own command; its answers stay with the proxy.
@@ -599,20 +602,20 @@ impl Session {
             return Ok(false);
         };
         match &mut last.kind {
-            PendingKind::Authenticate {
-                plain,
-                user,
-                answered,
-            } if !*answered => {
+            PendingKind::Authenticate { plain, user, asked } if *asked => {
                 if *plain {
-                    // PLAIN has exactly one response: what follows are commands again.
                     *user = auth::plain_identity(trim(line));
-                    *answered = true;
                 }
+                // The next line waits for Dovecot's next `+` or its tagged answer.
+                *asked = false;
+                self.hold = true;
                 self.send_up(line.to_vec()).await?;
                 Ok(true)
             }
-            PendingKind::Idle { done } if !*done => {
+            PendingKind::Idle {
+                started: true,
+                done,
+            } if !*done => {
                 *done = true;
                 self.send_up(line.to_vec()).await?;
                 Ok(true)
@@ -791,11 +794,20 @@ impl Session {
     async fn upstream_first_line(&mut self, line: &[u8]) -> Result<UpRoute, String> {
         if line.starts_with(b"+") {
             // A continuation: the client's (AUTHENTICATE, IDLE, literals) unless the proxy's own.
-            return Ok(match self.pending.back() {
-                Some(Pending {
-                    kind: PendingKind::Internal(_),
-                    ..
-                }) => UpRoute::Swallow,
+            // AUTHENTICATE and IDLE go out with nothing else in flight and the client waiting,
+            // so this `+` is theirs: the client's next line is their data.
+            return Ok(match self.pending.back_mut().map(|p| &mut p.kind) {
+                Some(PendingKind::Internal(_)) => UpRoute::Swallow,
+                Some(PendingKind::Authenticate { asked, .. }) => {
+                    *asked = true;
+                    self.hold = false;
+                    UpRoute::Forward
+                }
+                Some(PendingKind::Idle { started, done }) if !*started && !*done => {
+                    *started = true;
+                    self.hold = false;
+                    UpRoute::Forward
+                }
                 _ => UpRoute::Forward,
             });
         }
