@@ -253,3 +253,36 @@ fn a_continuation_owed_to_an_id_literal_is_not_taken_for_the_authenticate() {
     out.push_str(&c.until("z OK"));
     assert!(!out.contains("[LIMIT]"), "Bob was taken for Alice: {out}");
 }
+
+#[test]
+fn bytes_framed_as_a_literal_never_reach_dovecot_as_commands() {
+    let p = start(ONE_PER_LOGIN);
+    let _alice = alice_holds_her_one_session(p.port);
+    let smuggled = format!("T LOGIN {BOB} {PW}\r\n");
+    let n = smuggled.len();
+    // Announcements Dovecot does not take as literals (or refuses before reading them): the
+    // bytes the proxy frames as the literal would be Bob's login to Dovecot.
+    for head in [
+        format!("a NOOP ~{{{n}+}}\r\n"),
+        format!("a NOOP ~{{{n}}}\r\n"),
+        format!("a LOGIN ~{{{n}+}}\r\n"),
+        format!("a LOGIN {{3+}}\r\nbob \"x {{{n}+}}\r\n"),
+        format!("a LOGIN {{3+}}\r\nbob \"x {{{n}}}\r\n"),
+        format!("a XYZZY {{{n}+}}\r\n"),
+        format!("a XYZZY {{{n}}}\r\n"),
+        format!("a NOOP {{{n}}}\r\n"),
+        format!("a CAPABILITY {{{n}+}}\r\n"),
+        format!("a LOGIN bob {{{n}}}\n"),
+    ] {
+        let mut c = Raw::connect(p.port);
+        c.send(format!("{head}{smuggled}\r\n").as_bytes());
+        let mut out = c.until("a ");
+        std::thread::sleep(Duration::from_millis(50));
+        c.send(format!("T LOGIN {ALICE} wrong\r\nz NOOP\r\n").as_bytes());
+        out.push_str(&c.until("z OK"));
+        assert!(
+            !out.contains("[LIMIT]"),
+            "{head:?}: Bob was taken for Alice: {out}"
+        );
+    }
+}

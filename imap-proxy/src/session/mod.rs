@@ -552,12 +552,11 @@ impl Session {
                     return Ok(());
                 }
                 self.client_msg = None;
-                let max_literal = Shared::settings(&self.config).limits.max_literal_size;
-                if let Some((len, sync)) = literal
-                    && (u64::from(len) > max_literal
-                        || crate::token::announcement_inside_quotes(&bytes))
-                {
-                    return self.refuse_literal(&bytes, len, sync, max_literal).await;
+                if let Some((len, sync)) = literal {
+                    let name = crate::token::head(&bytes).map(|h| h.1).unwrap_or_default();
+                    if let Some(why) = self.literal_refusal(&bytes, len, &name) {
+                        return self.refuse_literal(&bytes, sync, why).await;
+                    }
                 }
                 let msg = classify::first_line(self, &bytes).await?;
                 self.start_message(msg, &bytes, literal).await?;
@@ -567,11 +566,16 @@ impl Session {
                 first: false,
                 literal,
             } => {
-                let max_literal = Shared::settings(&self.config).limits.max_literal_size;
-                if let Some((len, sync)) = literal
-                    && u64::from(len) > max_literal
-                {
-                    return self.refuse_literal(&bytes, len, sync, max_literal).await;
+                if let Some((len, sync)) = literal {
+                    let (name, forwarded) = match &self.client_msg {
+                        Some(m) => (m.name.clone(), m.route == Route::Forward),
+                        None => (String::new(), false),
+                    };
+                    if let Some(why) = self.literal_refusal(&bytes, len, &name) {
+                        // Part of a forwarded message is with Dovecot already: it cannot be
+                        // ended cleanly, only the connection can.
+                        return self.refuse_literal(&bytes, sync && !forwarded, why).await;
+                    }
                 }
                 self.continue_message(&bytes, literal).await?;
             }
@@ -624,22 +628,32 @@ impl Session {
         }
     }
 
-    async fn refuse_literal(
-        &mut self,
-        line: &[u8],
-        len: u32,
-        sync: bool,
-        max: u64,
-    ) -> Result<(), String> {
+    /// Why a literal announced at the end of `line` (of command `name`) is refused: where
+    /// Dovecot would not read it as one, the proxy must not frame it as one either.
+    fn literal_refusal(&self, line: &[u8], len: u32, name: &str) -> Option<String> {
+        let max = Shared::settings(&self.config).limits.max_literal_size;
+        if u64::from(len) > max {
+            return Some(format!(
+                "BAD [TOOBIG] Literal of {len} bytes is larger than the limit of {max} bytes."
+            ));
+        }
+        if crate::token::announcement_inside_quotes(line) {
+            return Some("BAD A literal announced inside a quoted string is ambiguous; send the string as a literal or quoted.".into());
+        }
+        let open = line.iter().rposition(|&b| b == b'{');
+        if open.is_some_and(|i| i > 0 && line[i - 1] == b'~') && name != "APPEND" {
+            // Dovecot takes literal8 only in APPEND; elsewhere it skips the line and would
+            // read the literal's bytes as commands.
+            return Some("BAD literal8 (~{N}) is only taken in APPEND.".into());
+        }
+        None
+    }
+
+    async fn refuse_literal(&mut self, line: &[u8], sync: bool, why: String) -> Result<(), String> {
         let tag = match (&self.client_msg, crate::token::head(line)) {
             (Some(m), _) if !self.cf.at_message_start() => m.tag.clone(),
             (_, Some((t, _))) => t,
             _ => b"*".to_vec(),
-        };
-        let why = if u64::from(len) > max {
-            format!("BAD [TOOBIG] Literal of {len} bytes is larger than the limit of {max} bytes.")
-        } else {
-            "BAD A literal announced inside a quoted string is ambiguous; send the string as a literal or quoted.".to_string()
         };
         if sync {
             // The client waits for our go-ahead, which never comes: the next line is a new command.
