@@ -286,3 +286,22 @@ fn bytes_framed_as_a_literal_never_reach_dovecot_as_commands() {
         );
     }
 }
+
+#[test]
+fn an_id_the_tokenizer_reads_as_one_word_is_answered_not_a_panic() {
+    let p = start("max_connections_per_ip = 3");
+    // `a[ ID` passes as tag and command, but the tokenizer reads `a[ ID` as one bracketed
+    // atom. A panic would end the session without an answer and leak its connection count.
+    for line in ["a[ ID", "a[ ID (\"name\" \"x\")", "a[ ID NIL"] {
+        // Answered by the proxy before anything reaches Dovecot, and after (XYZZY hands the
+        // session to Dovecot).
+        for first in ["", "y XYZZY\r\n"] {
+            for _ in 0..4 {
+                let mut c = Raw::connect(p.port);
+                c.send(format!("{first}{line}\r\nz NOOP\r\n").as_bytes());
+                let out = c.until("z OK");
+                assert!(out.contains("z OK"), "{first:?} {line:?}: {out}");
+            }
+        }
+    }
+}

@@ -277,7 +277,7 @@ pub async fn collected(s: &mut Session, msg: &ClientMsg, bytes: &[u8]) -> Result
         "ID" => {
             let fields = token::tokens(bytes)
                 .ok()
-                .and_then(|t| auth::id_fields(&t[2..]));
+                .and_then(|t| auth::id_fields(t.get(2..).unwrap_or_default()));
             match fields {
                 Some(mut fields) => {
                     if let Some(pre) = s.client_id.take() {
