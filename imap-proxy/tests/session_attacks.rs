@@ -305,3 +305,24 @@ fn an_id_the_tokenizer_reads_as_one_word_is_answered_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn nothing_is_served_after_logout() {
+    let p = start("");
+    for (logout, after) in [
+        ("a LOGOUT", "b SELECT \"De-Mail/Ausstehend\""),
+        ("a logout", "b STATUS \"De-Mail/Ausstehend\" (MESSAGES)"),
+        ("a LOGOUT", "b LIST \"\" \"*\""),
+    ] {
+        let mut c = Raw::connect(p.port);
+        c.send(format!("l LOGIN {ALICE} {PW}\r\n").as_bytes());
+        c.until("l OK");
+        c.send(format!("{logout}\r\n{after}\r\nc FETCH 1:* BODY[]\r\n").as_bytes());
+        let out = c.until("never");
+        assert!(out.contains("a OK"), "{out}");
+        assert!(
+            !out.contains("\r\nb ") && !out.contains("\r\nc "),
+            "{after:?}: {out}"
+        );
+    }
+}

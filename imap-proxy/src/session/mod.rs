@@ -382,20 +382,21 @@ impl Session {
         let mut tick = tokio::time::interval(IDLE_POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if !self.hold
-                && let Some((msg, bytes)) = self.deferred.take()
-            {
+            // After Dovecot's BYE (LOGOUT) the session is over: nothing the client pipelined
+            // behind it is served, virtual folders included.
+            let serving = !self.hold && !self.bye_seen;
+            if serving && let Some((msg, bytes)) = self.deferred.take() {
                 classify::run_collected(self, &msg, &bytes).await?;
             }
             // Work through what the client sent already before reading more.
-            if !self.hold {
+            if serving {
                 self.drain_client().await?;
             }
             self.flush().await?;
             if self.closing {
                 return Ok(());
             }
-            let reading_client = !self.hold;
+            let reading_client = !self.hold && !self.bye_seen;
             tokio::select! {
                 r = client.read(&mut cbuf), if reading_client => {
                     let n = r.map_err(|e| format!("client: {e}"))?;
@@ -524,7 +525,7 @@ impl Session {
     // ----- client -> Dovecot -----
 
     async fn drain_client(&mut self) -> Result<(), String> {
-        while !self.hold && !self.closing {
+        while !self.hold && !self.closing && !self.bye_seen {
             let piece = match self.cf.next() {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(()),
