@@ -38,6 +38,8 @@ mod dovecot;
 mod files;
 pub mod imap_client;
 pub mod imap_proxy;
+pub mod imap_replay;
+pub mod proxy_city;
 pub mod message;
 mod milter;
 mod milter_tap;
