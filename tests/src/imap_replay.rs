@@ -223,7 +223,11 @@ pub fn base64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -385,9 +389,17 @@ pub fn normalise(line: &str, tag_of_command: Option<&str>) -> String {
     {
         l = format!("<tag> {rest}");
     }
-    l = replace_between(&l, "(", " secs)", |inner| {
-        inner.chars().all(|c| c.is_ascii_digit() || " .+".contains(c))
-    }, "(<t> secs)");
+    l = replace_between(
+        &l,
+        "(",
+        " secs)",
+        |inner| {
+            inner
+                .chars()
+                .all(|c| c.is_ascii_digit() || " .+".contains(c))
+        },
+        "(<t> secs)",
+    );
     l = replace_after_word(&l, "INTERNALDATE ", '"', '"', "\"<date>\"");
     l = replace_number_after(&l, "UIDVALIDITY ");
     l = replace_number_after(&l, "\"x-session-id\" ");
@@ -481,7 +493,10 @@ pub fn worse_through_proxy(direct: &Transcript, proxied: &Transcript) -> Vec<Str
     }
     for (d, p) in direct.steps.iter().zip(proxied_steps) {
         if d.command != p.command {
-            out.push(format!("{}: steps out of step: {:?} vs {:?}", direct.script, d.command, p.command));
+            out.push(format!(
+                "{}: steps out of step: {:?} vs {:?}",
+                direct.script, d.command, p.command
+            ));
             continue;
         }
         if p.status != d.status && p.status != "OK" {
@@ -526,7 +541,10 @@ mod tests {
             "# style: ol\n# comment\nCAPABILITY\n\n?SELECT \"De-Mail/Ausstehend\"\n",
         );
         assert_eq!(s.style, TagStyle::NewOutlook);
-        assert_eq!(s.lines, vec!["CAPABILITY", "?SELECT \"De-Mail/Ausstehend\""]);
+        assert_eq!(
+            s.lines,
+            vec!["CAPABILITY", "?SELECT \"De-Mail/Ausstehend\""]
+        );
         assert_eq!(TagStyle::NewOutlook.tag(1), "WIR00001");
         assert_eq!(TagStyle::Thunderbird.tag(1), "27");
     }
@@ -551,7 +569,10 @@ mod tests {
     #[test]
     fn normalising_removes_tags_timings_dates_and_uidvalidity() {
         assert_eq!(
-            normalise("a7 OK Select completed (0.001 + 0.000 + 0.001 secs).\r\n", Some("a7")),
+            normalise(
+                "a7 OK Select completed (0.001 + 0.000 + 0.001 secs).\r\n",
+                Some("a7")
+            ),
             "<tag> OK Select completed (<t> secs)."
         );
         assert_eq!(

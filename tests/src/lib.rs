@@ -39,13 +39,13 @@ mod files;
 pub mod imap_client;
 pub mod imap_proxy;
 pub mod imap_replay;
-pub mod proxy_city;
 pub mod message;
 mod milter;
 mod milter_tap;
 mod net;
 mod postfix;
 mod process;
+pub mod proxy_city;
 mod smtp;
 mod tools;
 

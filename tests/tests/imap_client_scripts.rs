@@ -91,7 +91,13 @@ fn client_scripts_get_no_worse_answers_through_the_proxy_and_show_the_confirmati
     let all = scripts();
     assert!(all.len() >= 4, "the four client scripts: {}", all.len());
     for script in &all {
-        let direct = replay(ImapClient::plain(dovecot), script, CLERK, PW, Target::Dovecot);
+        let direct = replay(
+            ImapClient::plain(dovecot),
+            script,
+            CLERK,
+            PW,
+            Target::Dovecot,
+        );
         let proxied = replay(ImapClient::plain(proxy), script, CLERK, PW, Target::Proxy);
         save(&direct, "dovecot");
         save(&proxied, "proxy");
@@ -109,7 +115,11 @@ fn client_scripts_get_no_worse_answers_through_the_proxy_and_show_the_confirmati
                     && s.command.contains(DISPATCH_FOLDER)
             })
             .unwrap_or_else(|| panic!("{}: no SELECT of {DISPATCH_FOLDER}", script.name));
-        if select.status != "OK" || !select.responses.iter().any(|r| r.trim_end() == "* 1 EXISTS")
+        if select.status != "OK"
+            || !select
+                .responses
+                .iter()
+                .any(|r| r.trim_end() == "* 1 EXISTS")
         {
             problems.push(format!(
                 "{}: `{}` should show 1 message: {:?}",
@@ -121,8 +131,9 @@ fn client_scripts_get_no_worse_answers_through_the_proxy_and_show_the_confirmati
             .iter()
             .find(|s| {
                 s.proxy_only
-                    && s.command
-                        .eq_ignore_ascii_case("UID FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])")
+                    && s.command.eq_ignore_ascii_case(
+                        "UID FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])",
+                    )
             })
             .unwrap_or_else(|| panic!("{}: no header fetch in the folder", script.name));
         let got = literals(&fetch.responses);

@@ -91,7 +91,11 @@ fn mbsync_syncs_every_folder_twice_and_the_second_run_changes_nothing() {
     let local = tmp.path().join("mail");
     std::fs::create_dir_all(&local).unwrap();
     let rc = tmp.path().join("mbsyncrc");
-    std::fs::write(&rc, mbsyncrc(city.proxy().expect("proxy").ports.imap, &local)).unwrap();
+    std::fs::write(
+        &rc,
+        mbsyncrc(city.proxy().expect("proxy").ports.imap, &local),
+    )
+    .unwrap();
 
     let first_out = run_mbsync(&rc);
     let first = tree(&local);
@@ -157,8 +161,15 @@ fn mbsync_syncs_every_folder_twice_and_the_second_run_changes_nothing() {
             .collect();
         want.sort();
         let got = messages_in(&second, prefix);
-        println!("{prefix}*: {} synced, {} in the evidence store", got.len(), want.len());
+        println!(
+            "{prefix}*: {} synced, {} in the evidence store",
+            got.len(),
+            want.len()
+        );
         assert_eq!(want.len(), 2, "{prefix}: two confirmations recorded");
-        assert!(got == want, "{prefix}: synced bytes differ from the evidence blobs");
+        assert!(
+            got == want,
+            "{prefix}: synced bytes differ from the evidence blobs"
+        );
     }
 }

@@ -32,7 +32,7 @@ fn logins_in(city: &City) -> usize {
         .expect("Dovecot")
         .log()
         .lines()
-        .filter(|l| l.contains("imap-login: Login:"))
+        .filter(|l| l.contains("imap-login: Info: Login: user=<"))
         .count()
 }
 
@@ -63,7 +63,10 @@ struct SecondProxy {
 impl Drop for SecondProxy {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- second proxy log ---\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+            eprintln!(
+                "--- second proxy log ---\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -89,7 +92,13 @@ fn second_proxy(city: &City, ip: Ipv4Addr) -> SecondProxy {
     let config = city.dir().join("demail-2.toml");
     std::fs::write(&config, toml).expect("write demail-2.toml");
     let log = city.dir().join("imap-proxy-2.log");
-    let file = || OpenOptions::new().create(true).append(true).open(&log).expect("log");
+    let file = || {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log")
+    };
     let child = Command::new(cargo_bin("demail-imap-proxy"))
         .arg("--config")
         .arg(&config)
@@ -101,7 +110,10 @@ fn second_proxy(city: &City, ip: Ipv4Addr) -> SecondProxy {
     let p = SecondProxy { child, imap, log };
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect_timeout(&imap, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "second proxy does not listen on {imap}");
+        assert!(
+            Instant::now() < deadline,
+            "second proxy does not listen on {imap}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     p
@@ -124,7 +136,23 @@ fn imaps_with_the_test_ca_and_starttls_on_the_loopback_port() {
     let mut c = ImapClient::plain(proxy.ports.imap);
     let r = c.run("CAPABILITY");
     println!("{r:?}");
-    assert!(r[0].contains(" STARTTLS"), "the STARTTLS port offers it: {r:?}");
+    assert!(
+        r[0].contains(" STARTTLS"),
+        "the STARTTLS port offers it: {r:?}"
+    );
+    // Loopback allows a plaintext login; after it STARTTLS is no longer offered (it is a
+    // command of the not-authenticated state).
+    let mut plain = ImapClient::plain(proxy.ports.imap);
+    let r = plain.run(&format!("LOGIN {USER} {PW}"));
+    assert!(r.last().unwrap().contains(" OK"), "{r:?}");
+    assert!(
+        !r.last().unwrap().contains("STARTTLS"),
+        "after login: {r:?}"
+    );
+    let r = plain.run("CAPABILITY");
+    assert!(!r[0].contains("STARTTLS"), "after login: {r:?}");
+    plain.run("LOGOUT");
+
     let (mut c, out) = c.starttls(ca);
     assert!(out.last().unwrap().contains(" OK"), "{out:?}");
     let r = c.run("CAPABILITY");
@@ -154,7 +182,10 @@ fn pipelined_behind_starttls_is_not_run(city: &City, addr: SocketAddr) {
     let got = String::from_utf8_lossy(&got).into_owned();
     println!("pipelined behind STARTTLS on {addr}: {got:?}");
     assert!(!got.contains("s2 OK"), "{got}");
-    assert!(!got.contains("s1 OK"), "no TLS with injected bytes queued: {got}");
+    assert!(
+        !got.contains("s1 OK"),
+        "no TLS with injected bytes queued: {got}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(logins_in(city), before, "no login reached Dovecot");
 }
@@ -193,7 +224,10 @@ fn login_before_starttls_is_refused_on_a_non_loopback_listener() {
         let r = c.run(&cmd);
         println!("{cmd} -> {r:?}");
         let last = r.last().unwrap();
-        assert!(last.contains(" NO") || last.contains(" BAD"), "{cmd}: {r:?}");
+        assert!(
+            last.contains(" NO") || last.contains(" BAD"),
+            "{cmd}: {r:?}"
+        );
     }
     assert_eq!(logins_in(&city), before, "no login reached Dovecot");
     // Under TLS the same login works.

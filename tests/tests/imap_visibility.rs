@@ -120,7 +120,12 @@ fn each_login_sees_exactly_the_confirmations_it_is_entitled_to() {
         proxy_city::send_demail(&city, CLERK, CITIZEN, "Bescheid 1"),
         proxy_city::send_demail(&city, CLERK, CITIZEN, "Bescheid 2"),
     ];
-    let theirs = vec![proxy_city::send_demail(&city, CLERK2, CITIZEN, "Baugenehmigung")];
+    let theirs = vec![proxy_city::send_demail(
+        &city,
+        CLERK2,
+        CITIZEN,
+        "Baugenehmigung",
+    )];
     for id in mine.iter().chain(&theirs) {
         proxy_city::wait_confirmations(&city, id, 2);
     }
@@ -162,10 +167,14 @@ fn each_login_sees_exactly_the_confirmations_it_is_entitled_to() {
             by_curl.len()
         );
         if &by_imaplib != want {
-            wrong.push(format!("imaplib {login} {folder}: {by_imaplib:?}, expected {want:?}"));
+            wrong.push(format!(
+                "imaplib {login} {folder}: {by_imaplib:?}, expected {want:?}"
+            ));
         }
         if &by_curl != want {
-            wrong.push(format!("curl {login} {folder}: {by_curl:?}, expected {want:?}"));
+            wrong.push(format!(
+                "curl {login} {folder}: {by_curl:?}, expected {want:?}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
