@@ -33,21 +33,41 @@ pub fn render(config: &Config) -> String {
          # real address (sent by the proxy in ID x-originating-ip) and apply its auth penalties to\n\
          # that address, not to the proxy."
     );
-    let net = if backend_host.contains(':') {
-        "::1/128"
+    let loopback = backend_host == "localhost"
+        || backend_host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        let net = if backend_host.contains(':') {
+            "::1/128"
+        } else {
+            "127.0.0.0/8"
+        };
+        let _ = writeln!(s, "login_trusted_networks = {net}");
     } else {
-        "127.0.0.1/32"
-    };
-    let _ = writeln!(s, "login_trusted_networks = {net}");
+        let _ = writeln!(
+            s,
+            "# Dovecot is on another host ({backend_host}): put the proxy host's address as\n\
+             # Dovecot sees it here, and nothing else (a trusted network may set x-originating-ip).\n\
+             login_trusted_networks = PROXY-ADDRESS/32"
+        );
+    }
     let _ = writeln!(
         s,
-        "\n# Clerks reach Dovecot only through the proxy: keep Dovecot's IMAP on {} (loopback).",
+        "\n# Clerks reach Dovecot only through the proxy: keep Dovecot's IMAP on {} and out of\n\
+         # the clerks' reach (firewall), or the De-Mail folders are simply absent there.",
         proxy.backend
     );
     let _ = writeln!(
         s,
-        "# Hierarchy separator of the virtual folders follows the backend's; `/` is assumed by\n\
-         # the folder names below:"
+        "\n# Per-user connection limit: Dovecot counts per user and client address; behind the\n\
+         # proxy that address is the clerk's (from ID). Thunderbird opens up to 5 per account.\n\
+         protocol imap {{\n  mail_max_userip_connections = 20\n}}"
+    );
+    let _ = writeln!(
+        s,
+        "\n# The virtual folders appear under Dovecot's personal namespace (prefix and separator\n\
+         # as Dovecot announces them in NAMESPACE), e.g. with prefix \"\" and separator \"/\":"
     );
     let f = &proxy.folders;
     for name in [

@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 
 use crate::berlin;
 use crate::chain::{KIND_CONFIRMATION, KIND_PRUNE, KIND_QES_CHECK, KIND_SUBMISSION};
-use crate::confirmation::{self, ConfirmationKind};
-use crate::{Error, Result, submission};
+use crate::confirmation::{self, Confirmation, ConfirmationKind};
+use crate::submission::{self, Submission};
+use crate::{Error, Result};
 
 /// Where an outbound De-Mail stands for one recipient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -127,6 +128,86 @@ struct Acc {
     retrieved: Option<OffsetDateTime>,
 }
 
+/// The fold behind both projections: submissions and confirmations of one private-id, oldest
+/// first.
+#[derive(Default)]
+struct Fold {
+    out: Vec<Acc>,
+    retrieve_requested: bool,
+}
+
+impl Fold {
+    fn submission(&mut self, s: &Submission) {
+        self.retrieve_requested |= s.options.iter().any(|o| o == "retrieve");
+        for r in &s.recipients {
+            if !self
+                .out
+                .iter()
+                .any(|o| o.st.recipient.eq_ignore_ascii_case(r))
+            {
+                self.out.push(Acc {
+                    st: RecipientStatus {
+                        recipient: r.clone(),
+                        status: Status::Submitted,
+                        since: s.time,
+                        dispatched: None,
+                        deemed_served_deadline: None,
+                        deemed_served: false,
+                    },
+                    retrieved: None,
+                });
+            }
+        }
+    }
+
+    fn confirmation(&mut self, c: &Confirmation) {
+        if !c.data.trusted {
+            return;
+        }
+        let Some(acc) = self
+            .out
+            .iter_mut()
+            .find(|o| o.st.recipient.eq_ignore_ascii_case(c.data.recipient.trim()))
+        else {
+            return;
+        };
+        let at = c.data.stated_time.unwrap_or(c.recorded);
+        let to = match &c.data.kind {
+            ConfirmationKind::Dispatch => {
+                acc.st.dispatched.get_or_insert(at);
+                Status::Dispatched
+            }
+            ConfirmationKind::Receipt => Status::Received,
+            ConfirmationKind::Retrieve => {
+                acc.retrieved.get_or_insert(at);
+                Status::Retrieved
+            }
+            ConfirmationKind::Notification(_) => Status::Failed,
+        };
+        if to.rank() > acc.st.status.rank() {
+            acc.st.status = to;
+            acc.st.since = at;
+        }
+    }
+
+    fn finish(self, now: OffsetDateTime) -> Vec<RecipientStatus> {
+        let retrieve_requested = self.retrieve_requested;
+        self.out
+            .into_iter()
+            .map(|mut a| {
+                if retrieve_requested && let Some(d) = a.st.dispatched {
+                    let after = day_after_deadline(d);
+                    a.st.deemed_served_deadline = Some(deemed_served_deadline(d));
+                    a.st.deemed_served = now >= after
+                        && a.st.status != Status::Failed
+                        && a.retrieved.is_none_or(|r| r >= after);
+                }
+                a.st
+            })
+            .collect()
+    }
+}
+
 /// Folds the events of one private-id, oldest first, into per-recipient status at `now`.
 /// A recipient named twice in the envelope is listed once; recipients compare
 /// case-insensitively. Untrusted confirmations and unknown recipients change nothing.
@@ -134,58 +215,13 @@ pub(crate) fn project<I>(events: I, now: OffsetDateTime) -> Result<Vec<Recipient
 where
     I: IntoIterator<Item = Result<EventIn>>,
 {
-    let mut out: Vec<Acc> = Vec::new();
-    let mut retrieve_requested = false;
+    let mut fold = Fold::default();
     for ev in events {
         let ev = ev?;
         match ev.kind.as_str() {
-            KIND_SUBMISSION => {
-                let s = submission::decode(ev.id, &ev.payload)?;
-                retrieve_requested |= s.options.iter().any(|o| o == "retrieve");
-                for r in s.recipients {
-                    if !out.iter().any(|o| o.st.recipient.eq_ignore_ascii_case(&r)) {
-                        out.push(Acc {
-                            st: RecipientStatus {
-                                recipient: r,
-                                status: Status::Submitted,
-                                since: s.time,
-                                dispatched: None,
-                                deemed_served_deadline: None,
-                                deemed_served: false,
-                            },
-                            retrieved: None,
-                        });
-                    }
-                }
-            }
+            KIND_SUBMISSION => fold.submission(&submission::decode(ev.id, &ev.payload)?),
             KIND_CONFIRMATION => {
-                let c = confirmation::decode(ev.id, &ev.time, &ev.payload)?;
-                if !c.data.trusted {
-                    continue;
-                }
-                let Some(acc) = out
-                    .iter_mut()
-                    .find(|o| o.st.recipient.eq_ignore_ascii_case(c.data.recipient.trim()))
-                else {
-                    continue;
-                };
-                let at = c.data.stated_time.unwrap_or(c.recorded);
-                let to = match &c.data.kind {
-                    ConfirmationKind::Dispatch => {
-                        acc.st.dispatched.get_or_insert(at);
-                        Status::Dispatched
-                    }
-                    ConfirmationKind::Receipt => Status::Received,
-                    ConfirmationKind::Retrieve => {
-                        acc.retrieved.get_or_insert(at);
-                        Status::Retrieved
-                    }
-                    ConfirmationKind::Notification(_) => Status::Failed,
-                };
-                if to.rank() > acc.st.status.rank() {
-                    acc.st.status = to;
-                    acc.st.since = at;
-                }
+                fold.confirmation(&confirmation::decode(ev.id, &ev.time, &ev.payload)?)
             }
             // Not about a De-Mail (empty private-id): no recipient status to change.
             KIND_PRUNE | KIND_QES_CHECK => {}
@@ -197,19 +233,34 @@ where
             }
         }
     }
-    Ok(out
-        .into_iter()
-        .map(|mut a| {
-            if retrieve_requested && let Some(d) = a.st.dispatched {
-                let after = day_after_deadline(d);
-                a.st.deemed_served_deadline = Some(deemed_served_deadline(d));
-                a.st.deemed_served = now >= after
-                    && a.st.status != Status::Failed
-                    && a.retrieved.is_none_or(|r| r >= after);
-            }
-            a.st
-        })
-        .collect())
+    Ok(fold.finish(now))
+}
+
+/// The same projection as [`crate::Store::recipient_status_at`], over records a reader already
+/// holds (say from [`crate::Store::events_after`]): `confirmations` are those matched to
+/// `submission`'s private-id, oldest first; untrusted ones and those of other recipients change
+/// nothing. No I/O, so a reader can re-evaluate `now` as often as it likes.
+pub fn project_status<'a, I>(
+    submission: &Submission,
+    confirmations: I,
+    now: OffsetDateTime,
+) -> Vec<RecipientStatus>
+where
+    I: IntoIterator<Item = &'a Confirmation>,
+{
+    let mut fold = Fold::default();
+    fold.submission(submission);
+    for c in confirmations {
+        if c.data.private_id.as_deref() == Some(submission.private_id.as_str()) {
+            fold.confirmation(c);
+        }
+    }
+    fold.finish(now)
+}
+
+/// The instant `t` in German civil time (CET/CEST), for dates shown to clerks.
+pub fn german_time(t: OffsetDateTime) -> OffsetDateTime {
+    t.to_offset(berlin::offset_at(t))
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Framing of one direction of an IMAP connection into lines and literals, bounded.
 //!
-//! imap-codec's `Fragmentizer` decides where lines and literals are (`{N}`, `{N+}`, `~{N}`);
-//! the bytes themselves stream through: a literal is handed out in chunks as it arrives, so a
-//! 50 MB APPEND or FETCH never sits whole in memory. Only a message the proxy acts on is kept
-//! (up to `keep_limit`) for decoding.
+//! imap-codec's `Fragmentizer` reads each line and says whether it announces a literal (`{N}`,
+//! `{N+}`, `~{N}`); the literal's bytes bypass it and stream through in chunks as they arrive,
+//! so a 50 MB APPEND or FETCH never sits whole in memory. Only a message the proxy acts on is
+//! kept (up to `keep_limit`) for decoding.
 
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer};
 use imap_codec::imap_types::core::LiteralMode;
@@ -47,7 +47,7 @@ pub const CHUNK: usize = 64 * 1024;
 impl Framer {
     pub fn new(max_line: usize, keep_limit: usize) -> Framer {
         Framer {
-            frag: Fragmentizer::new(keep_limit.try_into().unwrap_or(u32::MAX)),
+            frag: Fragmentizer::new(max_line.try_into().unwrap_or(u32::MAX)),
             buf: Vec::new(),
             max_line,
             literal_left: 0,
@@ -85,12 +85,9 @@ impl Framer {
                 .unwrap_or(usize::MAX)
                 .min(self.buf.len());
             let bytes: Vec<u8> = self.buf.drain(..n).collect();
-            self.frag.enqueue_bytes(&bytes);
-            let fragment = self.frag.progress();
             self.keep(&bytes);
             self.literal_left -= n as u64;
             let done = self.literal_left == 0;
-            debug_assert_eq!(done, matches!(fragment, Some(FragmentInfo::Literal { .. })));
             return Ok(Some(Piece::Literal { bytes, done }));
         }
         let Some(pos) = self.buf.iter().position(|&b| b == b'\n') else {
@@ -118,13 +115,10 @@ impl Framer {
         };
         self.keep(&bytes);
         match literal {
-            Some((len, _)) if len > 0 => {
+            Some((len, _)) => {
+                // The literal is counted here; the line after it starts afresh.
+                self.frag.skip_message();
                 self.literal_left = u64::from(len);
-                self.at_start = false;
-            }
-            Some(_) => {
-                // `{0}`: an empty literal, then the line goes on.
-                self.frag.progress();
                 self.at_start = false;
             }
             None => self.at_start = true,
@@ -134,6 +128,12 @@ impl Framer {
             first,
             literal,
         }))
+    }
+
+    /// Stops keeping the current message (it is only forwarded).
+    pub fn stop_keeping(&mut self) {
+        self.kept_overflow = true;
+        self.kept = Vec::new();
     }
 
     fn keep(&mut self, bytes: &[u8]) {
@@ -154,7 +154,7 @@ impl Framer {
         let mut buf = line;
         buf.append(&mut self.buf);
         self.buf = buf;
-        self.frag = Fragmentizer::new(self.keep_limit.try_into().unwrap_or(u32::MAX));
+        self.frag = Fragmentizer::new(self.max_line.try_into().unwrap_or(u32::MAX));
         self.literal_left = 0;
         self.at_start = true;
         self.kept.clear();

@@ -64,7 +64,7 @@ pub enum ProxyError {
 pub struct Shared {
     config: RwLock<Arc<Config>>,
     tls: RwLock<Arc<SslAcceptor>>,
-    mailboxes: Arc<Mailboxes>,
+    mailboxes: RwLock<Arc<Mailboxes>>,
     counts: Mutex<Counts>,
 }
 
@@ -85,22 +85,51 @@ impl Shared {
         Ok(Arc::new(Shared {
             config: RwLock::new(config),
             tls: RwLock::new(Arc::new(tls)),
-            mailboxes: Arc::new(mailboxes),
+            mailboxes: RwLock::new(Arc::new(mailboxes)),
             counts: Mutex::new(Counts::default()),
         }))
     }
 
-    /// Takes a new configuration for sessions that start from now on (listeners, backend
-    /// address and the state file stay as they were).
+    /// Takes a new configuration: the folders' visibility at once, everything else for sessions
+    /// that start from now on. Listeners and the state file keep their values until a restart
+    /// (said in the log).
     pub fn reload(&self, config: Arc<Config>) -> Result<(), ProxyError> {
         let settings = config
             .imap_proxy
             .as_ref()
             .ok_or(ProxyError::NotConfigured)?;
+        let old = self.config();
+        let old_settings = Self::settings(&old);
+        for (key, changed) in [
+            (
+                "imap_proxy.listen_imaps",
+                settings.listen_imaps != old_settings.listen_imaps,
+            ),
+            (
+                "imap_proxy.listen_imap",
+                settings.listen_imap != old_settings.listen_imap,
+            ),
+            ("imap_proxy.state", settings.state != old_settings.state),
+        ] {
+            if changed {
+                warn!("{key} changed: it takes effect only after a restart");
+            }
+        }
         let tls = net::acceptor(&settings.certificate, &settings.key)?;
+        // The state file stays the one opened at start.
+        let mailboxes = Mailboxes::open(config.clone(), &old_settings.state)?;
         *self.tls.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(tls);
+        *self.mailboxes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(mailboxes);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
+    }
+
+    /// The folder model of the current configuration.
+    pub fn mailboxes(&self) -> Arc<Mailboxes> {
+        self.mailboxes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn config(&self) -> Arc<Config> {

@@ -17,6 +17,14 @@ pub(crate) fn normalise(addr: &str) -> String {
     t.trim().to_lowercase()
 }
 
+/// An IMAP login, envelope sender or SASL login as compared for visibility: trimmed,
+/// lower-cased, Unicode NFC (a composed and a decomposed `ü` are one spelling). Nothing else is
+/// folded: a look-alike (Cyrillic `а`, fullwidth `ａ`) is a different login.
+pub fn login_key(raw: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    raw.trim().to_lowercase().nfc().collect()
+}
+
 /// The domain part of a normalised address, without a trailing root dot; `None` when there is
 /// no `@` or either side is empty.
 pub(crate) fn domain_of(normalised: &str) -> Option<&str> {

@@ -110,6 +110,20 @@ impl Config {
         crate::decide_impl::visible_accounts(self, login)
     }
 
+    /// Whether IMAP `login` sees the evidence of an outbound De-Mail sent as `account` by the
+    /// envelope sender `clerk` (with SASL login `sasl_login`), as recorded at submission: the
+    /// clerk and the SASL login see their own, and every login in the account's `visible_to`
+    /// sees all of the account's. Only for accounts of ours; an empty login sees nothing.
+    pub fn login_sees(
+        &self,
+        login: &str,
+        account: &str,
+        clerk: &str,
+        sasl_login: Option<&str>,
+    ) -> bool {
+        crate::decide_impl::login_sees(self, login, account, clerk, sasl_login)
+    }
+
     /// The tenant and account that own a De-Mail address of ours.
     pub fn account(&self, address: &str) -> Option<(&Tenant, &Account)> {
         match self.classify(address) {

@@ -7,7 +7,7 @@ mod subject_tags;
 #[cfg(test)]
 mod tests;
 
-use crate::address::{domain_of, glob_match, normalise};
+use crate::address::{domain_of, glob_match, login_key, normalise};
 use crate::config::{Account, Config, SenderPattern, Tenant};
 use crate::decide::{AddressClass, RecipientMix, Refusal, ResolvedOptions, SenderGrant};
 use crate::options::DeMailOption;
@@ -183,6 +183,26 @@ pub(crate) fn visible_accounts<'a>(config: &'a Config, login: &str) -> Vec<&'a A
         .flat_map(|t: &'a Tenant| t.accounts.iter())
         .filter(|a| a.visible_to.contains(&login))
         .collect()
+}
+
+pub(crate) fn login_sees(
+    config: &Config,
+    login: &str,
+    account: &str,
+    clerk: &str,
+    sasl_login: Option<&str>,
+) -> bool {
+    let login = login_key(login);
+    if login.is_empty() {
+        return false;
+    }
+    // Evidence of an account the configuration no longer names belongs to nobody here.
+    let Some((_, account)) = config.account(account) else {
+        return false;
+    };
+    login_key(clerk) == login
+        || sasl_login.is_some_and(|s| login_key(s) == login)
+        || account.visible_to.iter().any(|v| login_key(v) == login)
 }
 
 pub(crate) fn is_poststelle(config: &Config, addr: &str) -> bool {

@@ -16,13 +16,12 @@ mod tags;
 #[cfg(test)]
 mod testutil;
 
+pub use address::login_key;
 pub use config::*;
 pub use decide::*;
 pub use error::{ConfigError, ConfigErrors};
 pub use options::{DeMailOption, Options};
 pub mod listener;
-mod login;
-pub use login::normalise_login;
 pub use route::{DEMAIL_TRANSPORT, ROUTE_FIELD, Resolved, Route, SEND_TRANSPORT};
 pub use tags::{
     SIGNER_PLACEHOLDER, Signature, SignatureOutcome, Signed, attachment_template,

@@ -73,6 +73,7 @@ fn commented_keys_of_the_sample_are_valid_syntax_and_names() {
         keys,
         [
             "gateway.auth_credentials",
+            "imap_proxy.backend_ca",
             "imap_proxy.certificate",
             "imap_proxy.key",
             "inbound.certificate",

@@ -72,16 +72,11 @@ pub async fn first_line(s: &mut Session, line: &[u8]) -> Result<ClientMsg, Strin
                 None => (false, None),
             };
             // With SASL-IR the identity is known now; otherwise from the response line.
-            let kind = match (plain, user) {
-                (true, Some(u)) => PendingKind::Authenticate {
-                    plain: false,
-                    user: Some(u),
-                },
-                (plain, None) => PendingKind::Authenticate { plain, user: None },
-                (false, Some(_)) => PendingKind::Authenticate {
-                    plain: false,
-                    user: None,
-                },
+            let sasl_ir = auth::authenticate(line).is_some_and(|(_, i)| i.is_some());
+            let kind = PendingKind::Authenticate {
+                plain,
+                user: if plain { user } else { None },
+                answered: sasl_ir && plain,
             };
             return Ok(forward(s, tag, name, kind));
         }
@@ -180,7 +175,7 @@ fn forward_plain(s: &mut Session, tag: Vec<u8>, name: String) -> ClientMsg {
         "LIST" | "LSUB" => PendingKind::List(list::Request::default()),
         "SELECT" | "EXAMINE" => PendingKind::Select,
         "CLOSE" | "UNSELECT" => PendingKind::Deselect,
-        "IDLE" => PendingKind::Idle,
+        "IDLE" => PendingKind::Idle { done: false },
         "ENABLE" => PendingKind::Enable,
         _ => PendingKind::Plain,
     };

@@ -39,7 +39,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn mailboxes(s: &Session) -> Arc<Mailboxes> {
-    s.shared.mailboxes.clone()
+    s.shared.mailboxes()
 }
 
 async fn unavailable(s: &Session, tag: &[u8], e: MailboxError) -> Result<(), String> {
@@ -552,6 +552,15 @@ async fn fetch(
     if let Some(since) = changed_since {
         idx.retain(|&i| sel.items[i].modseq > since);
     }
+    // Items once each; those known without the message first.
+    let mut order: Vec<&MessageDataItemName<'_>> = Vec::new();
+    for buffered in [true, false] {
+        for item in &items {
+            if render::is_buffered_item(item) == buffered && !order.contains(&item) {
+                order.push(item);
+            }
+        }
+    }
     let want_content = items.iter().any(needs_content);
     let want_seen = !read_only && items.iter().any(marks_seen);
     let want_modseq = changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq);
@@ -601,12 +610,15 @@ async fn fetch(
         for (k, &i) in chunk.iter().enumerate() {
             let sel = s.selected.as_ref().expect("checked");
             let it = &sel.items[i];
+            // Dovecot's order: UID, then the other items it knows without the message (as
+            // requested), then the rest (as requested); each item once.
             let mut parts: Vec<Vec<u8>> = Vec::new();
             if want_uid {
                 parts.push(format!("UID {}", it.uid).into_bytes());
             }
             let mut flags_done = false;
-            for item in &items {
+            let mut modseq_done = false;
+            for item in order.iter().copied() {
                 match item {
                     MessageDataItemName::Uid => {}
                     MessageDataItemName::Flags => {
@@ -620,36 +632,54 @@ async fn fetch(
                     MessageDataItemName::Rfc822Size => {
                         parts.push(format!("RFC822.SIZE {}", it.size).into_bytes())
                     }
-                    MessageDataItemName::ModSeq => {}
+                    MessageDataItemName::ModSeq => {
+                        modseq_done = true;
+                        parts.push(format!("MODSEQ ({})", it.modseq).into_bytes());
+                    }
                     other => {
+                        if want_seen && !flags_done {
+                            // \Seen was just set: the new flags come with the first content item.
+                            flags_done = true;
+                            parts.push(format!("FLAGS {}", flags_text(it.flags)).into_bytes());
+                        }
+                        if want_modseq && !modseq_done {
+                            modseq_done = true;
+                            parts.push(format!("MODSEQ ({})", it.modseq).into_bytes());
+                        }
                         let Some(body) = bodies[k].as_ref() else {
                             continue;
                         };
                         let r = Rendered::new(body);
                         let mut piece = Vec::new();
-                        if r.fetch_item(other, &mut piece) {
-                            if rfc822_peek
-                                && matches!(
-                                    other,
-                                    MessageDataItemName::BodyExt {
-                                        section: None,
-                                        partial: None,
-                                        peek: true
-                                    }
-                                )
-                                && piece.starts_with(b"BODY[]")
-                            {
-                                piece.splice(..6, b"RFC822".iter().copied());
+                        match r.try_fetch_item(other, &mut piece) {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(e) => {
+                                s.send(out).await?;
+                                return s.reply(tag, e.tagged_no()).await;
                             }
-                            parts.push(piece);
                         }
+                        if rfc822_peek
+                            && matches!(
+                                other,
+                                MessageDataItemName::BodyExt {
+                                    section: None,
+                                    partial: None,
+                                    peek: true
+                                }
+                            )
+                            && piece.starts_with(b"BODY[]")
+                        {
+                            piece.splice(..6, b"RFC822".iter().copied());
+                        }
+                        parts.push(piece);
                     }
                 }
             }
             if want_seen && !flags_done {
                 parts.push(format!("FLAGS {}", flags_text(it.flags)).into_bytes());
             }
-            if want_modseq {
+            if want_modseq && !modseq_done {
                 parts.push(format!("MODSEQ ({})", it.modseq).into_bytes());
             }
             out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());

@@ -35,6 +35,8 @@ pub use local::Selected;
 /// Messages the proxy keeps whole to decode (commands it acts on, LIST lines); larger ones
 /// are only forwarded.
 const KEEP_LIMIT: usize = 256 * 1024;
+/// Dovecot's longest line (a SEARCH answer of a big mailbox is long, but not endless).
+const UPSTREAM_MAX_LINE: usize = 64 * 1024 * 1024;
 /// Chunks queued towards one socket before the session waits for it to drain.
 const QUEUE: usize = 8;
 /// Without any byte from Dovecot for this long while a virtual folder keeps the client busy,
@@ -126,7 +128,7 @@ async fn run(
         tls: kind == ListenerKind::Implicit,
         starttls_offered: kind == ListenerKind::Starttls,
         plaintext_login,
-        binary: false,
+        binary: true,
     };
     let caps = backend.capabilities.clone();
     let greeting = format!(
@@ -181,8 +183,10 @@ async fn run(
         upstream_caps: caps,
         to_client: ctx,
         to_upstream: utx,
+        out_client: std::sync::Mutex::new(Vec::new()),
+        out_upstream: std::sync::Mutex::new(Vec::new()),
         cf,
-        uf: Framer::new(usize::MAX / 2, KEEP_LIMIT),
+        uf: Framer::new(UPSTREAM_MAX_LINE, KEEP_LIMIT),
         client_msg: None,
         up_msg: None,
         pending: VecDeque::new(),
@@ -203,10 +207,13 @@ async fn run(
         last_client: Instant::now(),
         last_upstream: Instant::now(),
         closing: false,
+        bye_seen: false,
         copy: None,
         deferred: None,
     };
     let r = s.main_loop(client_rd, up_rd, shutdown).await;
+    // What was queued last (a BYE, an answer) still goes out.
+    let _ = s.flush().await;
     if let Some(l) = s.counted_login.take() {
         shared.release_login(&l);
     }
@@ -249,16 +256,22 @@ pub(crate) enum PendingKind {
     /// LOGIN or AUTHENTICATE: on OK, this login is logged in (`None`: a mechanism whose
     /// identity the proxy cannot read, so no virtual folders).
     Login(Option<String>),
-    /// AUTHENTICATE waiting for the client's response lines (forwarded raw).
-    Authenticate { plain: bool, user: Option<String> },
+    /// AUTHENTICATE waiting for the client's response lines (forwarded raw) until
+    /// `answered` (PLAIN: after its one response; with SASL-IR: at once).
+    Authenticate {
+        plain: bool,
+        user: Option<String>,
+        answered: bool,
+    },
     /// LIST or LSUB: the virtual folders are added before the tagged OK.
     List(list::Request),
     /// SELECT or EXAMINE of a real mailbox.
     Select,
     /// CLOSE or UNSELECT of a real mailbox.
     Deselect,
-    /// IDLE on a real mailbox: the client's DONE goes through raw.
-    Idle,
+    /// IDLE on a real mailbox: the client's DONE goes through raw; after it, lines are
+    /// commands again (a client may pipeline right after DONE).
+    Idle { done: bool },
     /// ENABLE: `* ENABLED` says what is on.
     Enable,
     /// The proxy's own command; its answers stay with the proxy.
@@ -322,6 +335,8 @@ pub(crate) struct Session {
     pub upstream_caps: String,
     pub to_client: mpsc::Sender<Vec<u8>>,
     pub to_upstream: mpsc::Sender<Vec<u8>>,
+    out_client: std::sync::Mutex<Vec<u8>>,
+    out_upstream: std::sync::Mutex<Vec<u8>>,
     pub cf: Framer,
     pub uf: Framer,
     pub client_msg: Option<ClientMsg>,
@@ -345,6 +360,7 @@ pub(crate) struct Session {
     last_client: Instant,
     last_upstream: Instant,
     closing: bool,
+    bye_seen: bool,
     pub copy: Option<CopyJob>,
     /// A kept command waiting for the commands in flight.
     pub deferred: Option<(ClientMsg, Vec<u8>)>,
@@ -372,6 +388,7 @@ impl Session {
             if !self.hold {
                 self.drain_client().await?;
             }
+            self.flush().await?;
             if self.closing {
                 return Ok(());
             }
@@ -388,6 +405,9 @@ impl Session {
                 r = upstream.read(&mut ubuf) => {
                     let n = r.map_err(|e| format!("Dovecot: {e}"))?;
                     if n == 0 {
+                        if self.bye_seen {
+                            return Ok(());
+                        }
                         self.send(b"* BYE The mail server closed the connection\r\n".to_vec()).await?;
                         return Err("Dovecot closed the connection".into());
                     }
@@ -422,19 +442,57 @@ impl Session {
         }
     }
 
-    /// Queues bytes for the client.
+    /// Queues bytes for the client; they leave in chunks of up to [`CHUNK`] bytes, at the
+    /// latest when the session next waits for input.
     pub async fn send(&self, bytes: Vec<u8>) -> Result<(), String> {
-        self.to_client
-            .send(bytes)
-            .await
-            .map_err(|_| "client gone".to_string())
+        let full = {
+            let mut out = self.out_client.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend_from_slice(&bytes);
+            (out.len() >= CHUNK).then(|| std::mem::take(&mut *out))
+        };
+        match full {
+            Some(chunk) => self
+                .to_client
+                .send(chunk)
+                .await
+                .map_err(|_| "client gone".to_string()),
+            None => Ok(()),
+        }
     }
 
     pub async fn send_up(&self, bytes: Vec<u8>) -> Result<(), String> {
-        self.to_upstream
-            .send(bytes)
-            .await
-            .map_err(|_| "Dovecot gone".to_string())
+        let full = {
+            let mut out = self.out_upstream.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend_from_slice(&bytes);
+            (out.len() >= CHUNK).then(|| std::mem::take(&mut *out))
+        };
+        match full {
+            Some(chunk) => self
+                .to_upstream
+                .send(chunk)
+                .await
+                .map_err(|_| "Dovecot gone".to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands everything queued to the writers.
+    async fn flush(&self) -> Result<(), String> {
+        let c = std::mem::take(&mut *self.out_client.lock().unwrap_or_else(|e| e.into_inner()));
+        if !c.is_empty() {
+            self.to_client
+                .send(c)
+                .await
+                .map_err(|_| "client gone".to_string())?;
+        }
+        let u = std::mem::take(&mut *self.out_upstream.lock().unwrap_or_else(|e| e.into_inner()));
+        if !u.is_empty() {
+            self.to_upstream
+                .send(u)
+                .await
+                .map_err(|_| "Dovecot gone".to_string())?;
+        }
+        Ok(())
     }
 
     /// Sends a command of the proxy's own to Dovecot (`line` without tag).
@@ -541,14 +599,21 @@ impl Session {
             return Ok(false);
         };
         match &mut last.kind {
-            PendingKind::Authenticate { plain, user } => {
-                if *plain && user.is_none() {
+            PendingKind::Authenticate {
+                plain,
+                user,
+                answered,
+            } if !*answered => {
+                if *plain {
+                    // PLAIN has exactly one response: what follows are commands again.
                     *user = auth::plain_identity(trim(line));
+                    *answered = true;
                 }
                 self.send_up(line.to_vec()).await?;
                 Ok(true)
             }
-            PendingKind::Idle => {
+            PendingKind::Idle { done } if !*done => {
+                *done = true;
                 self.send_up(line.to_vec()).await?;
                 Ok(true)
             }
@@ -563,9 +628,11 @@ impl Session {
         sync: bool,
         max: u64,
     ) -> Result<(), String> {
-        let tag = crate::token::head(line)
-            .map(|(t, _)| t)
-            .unwrap_or_else(|| b"*".to_vec());
+        let tag = match (&self.client_msg, crate::token::head(line)) {
+            (Some(m), _) if !self.cf.at_message_start() => m.tag.clone(),
+            (_, Some((t, _))) => t,
+            _ => b"*".to_vec(),
+        };
         let why = if u64::from(len) > max {
             format!("BAD [TOOBIG] Literal of {len} bytes is larger than the limit of {max} bytes.")
         } else {
@@ -687,9 +754,8 @@ impl Session {
             } => {
                 let route = self.upstream_first_line(&bytes).await?;
                 self.up_msg = Some(route);
-                match route {
-                    UpRoute::Forward => {}
-                    UpRoute::Collect | UpRoute::Swallow => {}
+                if route != UpRoute::Collect {
+                    self.uf.stop_keeping();
                 }
                 if route == UpRoute::Forward {
                     self.send(bytes).await?;
@@ -805,9 +871,10 @@ impl Session {
         })
     }
 
+    /// Dovecot says goodbye (LOGOUT, shutdown): the client gets its BYE, and the session ends
+    /// when Dovecot closes, without a second one.
     fn closing_after_bye(&mut self) {
-        // Dovecot says goodbye (LOGOUT, shutdown): the client gets it and the session ends
-        // when Dovecot closes.
+        self.bye_seen = true;
     }
 
     async fn tagged(&mut self, p: Pending, ok: bool, line: &[u8]) -> Result<UpRoute, String> {
@@ -846,7 +913,7 @@ impl Session {
                 self.upstream_selected = ok;
             }
             PendingKind::Deselect if ok => self.upstream_selected = false,
-            PendingKind::Enable | PendingKind::Idle | PendingKind::Plain => {}
+            PendingKind::Enable | PendingKind::Idle { .. } | PendingKind::Plain => {}
             PendingKind::List(_) | PendingKind::Deselect => {}
         }
         if let Some(new) = capability::rewrite_line(line, self.side) {
@@ -861,7 +928,7 @@ impl Session {
             info!(peer = %self.peer, session = %self.session_id, "logged in with a mechanism the proxy cannot read: no De-Mail folders");
             return Ok(());
         };
-        let login = demail_policy::normalise_login(&user);
+        let login = demail_policy::login_key(&user);
         info!(peer = %self.peer, session = %self.session_id, login = %login, "logged in");
         self.shared.add_login(&login);
         self.counted_login = Some(login.clone());
@@ -894,7 +961,7 @@ impl Session {
 
     /// Whether this login may open another session.
     pub fn login_allowed(&self, user: &str) -> bool {
-        let login = demail_policy::normalise_login(user);
+        let login = demail_policy::login_key(user);
         let max = Shared::settings(&self.config)
             .limits
             .max_connections_per_login;

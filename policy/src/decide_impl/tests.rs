@@ -355,6 +355,100 @@ fn visible_accounts_by_login() {
 }
 
 #[test]
+fn login_sees_own_and_visible_to_evidence() {
+    let f = Fixture::new();
+    let c = f.base();
+    let info = "info@magdeburg.de-mail.de";
+    let wohngeld = "wohngeld@magdeburg.de-mail.de";
+    let hv = "info@demail.provider.example";
+    let anna = "anna@magdeburg.example";
+    let sees =
+        |login: &str, account: &str, sasl: Option<&str>| c.login_sees(login, account, anna, sasl);
+    // The clerk (envelope sender) and the SASL login, in any case and with white space.
+    for login in [
+        "anna@magdeburg.example",
+        "Anna@Magdeburg.Example",
+        " anna@magdeburg.example\t",
+    ] {
+        assert!(sees(login, info, None), "{login:?}");
+    }
+    assert!(sees("wohngeld-anna", wohngeld, Some("Wohngeld-Anna")));
+    assert!(sees("WOHNGELD-ANNA ", wohngeld, Some("wohngeld-anna")));
+    // visible_to, case-insensitively; the account's address as written in any case.
+    assert!(sees("Poststelle@magdeburg.example", info, None));
+    assert!(sees(
+        "poststelle@magdeburg.example",
+        "<INFO@Magdeburg.de-mail.de>",
+        None
+    ));
+    assert!(sees("chefin", wohngeld, None));
+    assert!(sees("Chefin", info, None));
+    // The other tenant's clerk sees his own.
+    assert!(c.login_sees("Verwalter@hv.example", hv, "verwalter@hv.example", None));
+    // NFC: a decomposed umlaut is the same login as the composed one.
+    assert!(c.login_sees(
+        "j\u{fc}rgen@magdeburg.example",
+        info,
+        "ju\u{308}rgen@magdeburg.example",
+        None
+    ));
+}
+
+#[test]
+fn login_sees_nothing_of_others() {
+    let f = Fixture::new();
+    let c = f.base();
+    let info = "info@magdeburg.de-mail.de";
+    let hv = "info@demail.provider.example";
+    let anna = "anna@magdeburg.example";
+    for login in [
+        // Another clerk of the same tenant.
+        "bernd@magdeburg.example",
+        // A login of another tenant, and that tenant's whole account.
+        "verwalter@hv.example",
+        "info@demail.provider.example",
+        // Look-alikes: Cyrillic a (U+0430), fullwidth a, a zero-width space, a prefix, a suffix.
+        "\u{430}nna@magdeburg.example",
+        "\u{ff41}nna@magdeburg.example",
+        "an\u{200b}na@magdeburg.example",
+        "anna",
+        "anna@magdeburg.example.evil",
+        "anna@magdeburg.example*",
+        // Empty, white space only.
+        "",
+        " \t\r\n",
+    ] {
+        assert!(
+            !c.login_sees(login, info, anna, Some("wohngeld-anna")),
+            "{login:?}"
+        );
+    }
+    // poststelle sees info's evidence, not wohngeld's, and nothing of the other tenant.
+    assert!(!c.login_sees(
+        "poststelle@magdeburg.example",
+        "wohngeld@magdeburg.de-mail.de",
+        anna,
+        None
+    ));
+    assert!(!c.login_sees("chefin", hv, "verwalter@hv.example", None));
+    assert!(!c.login_sees("\u{441}hefin", info, anna, None));
+    // An empty recorded clerk or SASL login does not match an empty login.
+    assert!(!c.login_sees("", info, "", Some("")));
+    assert!(!c.login_sees(" ", info, " ", Some(" ")));
+    // An account that is not ours (say removed from the configuration): nobody sees it,
+    // not even its clerk.
+    for account in [
+        "alt@magdeburg.de-mail.de",
+        "buerger@example.de-mail.de",
+        "",
+        "anna@magdeburg.example",
+    ] {
+        assert!(!c.login_sees(anna, account, anna, None), "{account:?}");
+        assert!(!c.login_sees("chefin", account, anna, None), "{account:?}");
+    }
+}
+
+#[test]
 fn poststelle_exact_lowercased() {
     let f = Fixture::new();
     let c = f.base();

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use demail_e2e::city::{ACCOUNT, CITIZEN, CLERK, City, CityOptions, INTERN, POSTSTELLE};
 use demail_e2e::message::field_values;
-use demail_e2e::{imaplib_fetch_all, swaks};
+use demail_e2e::{ImapClient, imaplib_fetch_all, swaks};
 use demail_evidence::Status;
 use demail_provider_sim::{ConfirmationKind, Forge, Target, Transport};
 
@@ -76,7 +76,9 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
         }
     };
 
-    step("Starting Postfix, Dovecot, demail-milter and the provider simulator on loopback");
+    step(
+        "Starting Postfix, Dovecot, demail-milter, demail-imap-proxy and the provider simulator on loopback",
+    );
     let city = City::start(CityOptions {
         dovecot_users: vec![
             (CLERK.into(), "clerkpw".into()),
@@ -84,6 +86,7 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
         ],
         dir,
         provider_sends: true,
+        imap_proxy: true,
         ..CityOptions::default()
     });
     println!("    directory      {}", city.dir().display());
@@ -100,6 +103,12 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
     );
     if let Some(p) = city.imap_port() {
         println!("    Dovecot IMAP   127.0.0.1:{p}");
+    }
+    if let Some(p) = city.proxy() {
+        println!(
+            "    IMAP proxy     127.0.0.1:{} (IMAPS), 127.0.0.1:{} (STARTTLS)",
+            p.ports.imaps, p.ports.imap
+        );
     }
 
     step(&format!(
@@ -226,6 +235,38 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
         verify.status.success() && verify_text.starts_with("OK"),
         "demailctl evidence verify: the hash chain is intact",
     );
+    step(&format!(
+        "What clerk {CLERK} sees through the IMAP proxy (Dovecot's folders plus De-Mail)"
+    ));
+    if let Some(proxy) = city.proxy() {
+        let tree = folder_tree(proxy.ports.imaps, &city.pki().ca_cert, CLERK, "clerkpw");
+        for (name, count) in &tree {
+            match count {
+                Some(n) => println!("    {name:<40} {n:>3} messages"),
+                None => println!("    {name}"),
+            }
+        }
+        let retrieve = tree
+            .iter()
+            .find(|(n, _)| n.ends_with("Abholbestätigungen"))
+            .and_then(|(_, c)| *c);
+        check(
+            retrieve == Some(1),
+            "the clerk finds the Abholbestätigung in De-Mail/Abholbestätigungen",
+        );
+        println!("\n    Thunderbird (or any IMAP client) on this machine:");
+        println!(
+            "      server    127.0.0.1, port {} (SSL/TLS), or port {} (STARTTLS)",
+            proxy.ports.imaps, proxy.ports.imap
+        );
+        println!("      user      {CLERK}");
+        println!("      password  clerkpw   (the poststelle: {POSTSTELLE} / poststellepw)");
+        println!(
+            "      test CA   {} (import it as a certificate authority)",
+            city.pki().ca_cert.display()
+        );
+    }
+
     let config = city.config_path().display();
     println!(
         "\n    evidence database  {}",
@@ -406,4 +447,71 @@ fn provider_story(city: &City, id: &str, check: &mut impl FnMut(bool, &str)) {
         st == Some(Status::Retrieved) && trusted == Some(3),
         "nothing counted: still retrieved, still three confirmations",
     );
+}
+
+/// Every folder the login sees through the proxy, with its message count (`None`: not
+/// selectable), names decoded from modified UTF-7.
+fn folder_tree(
+    port: u16,
+    ca: &std::path::Path,
+    user: &str,
+    pw: &str,
+) -> Vec<(String, Option<u64>)> {
+    let mut c = ImapClient::tls(port, ca);
+    c.run(&format!("LOGIN \"{user}\" \"{pw}\""));
+    let mut out = Vec::new();
+    for line in c.run("LIST \"\" \"*\"") {
+        let Some(rest) = line.strip_prefix("* LIST (") else {
+            continue;
+        };
+        let (attrs, rest) = rest.split_once(')').unwrap_or_default();
+        let wire = rest
+            .trim()
+            .split_once(' ')
+            .map(|x| x.1)
+            .unwrap_or_default()
+            .trim()
+            .trim_matches('"')
+            .to_string();
+        let count = if attrs.contains("\\Noselect") {
+            None
+        } else {
+            c.run(&format!("STATUS \"{wire}\" (MESSAGES)"))
+                .iter()
+                .find_map(|l| l.split("MESSAGES ").nth(1))
+                .and_then(|n| n.trim_end_matches([')', '\r', '\n']).parse().ok())
+        };
+        out.push((decode_mutf7(&wire), count));
+    }
+    c.run("LOGOUT");
+    out.sort();
+    out
+}
+
+/// Modified UTF-7 (RFC 3501 5.1.3) to text, for printing folder names.
+fn decode_mutf7(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + 1..];
+        let end = tail.find('-').unwrap_or(tail.len());
+        let run = &tail[..end];
+        if run.is_empty() {
+            out.push('&');
+        } else {
+            let b64: String = run.replace(',', "/");
+            let padded = format!("{b64}{}", "=".repeat((4 - b64.len() % 4) % 4));
+            let bytes = openssl::base64::decode_block(&padded).unwrap_or_default();
+            let units: Vec<u16> = bytes
+                .chunks(2)
+                .filter(|c| c.len() == 2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            out.push_str(&String::from_utf16_lossy(&units));
+        }
+        rest = tail.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
