@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use demail_e2e::city::{CITIZEN, CLERK};
 use demail_e2e::imap_replay::{Script, Target, Transcript, replay, worse_through_proxy};
-use demail_e2e::message::header_section;
 use demail_e2e::proxy_city::{self, DISPATCH_FOLDER, PW};
 use demail_e2e::{City, ImapClient};
 
@@ -52,15 +51,16 @@ fn save(t: &Transcript, target: &str) {
     let _ = std::fs::write(dir.join(format!("{}.{target}.txt", t.script)), t.text());
 }
 
-/// The FETCH literals of a step (the header sections fetched).
+/// The FETCH literals of a step (the header sections fetched), by their announced length.
 fn literals(step_responses: &[String]) -> Vec<String> {
     step_responses
         .iter()
         .filter(|r| r.starts_with("* ") && r.contains(" FETCH "))
         .filter_map(|r| {
-            let open = r.find("}\r\n")?;
-            let close = r.rfind(')')?;
-            Some(r[open + 3..close].to_string())
+            let end = r.find("}\r\n")?;
+            let open = r[..end].rfind('{')?;
+            let len: usize = r[open + 1..end].parse().ok()?;
+            r.get(end + 3..end + 3 + len).map(str::to_string)
         })
         .collect()
 }
@@ -83,7 +83,13 @@ fn client_scripts_get_no_worse_answers_through_the_proxy_and_show_the_confirmati
             .collect()
     };
     assert_eq!(dispatch.len(), 1, "one Versandbestätigung recorded");
-    let expected_header = String::from_utf8_lossy(header_section(&dispatch[0])).into_owned();
+    // BODY[HEADER] is the header with the blank line that ends it (RFC 9051 6.4.5).
+    let header_end = dispatch[0]
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header section")
+        + 4;
+    let expected_header = String::from_utf8_lossy(&dispatch[0][..header_end]).into_owned();
 
     let dovecot = city.imap_port().expect("Dovecot");
     let proxy = city.proxy().expect("proxy").ports.imap;
@@ -143,7 +149,11 @@ fn client_scripts_get_no_worse_answers_through_the_proxy_and_show_the_confirmati
                 script.name,
                 fetch.command,
                 expected_header.lines().take(3).collect::<Vec<_>>(),
-                fetch.responses
+                fetch
+                    .responses
+                    .iter()
+                    .map(|r| r.chars().take(300).collect::<String>())
+                    .collect::<Vec<_>>()
             ));
         }
         for s in proxied.steps.iter().filter(|s| s.proxy_only) {
