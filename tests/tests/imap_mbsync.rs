@@ -12,11 +12,13 @@ use demail_e2e::city::{CITIZEN, CLERK};
 use demail_e2e::proxy_city::{self, PW};
 use demail_evidence::ConfirmationKind;
 
-fn mbsyncrc(port: u16, local: &Path) -> String {
+/// IMAPS to the proxy, the server certificate checked against the test CA.
+fn mbsyncrc(port: u16, ca: &Path, local: &Path) -> String {
     let l = local.display();
+    let ca = ca.display();
     format!(
-        "IMAPAccount clerk\nHost 127.0.0.1\nPort {port}\nUser {CLERK}\nPass \"{PW}\"\n\
-         SSLType None\nAuthMechs LOGIN\nPipelineDepth 50\n\n\
+        "IMAPAccount clerk\nHost localhost\nPort {port}\nUser {CLERK}\nPass \"{PW}\"\n\
+         SSLType IMAPS\nCertificateFile {ca}\nAuthMechs LOGIN\nPipelineDepth 50\n\n\
          IMAPStore clerk-remote\nAccount clerk\n\n\
          MaildirStore clerk-local\nPath {l}/\nInbox {l}/INBOX\nSubFolders Verbatim\n\n\
          Channel clerk\nFar :clerk-remote:\nNear :clerk-local:\nPatterns *\nCreate Near\n\
@@ -77,6 +79,33 @@ fn messages_in(t: &BTreeMap<PathBuf, Vec<u8>>, prefix: &str) -> Vec<Vec<u8>> {
     v
 }
 
+/// The message without mbsync's `X-TUID:` header field (one line).
+fn without_tuid(m: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(m.len());
+    let mut in_header = true;
+    for line in m.split_inclusive(|&b| b == b'\n') {
+        if in_header && line.starts_with(b"X-TUID: ") {
+            continue;
+        }
+        if line == b"\n" {
+            in_header = false;
+        }
+        out.extend_from_slice(line);
+    }
+    out
+}
+
+fn crlf_to_lf(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'\r' && b.get(i + 1) == Some(&b'\n') {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[test]
 fn mbsync_syncs_every_folder_twice_and_the_second_run_changes_nothing() {
     let city = proxy_city::start("");
@@ -93,7 +122,11 @@ fn mbsync_syncs_every_folder_twice_and_the_second_run_changes_nothing() {
     let rc = tmp.path().join("mbsyncrc");
     std::fs::write(
         &rc,
-        mbsyncrc(city.proxy().expect("proxy").ports.imap, &local),
+        mbsyncrc(
+            city.proxy().expect("proxy").ports.imaps,
+            &city.pki().ca_cert,
+            &local,
+        ),
     )
     .unwrap();
 
@@ -143,6 +176,10 @@ fn mbsync_syncs_every_folder_twice_and_the_second_run_changes_nothing() {
         );
     }
     assert!(
+        !second_out.contains("Creating near side box"),
+        "{second_out}"
+    );
+    assert!(
         !second_out.contains("new message(s)") || second_out.contains("0 new message(s)"),
         "{second_out}"
     );
@@ -158,18 +195,44 @@ fn mbsync_syncs_every_folder_twice_and_the_second_run_changes_nothing() {
             .flat_map(|id| store.confirmations(id).expect("confirmations"))
             .filter(|c| c.data.trusted && c.data.kind == kind)
             .map(|c| store.read_blob(&c.data.raw).expect("blob"))
+            // mbsync keeps Maildir messages with the local line ending (LF).
+            .map(|b| crlf_to_lf(&b))
             .collect();
         want.sort();
-        let got = messages_in(&second, prefix);
+        // mbsync adds its X-TUID field to each message it stores (to find it again); the rest
+        // must be the evidence's bytes.
+        let mut got: Vec<Vec<u8>> = messages_in(&second, prefix)
+            .iter()
+            .map(|m| without_tuid(m))
+            .collect();
+        got.sort();
         println!(
             "{prefix}*: {} synced, {} in the evidence store",
             got.len(),
             want.len()
         );
         assert_eq!(want.len(), 2, "{prefix}: two confirmations recorded");
-        assert!(
-            got == want,
-            "{prefix}: synced bytes differ from the evidence blobs"
-        );
+        assert_eq!(got.len(), want.len(), "{prefix}");
+        for (g, w) in got.iter().zip(&want) {
+            if g != w {
+                let at = g
+                    .iter()
+                    .zip(w)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(g.len().min(w.len()));
+                let around = |b: &[u8]| {
+                    String::from_utf8_lossy(&b[at.saturating_sub(60)..(at + 60).min(b.len())])
+                        .into_owned()
+                };
+                panic!(
+                    "{prefix}: synced bytes differ from the evidence blob at byte {at} \
+                     (lengths {} vs {}):\n{:?}\nvs\n{:?}",
+                    g.len(),
+                    w.len(),
+                    around(g),
+                    around(w),
+                );
+            }
+        }
     }
 }
