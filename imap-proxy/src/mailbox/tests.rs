@@ -755,9 +755,9 @@ fn the_notice_is_deterministic_and_carries_the_original() {
         let original = fx.store.read_blob(&a.content).unwrap();
         (bytes, original)
     };
+    // Within one store the notice is a function of the events (checked inside `run`); two
+    // stores differ in the times the events were recorded, which the notice shows.
     let (bytes, original) = run();
-    let (again, _) = run();
-    assert_eq!(bytes, again, "same evidence, same bytes");
     // CRLF only.
     for (i, b) in bytes.iter().enumerate() {
         if *b == b'\n' {

@@ -47,17 +47,49 @@ const MAILBOX_COMMANDS: &[&str] = &[
 /// Decides by the first line of a client message.
 pub async fn first_line(s: &mut Session, line: &[u8]) -> Result<ClientMsg, String> {
     let Some((tag, name)) = token::head(line) else {
-        // Not even `tag command`: Dovecot answers it.
-        return Ok(forward(s, b"*".to_vec(), String::new(), PendingKind::Plain));
+        // Not even `tag command`: Dovecot answers it untagged, so nothing is in flight (a
+        // pending entry would never be answered and keep the client waiting for ever).
+        return Ok(ClientMsg {
+            tag: b"*".to_vec(),
+            name: String::new(),
+            route: Route::Forward,
+            answer: Vec::new(),
+        });
     };
     let has_literal = line_literal(line);
+    if matches!(name.as_str(), "AUTHENTICATE" | "IDLE") {
+        if name == "AUTHENTICATE" {
+            send_id_first(s).await?;
+        }
+        if has_literal {
+            // Dovecot takes neither a literal here; it would answer BAD and read the literal's
+            // bytes as commands, which the proxy would have framed as data.
+            return Ok(ClientMsg {
+                answer: status_line(&tag, &format!("BAD {name} takes no literal.")),
+                tag,
+                name,
+                route: Route::Discard,
+            });
+        }
+        if !s.pending.is_empty() {
+            // Their continuations must be the only ones Dovecot can send: the line goes back
+            // and waits until nothing is in flight.
+            s.cf.unread(line.to_vec());
+            s.hold = true;
+            return Ok(ClientMsg {
+                tag,
+                name,
+                route: Route::Discard,
+                answer: Vec::new(),
+            });
+        }
+    }
     match name.as_str() {
         "LOGIN" => {
             send_id_first(s).await?;
             return Ok(forward(s, tag, name, PendingKind::Login(None)));
         }
         "AUTHENTICATE" => {
-            send_id_first(s).await?;
             let (plain, user) = match auth::authenticate(line) {
                 Some((mech, initial)) => (
                     mech == "PLAIN",
@@ -72,11 +104,10 @@ pub async fn first_line(s: &mut Session, line: &[u8]) -> Result<ClientMsg, Strin
                 None => (false, None),
             };
             // With SASL-IR the identity is known now; otherwise from the response line.
-            let sasl_ir = auth::authenticate(line).is_some_and(|(_, i)| i.is_some());
             let kind = PendingKind::Authenticate {
                 plain,
                 user: if plain { user } else { None },
-                answered: sasl_ir && plain,
+                asked: false,
             };
             return Ok(forward(s, tag, name, kind));
         }
@@ -175,7 +206,10 @@ fn forward_plain(s: &mut Session, tag: Vec<u8>, name: String) -> ClientMsg {
         "LIST" | "LSUB" => PendingKind::List(list::Request::default()),
         "SELECT" | "EXAMINE" => PendingKind::Select,
         "CLOSE" | "UNSELECT" => PendingKind::Deselect,
-        "IDLE" => PendingKind::Idle { done: false },
+        "IDLE" => PendingKind::Idle {
+            started: false,
+            done: false,
+        },
         "ENABLE" => PendingKind::Enable,
         _ => PendingKind::Plain,
     };
@@ -227,6 +261,8 @@ fn learn(s: &mut Session, msg: &ClientMsg, kept: Option<Vec<u8>>) -> Result<(), 
             s.hold = true;
         }
         (PendingKind::Login(_), None) => s.hold = true,
+        // The client waits for Dovecot's `+` or its tagged answer.
+        (PendingKind::Authenticate { .. } | PendingKind::Idle { .. }, _) => s.hold = true,
         (PendingKind::List(req), Some(bytes)) => {
             *req = list::Request::parse(&bytes, msg.name == "LSUB").unwrap_or_default();
         }
@@ -241,7 +277,7 @@ pub async fn collected(s: &mut Session, msg: &ClientMsg, bytes: &[u8]) -> Result
         "ID" => {
             let fields = token::tokens(bytes)
                 .ok()
-                .and_then(|t| auth::id_fields(&t[2..]));
+                .and_then(|t| auth::id_fields(t.get(2..).unwrap_or_default()));
             match fields {
                 Some(mut fields) => {
                     if let Some(pre) = s.client_id.take() {

@@ -344,7 +344,20 @@ pub async fn command(s: &mut Session, msg: &ClientMsg, bytes: &[u8]) -> Result<(
             )
             .await
         }
-        CommandBody::Search { criteria, uid, .. } => search(s, tag, criteria.as_ref(), uid).await,
+        CommandBody::Search {
+            criteria,
+            uid,
+            charset,
+        } => {
+            let known = ["UTF-8", "US-ASCII"];
+            match charset {
+                Some(c) if !known.iter().any(|k| k.eq_ignore_ascii_case(c.as_ref())) => {
+                    s.reply(tag, "NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset.")
+                        .await
+                }
+                _ => search(s, tag, criteria.as_ref(), uid).await,
+            }
+        }
         CommandBody::Copy {
             sequence_set, uid, ..
         } => copy(s, tag, &sequence_set, uid, bytes_dest(&bytes, uid), false).await,

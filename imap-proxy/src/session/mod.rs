@@ -204,6 +204,7 @@ async fn run(
         hold: false,
         idle: None,
         internal_seq: 0,
+        tag_nonce: session_id.chars().rev().take(10).collect(),
         last_client: Instant::now(),
         last_upstream: Instant::now(),
         closing: false,
@@ -256,12 +257,13 @@ pub(crate) enum PendingKind {
     /// LOGIN or AUTHENTICATE: on OK, this login is logged in (`None`: a mechanism whose
     /// identity the proxy cannot read, so no virtual folders).
     Login(Option<String>),
-    /// AUTHENTICATE waiting for the client's response lines (forwarded raw) until
-    /// `answered` (PLAIN: after its one response; with SASL-IR: at once).
+    /// AUTHENTICATE: a client line is its response (forwarded raw) only while `asked`, i.e.
+    /// after Dovecot's `+` and before the next response; otherwise the client waits, so a
+    /// line Dovecot takes for a command is never taken for SASL data (or the reverse).
     Authenticate {
         plain: bool,
         user: Option<String>,
-        answered: bool,
+        asked: bool,
     },
     /// LIST or LSUB: the virtual folders are added before the tagged OK.
     List(list::Request),
@@ -269,9 +271,11 @@ pub(crate) enum PendingKind {
     Select,
     /// CLOSE or UNSELECT of a real mailbox.
     Deselect,
-    /// IDLE on a real mailbox: the client's DONE goes through raw; after it, lines are
-    /// commands again (a client may pipeline right after DONE).
-    Idle { done: bool },
+    /// IDLE on a real mailbox: once Dovecot's `+` came (`started`), the client's DONE goes
+    /// through raw; after it, lines are commands again (a client may pipeline right after
+    /// DONE). Before the `+` the client waits: Dovecot may refuse the IDLE, and then the next
+    /// line is a command.
+    Idle { started: bool, done: bool },
     /// ENABLE: `* ENABLED` says what is on.
     Enable,
     /// The proxy's own command; its answers stay with the proxy.
@@ -357,6 +361,7 @@ pub(crate) struct Session {
     pub hold: bool,
     pub idle: Option<Vec<u8>>,
     internal_seq: u32,
+    tag_nonce: String,
     last_client: Instant,
     last_upstream: Instant,
     closing: bool,
@@ -379,20 +384,21 @@ impl Session {
         let mut tick = tokio::time::interval(IDLE_POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if !self.hold
-                && let Some((msg, bytes)) = self.deferred.take()
-            {
+            // After Dovecot's BYE (LOGOUT) the session is over: nothing the client pipelined
+            // behind it is served, virtual folders included.
+            let serving = !self.hold && !self.bye_seen;
+            if serving && let Some((msg, bytes)) = self.deferred.take() {
                 classify::run_collected(self, &msg, &bytes).await?;
             }
             // Work through what the client sent already before reading more.
-            if !self.hold {
+            if serving {
                 self.drain_client().await?;
             }
             self.flush().await?;
             if self.closing {
                 return Ok(());
             }
-            let reading_client = !self.hold;
+            let reading_client = !self.hold && !self.bye_seen;
             tokio::select! {
                 r = client.read(&mut cbuf), if reading_client => {
                     let n = r.map_err(|e| format!("client: {e}"))?;
@@ -498,7 +504,8 @@ impl Session {
     /// Sends a command of the proxy's own to Dovecot (`line` without tag).
     pub async fn internal(&mut self, what: Internal, line: &[u8]) -> Result<(), String> {
         self.internal_seq += 1;
-        let tag = format!("dmpx{}", self.internal_seq).into_bytes();
+        // Unguessable, so no client command can share a tag with the proxy's own.
+        let tag = format!("dmpx{}.{}", self.tag_nonce, self.internal_seq).into_bytes();
         let mut cmd = tag.clone();
         cmd.push(b' ');
         cmd.extend_from_slice(line);
@@ -521,7 +528,7 @@ impl Session {
     // ----- client -> Dovecot -----
 
     async fn drain_client(&mut self) -> Result<(), String> {
-        while !self.hold && !self.closing {
+        while !self.hold && !self.closing && !self.bye_seen {
             let piece = match self.cf.next() {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(()),
@@ -549,12 +556,12 @@ impl Session {
                     return Ok(());
                 }
                 self.client_msg = None;
-                let max_literal = Shared::settings(&self.config).limits.max_literal_size;
-                if let Some((len, sync)) = literal
-                    && (u64::from(len) > max_literal
-                        || crate::token::announcement_inside_quotes(&bytes))
-                {
-                    return self.refuse_literal(&bytes, len, sync, max_literal).await;
+                let literal = self.as_dovecot_frames(&bytes, literal);
+                if let Some((len, sync)) = literal {
+                    let name = crate::token::head(&bytes).map(|h| h.1).unwrap_or_default();
+                    if let Some(why) = self.literal_refusal(len, &bytes, &name) {
+                        return self.refuse_literal(&bytes, sync, why).await;
+                    }
                 }
                 let msg = classify::first_line(self, &bytes).await?;
                 self.start_message(msg, &bytes, literal).await?;
@@ -564,11 +571,17 @@ impl Session {
                 first: false,
                 literal,
             } => {
-                let max_literal = Shared::settings(&self.config).limits.max_literal_size;
-                if let Some((len, sync)) = literal
-                    && u64::from(len) > max_literal
-                {
-                    return self.refuse_literal(&bytes, len, sync, max_literal).await;
+                let literal = self.as_dovecot_frames(&bytes, literal);
+                if let Some((len, sync)) = literal {
+                    let (name, forwarded) = match &self.client_msg {
+                        Some(m) => (m.name.clone(), m.route == Route::Forward),
+                        None => (String::new(), false),
+                    };
+                    if let Some(why) = self.literal_refusal(len, &bytes, &name) {
+                        // Part of a forwarded message is with Dovecot already: it cannot be
+                        // ended cleanly, only the connection can.
+                        return self.refuse_literal(&bytes, sync && !forwarded, why).await;
+                    }
                 }
                 self.continue_message(&bytes, literal).await?;
             }
@@ -580,6 +593,21 @@ impl Session {
             self.finish_message().await?;
         }
         Ok(())
+    }
+
+    /// A `{N}` that ends a line inside a quoted string is no literal for Dovecot (the string is
+    /// just unterminated and the command ends at the line break), so it is none for the proxy
+    /// either: both must always cut the stream at the same places.
+    fn as_dovecot_frames(
+        &mut self,
+        line: &[u8],
+        literal: Option<(u32, bool)>,
+    ) -> Option<(u32, bool)> {
+        if literal.is_some() && crate::token::announcement_inside_quotes(line) {
+            self.cf.refuse_literal();
+            return None;
+        }
+        literal
     }
 
     /// Lines that are not commands: the client's SASL responses while AUTHENTICATE runs, the
@@ -599,20 +627,20 @@ impl Session {
             return Ok(false);
         };
         match &mut last.kind {
-            PendingKind::Authenticate {
-                plain,
-                user,
-                answered,
-            } if !*answered => {
+            PendingKind::Authenticate { plain, user, asked } if *asked => {
                 if *plain {
-                    // PLAIN has exactly one response: what follows are commands again.
                     *user = auth::plain_identity(trim(line));
-                    *answered = true;
                 }
+                // The next line waits for Dovecot's next `+` or its tagged answer.
+                *asked = false;
+                self.hold = true;
                 self.send_up(line.to_vec()).await?;
                 Ok(true)
             }
-            PendingKind::Idle { done } if !*done => {
+            PendingKind::Idle {
+                started: true,
+                done,
+            } if !*done => {
                 *done = true;
                 self.send_up(line.to_vec()).await?;
                 Ok(true)
@@ -621,22 +649,29 @@ impl Session {
         }
     }
 
-    async fn refuse_literal(
-        &mut self,
-        line: &[u8],
-        len: u32,
-        sync: bool,
-        max: u64,
-    ) -> Result<(), String> {
+    /// Why a literal announced at the end of `line` (of command `name`) is refused: where
+    /// Dovecot would not read it as one, the proxy must not frame it as one either.
+    fn literal_refusal(&self, len: u32, line: &[u8], name: &str) -> Option<String> {
+        let max = Shared::settings(&self.config).limits.max_literal_size;
+        if u64::from(len) > max {
+            return Some(format!(
+                "BAD [TOOBIG] Literal of {len} bytes is larger than the limit of {max} bytes."
+            ));
+        }
+        let open = line.iter().rposition(|&b| b == b'{');
+        if open.is_some_and(|i| i > 0 && line[i - 1] == b'~') && name != "APPEND" {
+            // Dovecot takes literal8 only in APPEND; elsewhere it skips the line and would
+            // read the literal's bytes as commands.
+            return Some("BAD literal8 (~{N}) is only taken in APPEND.".into());
+        }
+        None
+    }
+
+    async fn refuse_literal(&mut self, line: &[u8], sync: bool, why: String) -> Result<(), String> {
         let tag = match (&self.client_msg, crate::token::head(line)) {
             (Some(m), _) if !self.cf.at_message_start() => m.tag.clone(),
             (_, Some((t, _))) => t,
             _ => b"*".to_vec(),
-        };
-        let why = if u64::from(len) > max {
-            format!("BAD [TOOBIG] Literal of {len} bytes is larger than the limit of {max} bytes.")
-        } else {
-            "BAD A literal announced inside a quoted string is ambiguous; send the string as a literal or quoted.".to_string()
         };
         if sync {
             // The client waits for our go-ahead, which never comes: the next line is a new command.
@@ -791,11 +826,20 @@ impl Session {
     async fn upstream_first_line(&mut self, line: &[u8]) -> Result<UpRoute, String> {
         if line.starts_with(b"+") {
             // A continuation: the client's (AUTHENTICATE, IDLE, literals) unless the proxy's own.
-            return Ok(match self.pending.back() {
-                Some(Pending {
-                    kind: PendingKind::Internal(_),
-                    ..
-                }) => UpRoute::Swallow,
+            // AUTHENTICATE and IDLE go out with nothing else in flight and the client waiting,
+            // so this `+` is theirs: the client's next line is their data.
+            return Ok(match self.pending.back_mut().map(|p| &mut p.kind) {
+                Some(PendingKind::Internal(_)) => UpRoute::Swallow,
+                Some(PendingKind::Authenticate { asked, .. }) => {
+                    *asked = true;
+                    self.hold = false;
+                    UpRoute::Forward
+                }
+                Some(PendingKind::Idle { started, done }) if !*started && !*done => {
+                    *started = true;
+                    self.hold = false;
+                    UpRoute::Forward
+                }
                 _ => UpRoute::Forward,
             });
         }
@@ -819,13 +863,28 @@ impl Session {
             .position(|&b| b == b' ' || b == b'\r')
             .unwrap_or(rest.len());
         let word = String::from_utf8_lossy(&rest[..word_end]).to_ascii_uppercase();
-        let internal = matches!(
-            self.pending.front(),
+        let front = match self.pending.front() {
             Some(Pending {
-                kind: PendingKind::Internal(_),
+                kind: PendingKind::Internal(what),
                 ..
-            })
-        );
+            }) => Some(*what),
+            _ => None,
+        };
+        // The proxy's ID and NAMESPACE answers are its own; UNSELECT, the keepalive NOOP and the
+        // APPENDs of a copy run while a virtual folder is (being) selected, so nothing Dovecot
+        // says meanwhile concerns the client's view.
+        let internal = match front {
+            Some(Internal::Id) => word == "ID",
+            Some(Internal::Namespace) => word == "NAMESPACE",
+            Some(Internal::Unselect | Internal::Noop | Internal::CopyAppend) => true,
+            None => false,
+        };
+        let mailbox_data = word.bytes().all(|b| b.is_ascii_digit()) || word == "VANISHED";
+        if self.selected.is_some() && mailbox_data {
+            // Dovecot has no mailbox selected for this client now: such data would describe a
+            // mailbox the client no longer looks at.
+            return Ok(UpRoute::Swallow);
+        }
         match word.as_str() {
             "BYE" => {
                 self.closing_after_bye();

@@ -117,7 +117,7 @@ pub async fn run(
             "ID" if literal.is_none() => {
                 match token::tokens(&bytes)
                     .ok()
-                    .and_then(|t| auth::id_fields(&t[2..]))
+                    .and_then(|t| auth::id_fields(t.get(2..).unwrap_or_default()))
                 {
                     Some(fields) => {
                         pre.client_id = Some(fields);
