@@ -1,6 +1,7 @@
 //! Hostile clients against the proxy: an endless line (no CRLF, megabytes, before and after
 //! login), huge literal announcements (`{4000000000}` and `{4000000000+}`), 500 idle
-//! connections, and a client that asks for every body of a big mailbox and stops reading.
+//! connections, a client that asks for every body of a big mailbox and stops reading, and one
+//! address opening more connections than `max_connections_per_ip`.
 //! Each time the proxy's memory stays bounded (RSS printed) and a normal client is served.
 //!
 //! Build the binaries first: `cargo build --workspace --bins`.
@@ -273,4 +274,40 @@ fn a_client_that_stops_reading_does_not_make_the_proxy_buffer_the_mailbox() {
     assert!(peak < before + MAX_GROWTH_KIB, "RSS {before} -> {peak} KiB");
     drop(s);
     normal_client_served(port);
+}
+
+#[test]
+fn one_address_cannot_take_every_connection() {
+    let city = City::start(CityOptions {
+        dovecot_users: vec![(OTHER.into(), PW.into())],
+        imap_proxy: true,
+        proxy_toml: "max_connections_per_ip = 20\n".into(),
+        simulator: false,
+        milter: false,
+        ..CityOptions::default()
+    });
+    let proxy = city.proxy().expect("proxy");
+    let port = proxy.ports.imap;
+    let held: Vec<TcpStream> = (0..20).map(|_| connect(port)).collect();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got).into_owned();
+    println!("21st connection from 127.0.0.1: {got:?}");
+    assert!(got.starts_with("* BYE"), "{got:?}");
+    // Another address is served meanwhile.
+    let mut c = ImapClient::plain_from(std::net::Ipv4Addr::new(127, 0, 0, 3), port);
+    let r = c.run(&format!("LOGIN {OTHER} {PW}"));
+    assert!(r.last().unwrap().contains(" OK"), "{r:?}");
+    c.run("LOGOUT");
+    drop(held);
+    // The count goes down again as connections close.
+    demail_e2e::wait_until(Duration::from_secs(10), "a slot again", || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let mut b = [0u8; 64];
+        let n = s.read(&mut b).ok()?;
+        b[..n].starts_with(b"* OK").then_some(())
+    });
 }
