@@ -64,6 +64,29 @@ impl ImapClient {
         Self::start(Conn::Tls(Box::new(tls_wrap(s, ca))))
     }
 
+    /// Plain TCP to 127.0.0.1:`port` from the local address `source` (another loopback
+    /// address, so the server can tell this client's address from the proxy's).
+    pub fn plain_from(source: std::net::Ipv4Addr, port: u16) -> ImapClient {
+        let s = connect_from(source, std::net::Ipv4Addr::LOCALHOST, port);
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        Self::start(Conn::Plain(s))
+    }
+
+    /// Plain TCP to `addr`.
+    pub fn plain_to(addr: std::net::SocketAddr) -> ImapClient {
+        let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        Self::start(Conn::Plain(s))
+    }
+
+    /// How long a read may wait before it fails (a test's bound on a silent server).
+    pub fn set_read_timeout(&self, t: Duration) {
+        match self.r.get_ref() {
+            Conn::Plain(s) => s.set_read_timeout(Some(t)).ok(),
+            Conn::Tls(s) => s.get_ref().set_read_timeout(Some(t)).ok(),
+        };
+    }
+
     fn start(s: Conn) -> ImapClient {
         let mut c = ImapClient {
             r: BufReader::new(s),
@@ -122,6 +145,34 @@ impl ImapClient {
         w.flush().expect("flush");
     }
 
+    /// Like [`ImapClient::send_raw`], but an error is returned (the server may be gone).
+    pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let w = self.r.get_mut();
+        w.write_all(bytes)?;
+        w.flush()
+    }
+
+    /// Like [`ImapClient::read_response`], but `None` when the connection closed or failed.
+    pub fn try_read_response(&mut self) -> Option<Response> {
+        let mut out = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let n = self.r.read_until(b'\n', &mut line).ok()?;
+            if n == 0 {
+                return None;
+            }
+            out.extend_from_slice(&line);
+            match literal_len(&line) {
+                Some(len) => {
+                    let mut buf = vec![0u8; len];
+                    self.r.read_exact(&mut buf).ok()?;
+                    out.extend_from_slice(&buf);
+                }
+                None => return Some(out),
+            }
+        }
+    }
+
     pub fn until_tagged(&mut self, tag: &str) -> Vec<Response> {
         let mut out = Vec::new();
         loop {
@@ -175,6 +226,39 @@ fn literal_len(line: &[u8]) -> Option<usize> {
     let open = l.iter().rposition(|&b| b == b'{')?;
     let digits = l[open + 1..].strip_suffix(b"+").unwrap_or(&l[open + 1..]);
     std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// A TCP connection from `source` (port chosen by the kernel) to `dest:port`.
+pub fn connect_from(source: std::net::Ipv4Addr, dest: std::net::Ipv4Addr, port: u16) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let sin = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor we own; the sockaddr structs live across
+    // the calls and `len` is their size.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = TcpStream::from_raw_fd(fd);
+        let src = sin(source, 0);
+        if libc::bind(fd, (&raw const src).cast(), len) != 0 {
+            panic!("bind {source}: {}", std::io::Error::last_os_error());
+        }
+        let dst = sin(dest, port);
+        if libc::connect(fd, (&raw const dst).cast(), len) != 0 {
+            panic!(
+                "connect {dest}:{port} from {source}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        stream
+    }
 }
 
 fn tls_wrap(s: TcpStream, ca: &Path) -> SslStream<TcpStream> {

@@ -38,12 +38,14 @@ mod dovecot;
 mod files;
 pub mod imap_client;
 pub mod imap_proxy;
+pub mod imap_replay;
 pub mod message;
 mod milter;
 mod milter_tap;
 mod net;
 mod postfix;
 mod process;
+pub mod proxy_city;
 mod smtp;
 mod tools;
 

@@ -950,7 +950,6 @@ impl Session {
     }
 
     async fn tagged(&mut self, p: Pending, ok: bool, line: &[u8]) -> Result<UpRoute, String> {
-        let rewritten = capability::rewrite_line(line, self.side);
         match p.kind {
             PendingKind::Internal(what) => {
                 self.internal_done(what, ok, line).await?;
@@ -970,6 +969,9 @@ impl Session {
                     self.closing = true;
                     return Ok(UpRoute::Swallow);
                 }
+                // STARTTLS is a command of the not-authenticated state (RFC 9051 6.2.1): the
+                // tagged OK's capabilities and any later CAPABILITY no longer offer it.
+                self.side.starttls_offered = false;
                 self.logged_in(user).await?;
             }
             PendingKind::Login(_) | PendingKind::Authenticate { .. } => {}
@@ -986,7 +988,7 @@ impl Session {
             PendingKind::Enable | PendingKind::Idle { .. } | PendingKind::Plain => {}
             PendingKind::List(_) | PendingKind::Deselect => {}
         }
-        if let Some(new) = rewritten {
+        if let Some(new) = capability::rewrite_line(line, self.side) {
             self.send(new).await?;
             return Ok(UpRoute::Swallow);
         }
