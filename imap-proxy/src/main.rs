@@ -83,7 +83,10 @@ fn main() -> ExitCode {
             return ExitCode::from(78);
         }
     };
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             error!("cannot start the runtime: {e}");

@@ -20,7 +20,7 @@ use std::time::Duration;
 use demail_policy::Config;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -37,8 +37,6 @@ pub use local::Selected;
 const KEEP_LIMIT: usize = 256 * 1024;
 /// Dovecot's longest line (a SEARCH answer of a big mailbox is long, but not endless).
 const UPSTREAM_MAX_LINE: usize = 64 * 1024 * 1024;
-/// Chunks queued towards one socket before the session waits for it to drain.
-const QUEUE: usize = 8;
 /// Without any byte from Dovecot for this long while a virtual folder keeps the client busy,
 /// the proxy sends a NOOP so that Dovecot does not log the session out.
 const BACKEND_KEEPALIVE: Duration = Duration::from_secs(240);
@@ -170,10 +168,6 @@ async fn run(
 
     let (client_rd, client_wr) = tokio::io::split(client);
     let (up_rd, up_wr) = tokio::io::split(backend.io);
-    let (ctx, crx) = mpsc::channel::<Vec<u8>>(QUEUE);
-    let (utx, urx) = mpsc::channel::<Vec<u8>>(QUEUE);
-    let client_writer = tokio::spawn(writer(client_wr, crx));
-    let up_writer = tokio::spawn(writer(up_wr, urx));
 
     let mut s = Session {
         shared: shared.clone(),
@@ -182,8 +176,8 @@ async fn run(
         session_id: session_id.to_string(),
         side,
         upstream_caps: caps,
-        to_client: ctx,
-        to_upstream: utx,
+        to_client: tokio::sync::Mutex::new(Box::new(client_wr)),
+        to_upstream: tokio::sync::Mutex::new(Box::new(up_wr)),
         out_client: std::sync::Mutex::new(Vec::new()),
         out_upstream: std::sync::Mutex::new(Vec::new()),
         cf,
@@ -217,8 +211,6 @@ async fn run(
     // What was queued last (a BYE, an answer) still goes out.
     let _ = s.flush().await;
     drop(s);
-    let _ = client_writer.await;
-    up_writer.abort();
     r
 }
 
@@ -237,23 +229,16 @@ impl Drop for Counted {
     }
 }
 
-/// Writes queued chunks to one socket; ends when the queue closes or the socket fails.
-async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Vec<u8>>) {
-    while let Some(chunk) = rx.recv().await {
-        if w.write_all(&chunk).await.is_err() {
-            return;
-        }
-        // Batch what is queued already, then flush once.
-        while let Ok(more) = rx.try_recv() {
-            if w.write_all(&more).await.is_err() {
-                return;
-            }
-        }
-        if w.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = w.shutdown().await;
+async fn write_out(
+    w: &tokio::sync::Mutex<Box<dyn AsyncWrite + Unpin + Send>>,
+    bytes: &[u8],
+    who: &str,
+) -> Result<(), String> {
+    let mut w = w.lock().await;
+    w.write_all(bytes)
+        .await
+        .map_err(|e| format!("{who}: {e}"))?;
+    w.flush().await.map_err(|e| format!("{who}: {e}"))
 }
 
 /// A command sent to Dovecot whose tagged answer has not come yet.
@@ -350,8 +335,10 @@ pub(crate) struct Session {
     pub session_id: String,
     pub side: ClientSide,
     pub upstream_caps: String,
-    pub to_client: mpsc::Sender<Vec<u8>>,
-    pub to_upstream: mpsc::Sender<Vec<u8>>,
+    /// The sockets' write halves. Written from this task only (the lock is never contended):
+    /// a client that stops reading stalls its own session and nothing else.
+    to_client: tokio::sync::Mutex<Box<dyn AsyncWrite + Unpin + Send>>,
+    to_upstream: tokio::sync::Mutex<Box<dyn AsyncWrite + Unpin + Send>>,
     out_client: std::sync::Mutex<Vec<u8>>,
     out_upstream: std::sync::Mutex<Vec<u8>>,
     pub cf: Framer,
@@ -470,11 +457,7 @@ impl Session {
             (out.len() >= CHUNK).then(|| std::mem::take(&mut *out))
         };
         match full {
-            Some(chunk) => self
-                .to_client
-                .send(chunk)
-                .await
-                .map_err(|_| "client gone".to_string()),
+            Some(chunk) => write_out(&self.to_client, &chunk, "client").await,
             None => Ok(()),
         }
     }
@@ -486,30 +469,20 @@ impl Session {
             (out.len() >= CHUNK).then(|| std::mem::take(&mut *out))
         };
         match full {
-            Some(chunk) => self
-                .to_upstream
-                .send(chunk)
-                .await
-                .map_err(|_| "Dovecot gone".to_string()),
+            Some(chunk) => write_out(&self.to_upstream, &chunk, "Dovecot").await,
             None => Ok(()),
         }
     }
 
-    /// Hands everything queued to the writers.
+    /// Writes everything queued.
     async fn flush(&self) -> Result<(), String> {
-        let c = std::mem::take(&mut *self.out_client.lock().unwrap_or_else(|e| e.into_inner()));
-        if !c.is_empty() {
-            self.to_client
-                .send(c)
-                .await
-                .map_err(|_| "client gone".to_string())?;
-        }
         let u = std::mem::take(&mut *self.out_upstream.lock().unwrap_or_else(|e| e.into_inner()));
         if !u.is_empty() {
-            self.to_upstream
-                .send(u)
-                .await
-                .map_err(|_| "Dovecot gone".to_string())?;
+            write_out(&self.to_upstream, &u, "Dovecot").await?;
+        }
+        let c = std::mem::take(&mut *self.out_client.lock().unwrap_or_else(|e| e.into_inner()));
+        if !c.is_empty() {
+            write_out(&self.to_client, &c, "client").await?;
         }
         Ok(())
     }
