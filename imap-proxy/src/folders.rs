@@ -23,12 +23,16 @@ pub enum Target {
     Folder(Role),
     /// The `root` (a `\Noselect` parent).
     Root,
+    /// Any other name below the root: not ours, but no real folder may be made there, where it
+    /// would pass for evidence.
+    UnderRoot,
 }
 
 /// The virtual names of one session.
 #[derive(Clone, Debug)]
 pub struct Layout {
     root: String,
+    delimiter: Option<char>,
     folders: Vec<(Role, String)>,
 }
 
@@ -47,6 +51,7 @@ impl Layout {
                 (Role::DeemedServed, full(&names.deemed_served)),
             ],
             root: nfc(&root),
+            delimiter: ns.delimiter,
         }
     }
 
@@ -71,10 +76,32 @@ impl Layout {
     /// What a mailbox argument from the client names, if it is one of ours.
     pub fn lookup(&self, wire: &[u8], utf8: bool) -> Option<Target> {
         let name = decode(wire, utf8)?;
-        let name = nfc(&name);
-        self.names()
-            .find(|(_, n)| fold(n) == fold(&name))
-            .map(|(t, _)| t)
+        let mut name = nfc(&name);
+        // Dovecot drops a trailing separator (`CREATE "De-Mail/Ausstehend/"`).
+        if let Some(d) = self.delimiter {
+            while name.len() > 1 && name.ends_with(d) {
+                name.pop();
+            }
+        }
+        let folded = fold(&name);
+        if let Some((t, _)) = self.names().find(|(_, n)| fold(n) == folded) {
+            return Some(t);
+        }
+        let root = fold(&self.root);
+        match self.delimiter {
+            Some(d) if folded.starts_with(&format!("{root}{}", fold(&d.to_string()))) => {
+                Some(Target::UnderRoot)
+            }
+            _ => None,
+        }
+    }
+
+    /// One of the virtual folders or their root.
+    pub fn is_virtual(&self, wire: &[u8], utf8: bool) -> bool {
+        matches!(
+            self.lookup(wire, utf8),
+            Some(Target::Folder(_) | Target::Root)
+        )
     }
 }
 
@@ -181,7 +208,27 @@ mod tests {
         );
         assert_eq!(l.lookup(b"De-Mail", false), Some(Target::Root));
         assert_eq!(l.lookup(b"INBOX", false), None);
-        assert_eq!(l.lookup(b"De-Mail/Versandbestaetigungen", false), None);
+        assert_eq!(
+            l.lookup(b"De-Mail/Versandbestaetigungen", false),
+            Some(Target::UnderRoot)
+        );
+    }
+
+    #[test]
+    fn names_below_the_root_are_not_ours_but_reserved() {
+        let l = Layout::new(&names(), &ns("", '/'));
+        assert_eq!(
+            l.lookup(b"De-Mail/Ausstehend/", false),
+            Some(Target::Folder(Role::Pending)),
+            "Dovecot drops a trailing separator"
+        );
+        assert_eq!(l.lookup(b"De-Mail/", false), Some(Target::Root));
+        assert_eq!(l.lookup(b"De-Mail/Privat", false), Some(Target::UnderRoot));
+        assert_eq!(l.lookup(b"de-mail/x/y", false), Some(Target::UnderRoot));
+        assert!(!l.is_virtual(b"De-Mail/Privat", false));
+        assert!(l.is_virtual(b"De-Mail", false));
+        assert_eq!(l.lookup(b"De-Mailbox", false), None);
+        assert_eq!(l.lookup(b"/", false), None);
     }
 
     #[test]

@@ -326,3 +326,43 @@ fn nothing_is_served_after_logout() {
         );
     }
 }
+
+#[test]
+fn no_real_folder_can_be_made_to_pass_for_evidence() {
+    let p = start("");
+    let mut c = Raw::connect(p.port);
+    c.send(format!("l LOGIN {ALICE} {PW}\r\n").as_bytes());
+    c.until("l OK");
+    // Spellings of a virtual name, and anything else below the root.
+    for (i, name) in [
+        "\"De-Mail/Ausstehend/\"",
+        "\"de-mail/AUSSTEHEND\"",
+        "\"De-Mail/Privat\"",
+        "\"De-Mail/Ausstehend/Alt\"",
+        "{16+}\r\nDe-Mail/Neu/Neu2",
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.send(format!("c{i} CREATE {name}\r\n").as_bytes());
+        let out = c.until(&format!("c{i} "));
+        assert!(out.contains(&format!("c{i} NO [CANNOT]")), "{name}: {out}");
+        c.send(format!("r{i} RENAME INBOX {name}\r\n").as_bytes());
+        let out = c.until(&format!("r{i} "));
+        assert!(
+            out.contains(&format!("r{i} NO [CANNOT]")),
+            "RENAME to {name}: {out}"
+        );
+    }
+    // Dovecot never got one of them.
+    c.send(b"x LIST \"\" \"*\"\r\n");
+    let out = c.until("x OK");
+    assert!(
+        !out.contains("Privat") && !out.contains("Neu") && !out.contains("Alt"),
+        "{out}"
+    );
+    // Elsewhere a folder is made as before.
+    c.send(b"y CREATE Projekte\r\n");
+    let out = c.until("y ");
+    assert!(out.contains("y OK"), "{out}");
+}

@@ -139,6 +139,7 @@ pub async fn first_line(s: &mut Session, line: &[u8]) -> Result<ClientMsg, Strin
             _ => args.get(2).and_then(Token::string).into_iter().collect(),
         };
         let ours = names.iter().any(|n| layout.lookup(n, s.utf8).is_some());
+        // (below the root too: CREATE there is refused, the rest decided when whole)
         if ours || s.selected.is_some() {
             // Ours, or it changes what is selected while a virtual folder is: the proxy sees to it.
             return Ok(collect(tag, name));
@@ -147,7 +148,7 @@ pub async fn first_line(s: &mut Session, line: &[u8]) -> Result<ClientMsg, Strin
     }
     if name == "APPEND" {
         if let Some(mailbox) = first_arg(line)
-            && layout.lookup(&mailbox, s.utf8).is_some()
+            && layout.is_virtual(&mailbox, s.utf8)
         {
             return Ok(ClientMsg {
                 answer: status_line(&tag, "NO [CANNOT] De-Mail evidence folders are read-only."),
@@ -166,7 +167,7 @@ pub async fn first_line(s: &mut Session, line: &[u8]) -> Result<ClientMsg, Strin
         if let Ok(args) = token::tokens(line) {
             let dst_at = if name.starts_with("UID") { 4 } else { 3 };
             if let Some(dst) = args.get(dst_at).and_then(Token::string)
-                && layout.lookup(dst, s.utf8).is_some()
+                && layout.is_virtual(dst, s.utf8)
             {
                 return Ok(ClientMsg {
                     answer: status_line(
@@ -349,18 +350,20 @@ pub async fn run_collected(s: &mut Session, msg: &ClientMsg, bytes: &[u8]) -> Re
             .get(2)
             .and_then(Token::string)
             .and_then(|n| layout.lookup(n, s.utf8));
-        let rename_target = (name == "RENAME")
+        let rename_to = (name == "RENAME")
             .then(|| {
                 args.get(3)
                     .and_then(Token::string)
                     .and_then(|n| layout.lookup(n, s.utf8))
             })
             .flatten();
-        return match (name, target.or(rename_target)) {
-            ("SELECT" | "EXAMINE", Some(Target::Folder(role))) => {
+        let read_only = "NO [CANNOT] De-Mail evidence folders cannot be changed.";
+        let no_new = "NO [CANNOT] No folders can be made in the De-Mail folder tree.";
+        return match (name, target, rename_to) {
+            ("SELECT" | "EXAMINE", Some(Target::Folder(role)), _) => {
                 local::select(s, &msg.tag, role, name == "EXAMINE", bytes).await
             }
-            ("SELECT" | "EXAMINE", Some(Target::Root)) => {
+            ("SELECT" | "EXAMINE", Some(Target::Root), _) => {
                 s.selected = None;
                 s.reply(
                     &msg.tag,
@@ -368,19 +371,17 @@ pub async fn run_collected(s: &mut Session, msg: &ClientMsg, bytes: &[u8]) -> Re
                 )
                 .await
             }
-            ("STATUS", Some(Target::Folder(role))) => local::status(s, &msg.tag, role, &args).await,
-            ("STATUS", Some(Target::Root)) => {
+            ("STATUS", Some(Target::Folder(role)), _) => {
+                local::status(s, &msg.tag, role, &args).await
+            }
+            ("STATUS", Some(Target::Root), _) => {
                 s.reply(&msg.tag, "NO [CANNOT] Mailbox is not selectable.")
                     .await
             }
-            (_, Some(_)) => {
-                s.reply(
-                    &msg.tag,
-                    "NO [CANNOT] De-Mail evidence folders cannot be changed.",
-                )
-                .await
-            }
-            (_, None) => forward_collected(s, msg, bytes).await,
+            ("CREATE", Some(_), _) | ("RENAME", _, Some(_)) => s.reply(&msg.tag, no_new).await,
+            (_, Some(Target::Folder(_) | Target::Root), _) => s.reply(&msg.tag, read_only).await,
+            // A real folder below the root (made before the proxy): Dovecot's as before.
+            _ => forward_collected(s, msg, bytes).await,
         };
     }
     if s.selected.is_some() {
@@ -391,8 +392,7 @@ pub async fn run_collected(s: &mut Session, msg: &ClientMsg, bytes: &[u8]) -> Re
         if args
             .get(dst_at)
             .and_then(Token::string)
-            .and_then(|n| layout.lookup(n, s.utf8))
-            .is_some()
+            .is_some_and(|n| layout.is_virtual(n, s.utf8))
         {
             return s
                 .reply(

@@ -113,6 +113,7 @@ pub async fn virtual_lines(s: &mut Session, req: &Request) -> Result<Vec<Vec<u8>
             }
             Target::Folder(_) if !req.lsub => attrs.push("\\HasNoChildren"),
             Target::Folder(_) => {}
+            Target::UnderRoot => continue,
         }
         if subscribed && !req.lsub {
             attrs.push("\\Subscribed");
@@ -156,7 +157,7 @@ pub fn keep_upstream_line(s: &Session, message: &[u8]) -> bool {
         _ => None,
     };
     match name.and_then(Token::string) {
-        Some(n) => layout.lookup(n, s.utf8).is_none(),
+        Some(n) => !layout.is_virtual(n, s.utf8),
         None => true,
     }
 }

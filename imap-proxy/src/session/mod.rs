@@ -68,6 +68,8 @@ pub async fn serve(
         info!(%peer, "refused: too many connections from this address");
         return;
     }
+    // Released however the session ends, a panic included.
+    let _ip = Counted::Ip(shared.clone(), peer.ip());
     let session_id = ulid::Ulid::new().to_string();
     let outcome = run(
         shared.clone(),
@@ -80,7 +82,6 @@ pub async fn serve(
         shutdown,
     )
     .await;
-    shared.release_ip(peer.ip());
     match outcome {
         Ok(()) => debug!(%peer, session = %session_id, "session ended"),
         Err(e) => info!(%peer, session = %session_id, "session ended: {e}"),
@@ -215,13 +216,25 @@ async fn run(
     let r = s.main_loop(client_rd, up_rd, shutdown).await;
     // What was queued last (a BYE, an answer) still goes out.
     let _ = s.flush().await;
-    if let Some(l) = s.counted_login.take() {
-        shared.release_login(&l);
-    }
     drop(s);
     let _ = client_writer.await;
     up_writer.abort();
     r
+}
+
+/// A connection counted in [`Shared`], released on drop.
+enum Counted {
+    Ip(Arc<Shared>, std::net::IpAddr),
+    Login(Arc<Shared>, String),
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        match self {
+            Counted::Ip(s, ip) => s.release_ip(*ip),
+            Counted::Login(s, login) => s.release_login(login),
+        }
+    }
 }
 
 /// Writes queued chunks to one socket; ends when the queue closes or the socket fails.
@@ -347,7 +360,7 @@ pub(crate) struct Session {
     up_msg: Option<UpRoute>,
     pub pending: VecDeque<Pending>,
     pub login: Option<String>,
-    counted_login: Option<String>,
+    counted_login: Option<Counted>,
     pub namespace: Option<Namespace>,
     pub layout: Option<Layout>,
     pub utf8: bool,
@@ -990,7 +1003,7 @@ impl Session {
         let login = demail_policy::login_key(&user);
         info!(peer = %self.peer, session = %self.session_id, login = %login, "logged in");
         self.shared.add_login(&login);
-        self.counted_login = Some(login.clone());
+        self.counted_login = Some(Counted::Login(self.shared.clone(), login.clone()));
         self.login = Some(login);
         // The namespace decides where the folders go; the client waits for it.
         self.hold = true;
