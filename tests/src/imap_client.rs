@@ -72,6 +72,13 @@ impl ImapClient {
         Self::start(Conn::Plain(s))
     }
 
+    /// Implicit TLS to 127.0.0.1:`port` from the local address `source`.
+    pub fn tls_from(source: std::net::Ipv4Addr, port: u16, ca: &Path) -> ImapClient {
+        let s = connect_from(source, std::net::Ipv4Addr::LOCALHOST, port);
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        Self::start(Conn::Tls(Box::new(tls_wrap(s, ca))))
+    }
+
     /// Plain TCP to `addr`.
     pub fn plain_to(addr: std::net::SocketAddr) -> ImapClient {
         let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));

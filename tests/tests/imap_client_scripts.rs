@@ -1,6 +1,7 @@
 //! What Thunderbird, Outlook (classic and new) and mbsync send, replayed from
-//! `tests/imap-scripts/*.imap` against Dovecot directly and through the proxy: the proxy gives
-//! no NO/BAD/BYE Dovecot alone would not give, and opening a confirmation folder shows the
+//! `tests/imap-scripts/*.imap` against Dovecot directly and through the proxy: the proxy
+//! (its STARTTLS port, plaintext on loopback, and IMAPS with the test CA) gives no NO/BAD/BYE
+//! Dovecot alone would not give, and opening a confirmation folder shows the
 //! confirmations the clerk's De-Mail got (evidence from the real confirmation flow).
 //!
 //! Build the binaries first: `cargo build --workspace --bins`.
@@ -93,6 +94,7 @@ fn client_scripts_get_no_worse_answers_through_the_proxy_and_show_the_confirmati
 
     let dovecot = city.imap_port().expect("Dovecot");
     let proxy = city.proxy().expect("proxy").ports.imap;
+    let imaps = city.proxy().expect("proxy").ports.imaps;
     let mut problems = Vec::new();
     let all = scripts();
     assert!(all.len() >= 4, "the four client scripts: {}", all.len());
@@ -105,10 +107,25 @@ fn client_scripts_get_no_worse_answers_through_the_proxy_and_show_the_confirmati
             Target::Dovecot,
         );
         let proxied = replay(ImapClient::plain(proxy), script, CLERK, PW, Target::Proxy);
+        // And over IMAPS (new Outlook connects with implicit TLS, its ID and LOGIN literals
+        // then meet the TLS session, not the STARTTLS port's plaintext phase).
+        let over_tls = replay(
+            ImapClient::tls(imaps, &city.pki().ca_cert),
+            script,
+            CLERK,
+            PW,
+            Target::Proxy,
+        );
         save(&direct, "dovecot");
         save(&proxied, "proxy");
+        save(&over_tls, "proxy-imaps");
         println!("{}", proxied.text());
         problems.extend(worse_through_proxy(&direct, &proxied));
+        problems.extend(
+            worse_through_proxy(&direct, &over_tls)
+                .into_iter()
+                .map(|p| format!("IMAPS: {p}")),
+        );
 
         // Opening the confirmation folder: SELECT shows one message, the header fetch gives
         // the Versandbestätigung's header as stored.

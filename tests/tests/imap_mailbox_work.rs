@@ -321,23 +321,36 @@ fn a_forged_originating_ip_never_reaches_dovecot() {
             forged[1]
         ),
     ];
-    for id in &ids {
-        let mut c = ImapClient::plain_from(Ipv4Addr::new(127, 0, 0, 2), port);
+    let imaps = city.proxy().expect("proxy").ports.imaps;
+    let ca = city.pki().ca_cert.clone();
+    // Each ID on the STARTTLS port (plaintext on loopback) and over IMAPS.
+    let sessions = ids.iter().flat_map(|id| [(id, false), (id, true)]);
+    for (id, tls) in sessions {
+        let source = Ipv4Addr::new(127, 0, 0, 2);
+        let mut c = if tls {
+            ImapClient::tls_from(source, imaps, &ca)
+        } else {
+            ImapClient::plain_from(source, port)
+        };
         let r = c.run(id);
         println!("{r:?}");
         let r = c.run(&format!("LOGIN {USER} {PW}"));
         assert!(r.last().unwrap().contains(" OK"), "{r:?}");
         c.run("LOGOUT");
     }
-    let logins = wait_until(Duration::from_secs(10), "two logins in dovecot.log", || {
-        let lines: Vec<String> = dc
-            .log()
-            .lines()
-            .filter(|l| l.contains("imap-login: Info: Login: user=<"))
-            .map(str::to_string)
-            .collect();
-        (lines.len() >= 2).then_some(lines)
-    });
+    let logins = wait_until(
+        Duration::from_secs(10),
+        "four logins in dovecot.log",
+        || {
+            let lines: Vec<String> = dc
+                .log()
+                .lines()
+                .filter(|l| l.contains("imap-login: Info: Login: user=<"))
+                .map(str::to_string)
+                .collect();
+            (lines.len() >= 4).then_some(lines)
+        },
+    );
     println!("{}", logins.join("\n"));
     let log = dc.log();
     for f in forged {
