@@ -427,6 +427,15 @@ impl City {
         self.proxy.as_ref()
     }
 
+    /// Stops the IMAP proxy (SIGKILL) and starts it again on the same ports and state file.
+    pub fn restart_proxy(&mut self) -> &ProxyProcess {
+        let old = self.proxy.take().expect("City: no IMAP proxy to restart");
+        let ports = old.ports.clone();
+        drop(old);
+        let p = ProxyProcess::start(&self.config, &ports, &self.dir.join("imap-proxy.log"));
+        self.proxy.insert(p)
+    }
+
     pub fn dovecot(&self) -> Option<&Dovecot> {
         self.dovecot.as_ref()
     }
