@@ -27,6 +27,11 @@ struct Proxy {
 }
 
 fn start(extra: &str) -> Proxy {
+    start_with_backend(None, extra)
+}
+
+/// The proxy in front of the test Dovecot, or of `backend` (another port) when given.
+fn start_with_backend(backend: Option<u16>, extra: &str) -> Proxy {
     let dc = Dovecot::start(&[(ALICE, PW), (BOB, PW)]);
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path();
@@ -80,7 +85,7 @@ internal_domains = ["magdeburg.example"]
         cert = q(&pki.server_cert),
         key = q(&pki.server_key),
         state = q(&d.join("state.sqlite")),
-        backend = dc.imap_port,
+        backend = backend.unwrap_or(dc.imap_port),
     );
     let path = d.join("demail.toml");
     std::fs::write(&path, &toml).expect("write config");
@@ -365,4 +370,57 @@ fn no_real_folder_can_be_made_to_pass_for_evidence() {
     c.send(b"y CREATE Projekte\r\n");
     let out = c.until("y ");
     assert!(out.contains("y OK"), "{out}");
+}
+
+/// A backend that greets like Dovecot, answers LOGIN, then goes away.
+fn vanishing_backend() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { return };
+            std::thread::spawn(move || {
+                use std::io::{BufRead, BufReader, Write};
+                let _ = s.write_all(b"* OK [CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN] ready\r\n");
+                let mut r = BufReader::new(s.try_clone().expect("clone"));
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    let tag = line.split(' ').next().unwrap_or("*").to_string();
+                    if line.contains(" LOGIN ") {
+                        let _ = s.write_all(format!("{tag} OK Logged in\r\n").as_bytes());
+                    } else if line.contains(" NAMESPACE") {
+                        let _ = s.write_all(
+                            format!("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n{tag} OK done\r\n")
+                                .as_bytes(),
+                        );
+                    } else if line.contains(" ID ") {
+                        let _ = s.write_all(format!("* ID NIL\r\n{tag} OK ID\r\n").as_bytes());
+                    } else {
+                        // Gone, as a crashed or restarted Dovecot would be.
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn when_dovecot_is_unreachable_or_goes_away_the_client_gets_a_bye() {
+    // Nothing listens on the backend port.
+    let unused = free_port();
+    let p = start_with_backend(Some(unused), "");
+    let greeting = ImapClient::plain(p.port).greeting;
+    assert!(greeting.starts_with("* BYE [UNAVAILABLE]"), "{greeting}");
+
+    let p = start_with_backend(Some(vanishing_backend()), "");
+    let mut c = Raw::connect(p.port);
+    c.send(format!("l LOGIN {ALICE} {PW}\r\n").as_bytes());
+    c.until("l OK");
+    c.send(b"n NOOP\r\n");
+    let out = c.until("never");
+    assert!(out.contains("* BYE "), "the client is told: {out}");
+    assert!(!out.contains("n OK"), "{out}");
 }
