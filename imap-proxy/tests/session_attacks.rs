@@ -424,3 +424,29 @@ fn when_dovecot_is_unreachable_or_goes_away_the_client_gets_a_bye() {
     assert!(out.contains("* BYE "), "the client is told: {out}");
     assert!(!out.contains("n OK"), "{out}");
 }
+
+#[test]
+fn a_silent_session_is_logged_out_after_the_idle_timeout() {
+    let p = start("idle_timeout = \"3s\"");
+    let mut c = Raw::connect(p.port);
+    c.send(format!("l LOGIN {ALICE} {PW}\r\n").as_bytes());
+    c.until("l OK");
+    let started = std::time::Instant::now();
+    let out = c.until("Autologout");
+    assert!(out.contains("* BYE Autologout"), "{out}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(9),
+        "{waited:?}"
+    );
+    // A client that keeps talking stays.
+    let mut busy = Raw::connect(p.port);
+    busy.send(format!("l LOGIN {BOB} {PW}\r\n").as_bytes());
+    busy.until("l OK");
+    for i in 0..4 {
+        std::thread::sleep(Duration::from_secs(1));
+        busy.send(format!("n{i} NOOP\r\n").as_bytes());
+        let out = busy.until(&format!("n{i} OK"));
+        assert!(!out.contains("BYE"), "{out}");
+    }
+}
