@@ -64,7 +64,7 @@ pub enum ProxyError {
 pub struct Shared {
     config: RwLock<Arc<Config>>,
     tls: RwLock<Arc<SslAcceptor>>,
-    mailboxes: RwLock<Arc<Mailboxes>>,
+    mailboxes: Arc<Mailboxes>,
     counts: Mutex<Counts>,
 }
 
@@ -85,14 +85,14 @@ impl Shared {
         Ok(Arc::new(Shared {
             config: RwLock::new(config),
             tls: RwLock::new(Arc::new(tls)),
-            mailboxes: RwLock::new(Arc::new(mailboxes)),
+            mailboxes: Arc::new(mailboxes),
             counts: Mutex::new(Counts::default()),
         }))
     }
 
     /// Takes a new configuration: the folders' visibility at once, everything else for sessions
-    /// that start from now on. Listeners and the state file keep their values until a restart
-    /// (said in the log).
+    /// that start from now on. Listeners, the state file and the evidence store keep their
+    /// values until a restart (said in the log).
     pub fn reload(&self, config: Arc<Config>) -> Result<(), ProxyError> {
         let settings = config
             .imap_proxy
@@ -110,26 +110,29 @@ impl Shared {
                 settings.listen_imap != old_settings.listen_imap,
             ),
             ("imap_proxy.state", settings.state != old_settings.state),
+            (
+                "evidence.database",
+                config.evidence.database != old.evidence.database,
+            ),
+            (
+                "evidence.blobs",
+                config.evidence.blobs != old.evidence.blobs,
+            ),
         ] {
             if changed {
                 warn!("{key} changed: it takes effect only after a restart");
             }
         }
         let tls = net::acceptor(&settings.certificate, &settings.key)?;
-        // The state file stays the one opened at start.
-        let mailboxes = Mailboxes::open(config.clone(), &old_settings.state)?;
         *self.tls.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(tls);
-        *self.mailboxes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(mailboxes);
+        self.mailboxes().reconfigure(config.clone());
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
     }
 
-    /// The folder model of the current configuration.
+    /// The folder model (one per process and state file).
     pub fn mailboxes(&self) -> Arc<Mailboxes> {
-        self.mailboxes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.mailboxes.clone()
     }
 
     pub fn config(&self) -> Arc<Config> {

@@ -302,6 +302,18 @@ impl Mailboxes {
 
     /// The folder as `login` sees it now: new evidence gets the next UIDs, items that left
     /// (a pending De-Mail that got its confirmation) are gone.
+    /// Takes a reloaded configuration: who sees what is decided anew from the next snapshot
+    /// on; UIDs, flags and the catalog stay (one model per state file, so no second one races
+    /// for UIDs). The evidence store stays the one opened at start.
+    pub fn reconfigure(&self, config: Arc<demail_policy::Config>) {
+        let mut inner = self.lock();
+        inner.config = config;
+        inner.views.clear();
+        for folder in inner.folders.values_mut() {
+            folder.cached = None;
+        }
+    }
+
     pub fn snapshot(&self, login: &str, role: Role) -> Result<Snapshot, MailboxError> {
         self.snapshot_at(login, role, OffsetDateTime::now_utc())
     }

@@ -1102,3 +1102,40 @@ fn a_cached_snapshot_never_hides_news() {
     // The pending folder follows her confirmations too (dispatch requested and now there).
     assert!(m.snapshot(ANNA, Role::Pending).unwrap().items.is_empty());
 }
+
+#[test]
+fn a_reloaded_configuration_changes_who_sees_what_and_keeps_the_uids() {
+    let fx = Fx::new();
+    let a = fx.submit(INFO, ANNA, None, "Bescheid", &["dispatch"], T0);
+    fx.confirm(
+        Some(&a.private_id),
+        ConfirmationKind::Dispatch,
+        T0 + Duration::minutes(5),
+        true,
+    );
+    let m = fx.mailboxes();
+    let anna = uids(&m, ANNA, Role::Dispatch);
+    assert_eq!(anna.len(), 1);
+    assert_eq!(uids(&m, POST, Role::Dispatch).len(), 1);
+    assert!(uids(&m, "chefin", Role::Dispatch).is_empty());
+
+    // The admin moves the info@ account's evidence from the poststelle to the Chefin.
+    let changed = CONFIG.replacen(
+        "visible_to = [\"poststelle@magdeburg.example\"]",
+        "visible_to = [\"chefin\"]",
+        1,
+    );
+    let file = fx.dir.path().join("demail.toml");
+    let config = Arc::new(demail_policy::Config::parse(&changed, &file).expect("valid"));
+    m.reconfigure(config);
+    assert!(
+        uids(&m, POST, Role::Dispatch).is_empty(),
+        "no longer visible_to"
+    );
+    assert_eq!(uids(&m, "chefin", Role::Dispatch).len(), 1);
+    assert_eq!(
+        uids(&m, ANNA, Role::Dispatch),
+        anna,
+        "the clerk's UIDs stay"
+    );
+}
