@@ -336,3 +336,48 @@ mod tests {
         assert!(o.starts_with(b"{14}\r\n"));
     }
 }
+
+#[cfg(test)]
+mod mangled {
+    use super::*;
+
+    /// Random bytes and damaged commands never make the tokenizer panic (a panic ends the
+    /// session); deterministic, so a failure can be replayed.
+    #[test]
+    fn random_input_never_panics() {
+        let seeds: [&[u8]; 4] = [
+            b"a1 LOGIN {5+}\r\nalice \"p\\\"w\"\r\n",
+            b"12 list (subscribed) \"\" \"*\" return (special-use status (messages))\r\n",
+            b"a ID (\"name\" \"x\" \"version\" NIL)\r\n",
+            b"a FETCH 1:* (BODY.PEEK[HEADER.FIELDS (From To)] ~{3}\r\nabc)\r\n",
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000usize {
+            let mut m = seeds[round % seeds.len()].to_vec();
+            for _ in 0..(1 + next() % 6) {
+                let at = (next() as usize) % (m.len() + 1);
+                if next() % 2 == 0 && at < m.len() {
+                    m.remove(at);
+                } else {
+                    m.insert(
+                        at,
+                        b"{}()\"\\~+0123456789 \r\n\x00\xff"[(next() % 21) as usize],
+                    );
+                }
+            }
+            let _ = tokens(&m);
+            let _ = head(&m);
+            let _ = announcement_inside_quotes(&m);
+            let _ = crate::mutf7::decode(&m);
+            let mut f = crate::framing::Framer::new(256, 512);
+            f.push(&m);
+            while let Ok(Some(_)) = f.next() {}
+        }
+    }
+}

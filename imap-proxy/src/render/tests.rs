@@ -268,3 +268,139 @@ fn undecodable_binary_is_an_error_with_dovecots_answer() {
             .starts_with("NO [UNKNOWN-CTE]")
     );
 }
+
+/// Random damage to real message shapes never makes rendering or SEARCH panic (a panic would
+/// end the clerk's session). A small deterministic generator, so a failure can be replayed.
+#[test]
+fn mangled_messages_never_panic() {
+    use crate::render::{SearchContext, search_matches};
+    use imap_codec::imap_types::IntoStatic;
+    use imap_codec::imap_types::search::SearchKey;
+    let seeds = [
+        crlf(
+            "From: A <a@b.example>\nTo: c@d.example\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\n\
+             MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b1\"\n\n--b1\n\
+             Content-Type: text/plain; charset*=utf-8''%C3%A4\nContent-Transfer-Encoding: \
+             quoted-printable\n\nHallo =C3=A4=\n\n--b1\nContent-Type: message/rfc822\n\n\
+             Subject: inner\nContent-Type: multipart/alternative; boundary=b2\n\n--b2\n\
+             Content-Transfer-Encoding: base64\n\nSGFsbG8=\n--b2--\n--b1--\n",
+        ),
+        crlf("Subject: x\n\nbody only\n"),
+        crlf("Content-Type: multipart/signed; boundary=\"s\"\nMIME-Version: 1.0\n\n--s\n\n--s\n"),
+    ];
+    let items = [
+        "BODYSTRUCTURE",
+        "BODY",
+        "ENVELOPE",
+        "BODY.PEEK[]",
+        "BODY.PEEK[1]",
+        "BODY.PEEK[2.1.1]",
+        "BODY.PEEK[1.MIME]",
+        "BODY.PEEK[2.HEADER]",
+        "BODY.PEEK[2.TEXT]",
+        "BODY.PEEK[HEADER.FIELDS (Subject From)]",
+        "BODY.PEEK[HEADER.FIELDS.NOT (Subject)]",
+        "BODY.PEEK[TEXT]<3.20>",
+        "BINARY.PEEK[1]",
+        "BINARY.PEEK[2.1.1]",
+        "BINARY.SIZE[1]",
+        "RFC822.HEADER",
+        "RFC822.TEXT",
+    ];
+    let names: Vec<_> = items
+        .iter()
+        .map(|i| {
+            let cmd = format!("a FETCH 1 ({i})\r\n");
+            let (_, c) = CommandCodec::default()
+                .decode(cmd.as_bytes())
+                .expect("parses");
+            let CommandBody::Fetch {
+                macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(n),
+                ..
+            } = c.body
+            else {
+                panic!("not a FETCH");
+            };
+            n.into_iter().next().expect("one item").into_static()
+        })
+        .collect();
+    let keys: Vec<SearchKey<'static>> = [
+        "TEXT hallo",
+        "BODY x",
+        "SUBJECT gr",
+        "FROM a",
+        "HEADER Content-Type mixed",
+        "SENTBEFORE 1-Jan-2030",
+        "LARGER 10",
+    ]
+    .iter()
+    .map(|k| {
+        let cmd = format!("a SEARCH {k}\r\n");
+        let (_, c) = CommandCodec::default()
+            .decode(cmd.as_bytes())
+            .expect("parses");
+        let CommandBody::Search { criteria, .. } = c.body else {
+            panic!("not a SEARCH");
+        };
+        criteria.into_inner().remove(0).into_static()
+    })
+    .collect();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let alphabet = b"\r\n-:;=\" \t<>()[]{}\\bB1\x00\xff\xc3";
+    for round in 0..3000u32 {
+        let mut m = seeds[(round as usize) % seeds.len()].clone();
+        for _ in 0..(1 + next() % 8) {
+            let at = (next() as usize) % (m.len() + 1);
+            match next() % 4 {
+                0 if at < m.len() => {
+                    m.remove(at);
+                }
+                1 => m.insert(at, alphabet[(next() as usize) % alphabet.len()]),
+                2 => {
+                    let end = (at + (next() as usize) % 40).min(m.len());
+                    m.drain(at..end);
+                }
+                _ => {
+                    let piece = b"\r\n--b1\r\n".to_vec();
+                    for (k, b) in piece.into_iter().enumerate() {
+                        m.insert((at + k).min(m.len()), b);
+                    }
+                }
+            }
+        }
+        let r = Rendered::new(&m);
+        let mut out = Vec::new();
+        for n in &names {
+            let _ = r.try_fetch_item(n, &mut out);
+        }
+        let ctx = SearchContext {
+            seq: 1,
+            uid: 1,
+            max_seq: 1,
+            max_uid: 1,
+            seen: false,
+            flagged: false,
+            internal_date: time::OffsetDateTime::UNIX_EPOCH,
+            modseq: 1,
+        };
+        for k in &keys {
+            let _ = search_matches(k, &ctx, &r);
+        }
+        // Whatever the damage: RFC822.SIZE is the length of BODY[] as served.
+        let mut whole = Vec::new();
+        assert!(r.fetch_item(&names[3], &mut whole));
+        let text = String::from_utf8_lossy(&whole);
+        let announced: u64 = text
+            .split_once('{')
+            .and_then(|(_, rest)| rest.split_once('}'))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap_or_else(|| panic!("BODY[] without a literal: {text:?}"));
+        assert_eq!(announced, r.size(), "round {round}");
+    }
+}
