@@ -136,6 +136,8 @@ ssl = no
 disable_plaintext_auth = no
 # The IMAP proxy on loopback forwards the client's address in its ID (x-originating-ip).
 login_trusted_networks = 127.0.0.0/8
+# Logs every ID a client (here: the proxy) sends, so tests can see what reached Dovecot.
+imap_id_log = *
 auth_mechanisms = plain login
 mail_location = maildir:{d}/mail/%u/Maildir
 mail_uid = {MAIL_ID}

@@ -357,6 +357,16 @@ fn a_forged_originating_ip_never_reaches_dovecot() {
         assert!(!log.contains(f), "forged {f} in dovecot.log:\n{log}");
     }
     assert!(!log.contains("forged-session"), "{log}");
+    // The client's own fields reached Dovecot, in the one ID that carries its real address.
+    let ids: Vec<&str> = log.lines().filter(|l| l.contains("ID sent:")).collect();
+    println!("{}", ids.join("\n"));
+    assert!(
+        ids.iter()
+            .filter(|l| l.contains("name=Evil") && l.contains("x-originating-ip=127.0.0.2"))
+            .count()
+            >= 4,
+        "four merged IDs: {ids:?}"
+    );
     for l in &logins {
         assert!(
             l.contains("rip=127.0.0.2"),
