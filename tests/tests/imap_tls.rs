@@ -73,11 +73,13 @@ impl Drop for SecondProxy {
     }
 }
 
-fn second_proxy(city: &City, ip: Ipv4Addr) -> SecondProxy {
+/// `bind` is the listeners' address; clients reach them on `reach` (the same, or 127.0.0.1
+/// for the wildcard 0.0.0.0).
+fn second_proxy(city: &City, bind: Ipv4Addr, reach: Ipv4Addr) -> SecondProxy {
     let toml = std::fs::read_to_string(city.config_path()).expect("demail.toml");
     let ports = &city.proxy().expect("proxy").ports;
-    let imap = SocketAddr::from((ip, free_port_on(ip)));
-    let imaps = SocketAddr::from((ip, free_port_on(ip)));
+    let imap = SocketAddr::from((bind, free_port_on(reach)));
+    let imaps = SocketAddr::from((bind, free_port_on(reach)));
     let toml = toml
         .replace(
             &format!("listen_imap = \"127.0.0.1:{}\"", ports.imap),
@@ -89,9 +91,11 @@ fn second_proxy(city: &City, ip: Ipv4Addr) -> SecondProxy {
         )
         .replace("proxy-state.sqlite", "proxy-state-2.sqlite");
     assert!(toml.contains(&imap.to_string()), "listen_imap rewritten");
-    let config = city.dir().join("demail-2.toml");
+    let n = bind.octets()[0];
+    let toml = toml.replace("proxy-state-2.sqlite", &format!("proxy-state-2-{n}.sqlite"));
+    let config = city.dir().join(format!("demail-2-{n}.toml"));
     std::fs::write(&config, toml).expect("write demail-2.toml");
-    let log = city.dir().join("imap-proxy-2.log");
+    let log = city.dir().join(format!("imap-proxy-2-{n}.log"));
     let file = || {
         OpenOptions::new()
             .create(true)
@@ -107,6 +111,7 @@ fn second_proxy(city: &City, ip: Ipv4Addr) -> SecondProxy {
         .stderr(file())
         .spawn()
         .expect("start the second proxy");
+    let imap = SocketAddr::from((reach, imap.port()));
     let p = SecondProxy { child, imap, log };
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect_timeout(&imap, Duration::from_millis(200)).is_err() {
@@ -199,15 +204,20 @@ fn bytes_pipelined_behind_starttls_are_not_executed_on_loopback() {
 
 #[test]
 fn login_before_starttls_is_refused_on_a_non_loopback_listener() {
-    let Some(ip) = non_loopback_ip() else {
-        // Nothing to bind a non-loopback listener to (a namespace with only `lo`).
-        println!("no non-loopback IPv4 address: not testable here");
-        return;
-    };
     let city = city();
-    let p = second_proxy(&city, ip);
+    // The wildcard address (the sample's `0.0.0.0:143`) is not loopback, even when the client
+    // comes over 127.0.0.1; and, where the machine has one, its own network address.
+    refused_before_starttls(&city, Ipv4Addr::UNSPECIFIED, Ipv4Addr::LOCALHOST);
+    match non_loopback_ip() {
+        Some(ip) => refused_before_starttls(&city, ip, ip),
+        None => println!("no non-loopback IPv4 address here: the wildcard listener only"),
+    }
+}
+
+fn refused_before_starttls(city: &City, bind: Ipv4Addr, reach: Ipv4Addr) {
+    let p = second_proxy(city, bind, reach);
     let ca = &city.pki().ca_cert;
-    let before = logins_in(&city);
+    let before = logins_in(city);
 
     let mut c = ImapClient::plain_to(p.imap);
     println!("greeting on {}: {}", p.imap, c.greeting);
@@ -229,7 +239,7 @@ fn login_before_starttls_is_refused_on_a_non_loopback_listener() {
             "{cmd}: {r:?}"
         );
     }
-    assert_eq!(logins_in(&city), before, "no login reached Dovecot");
+    assert_eq!(logins_in(city), before, "no login reached Dovecot");
     // Under TLS the same login works.
     let (mut c, out) = c.starttls(ca);
     assert!(out.last().unwrap().contains(" OK"), "{out:?}");
@@ -237,5 +247,5 @@ fn login_before_starttls_is_refused_on_a_non_loopback_listener() {
     assert!(r.last().unwrap().contains(" OK"), "{r:?}");
     c.run("LOGOUT");
 
-    pipelined_behind_starttls_is_not_run(&city, p.imap);
+    pipelined_behind_starttls_is_not_run(city, p.imap);
 }
