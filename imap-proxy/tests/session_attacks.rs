@@ -450,3 +450,25 @@ fn a_silent_session_is_logged_out_after_the_idle_timeout() {
         assert!(!out.contains("BYE"), "{out}");
     }
 }
+
+#[test]
+fn compress_and_notify_are_refused_with_a_reason_and_the_session_goes_on() {
+    let p = start("");
+    let mut c = Raw::connect(p.port);
+    c.send(format!("l LOGIN {ALICE} {PW}\r\n").as_bytes());
+    let out = c.until("l OK");
+    assert!(
+        !out.contains("COMPRESS") && !out.contains("NOTIFY"),
+        "{out}"
+    );
+    c.send(b"z COMPRESS DEFLATE\r\n");
+    let out = c.until("z ");
+    assert!(out.contains("z BAD COMPRESS is not offered"), "{out}");
+    c.send(b"n NOTIFY SET (selected MessageNew)\r\n");
+    let out = c.until("n ");
+    assert!(out.contains("n BAD NOTIFY is not offered"), "{out}");
+    // Still plain IMAP, not deflate: the next command is understood.
+    c.send(b"s SELECT INBOX\r\n");
+    let out = c.until("s OK");
+    assert!(out.contains("s OK [READ-WRITE]"), "{out}");
+}
