@@ -132,3 +132,40 @@ fn a_pending_de_mail_waits_in_ausstehend_until_retrieved_and_uids_survive_a_rest
     assert_eq!(validity, dispatch_validity);
     assert_eq!(untagged(clerk.run("UID FETCH 1:* (UID)")), dispatch_uids);
 }
+
+#[test]
+fn copy_and_move_out_of_a_confirmation_folder_leave_the_evidence_in_place() {
+    let city = proxy_city::start("");
+    let id = proxy_city::send_demail(&city, CLERK, CITIZEN, "Bescheid zum Ablegen");
+    proxy_city::wait_confirmations(&city, &id, 2);
+    let blobs = proxy_city::confirmation_blobs(&city, std::slice::from_ref(&id));
+    let mut c = login(city.proxy().expect("proxy").ports.imap, CLERK);
+    assert_eq!(select(&mut c, DISPATCH_FOLDER).0, 1);
+
+    let r = c.run("UID COPY 1 INBOX");
+    assert!(r.last().unwrap().contains(" OK [COPYUID "), "{r:?}");
+    let r = c.run("UID MOVE 1 INBOX");
+    assert!(r.last().unwrap().contains(" OK "), "{r:?}");
+    assert!(!r.iter().any(|l| l.contains("EXPUNGE")), "{r:?}");
+    // Into another virtual folder: refused.
+    let r = c.run(&format!("UID COPY 1 \"{PENDING}\""));
+    assert!(r.last().unwrap().contains(" NO [CANNOT]"), "{r:?}");
+    // The evidence is still there, and INBOX holds two copies of exactly its bytes.
+    assert_eq!(select(&mut c, DISPATCH_FOLDER).0, 1);
+    assert_eq!(select(&mut c, "INBOX").0, 2);
+    for uid in [1, 2] {
+        let raw = c.run_raw(format!("UID FETCH {uid} (BODY.PEEK[])").as_bytes());
+        let fetched = &raw[0];
+        let start = fetched
+            .windows(3)
+            .position(|w| w == b"}\r\n")
+            .expect("a literal")
+            + 3;
+        assert!(
+            blobs
+                .iter()
+                .any(|b| fetched.get(start..start + b.len()) == Some(&b[..])),
+            "copy {uid} is a stored confirmation, byte for byte"
+        );
+    }
+}

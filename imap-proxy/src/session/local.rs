@@ -1012,6 +1012,7 @@ async fn copy(
         dst_uids: Vec::new(),
         uid_validity: None,
         failure: None,
+        is_move,
     };
     let mut cmds = Vec::new();
     for ((uid, flags, date), body) in items.into_iter().zip(bodies) {
@@ -1031,7 +1032,6 @@ async fn copy(
     if cmds.is_empty() {
         return s.reply(tag, "OK No messages.").await;
     }
-    let _ = is_move;
     s.copy = Some(job);
     s.hold = true;
     for c in cmds {
@@ -1068,11 +1068,12 @@ pub async fn copy_append_done(s: &mut Session, ok: bool, line: &[u8]) -> Result<
     }
     let job = s.copy.take().expect("present");
     let t = String::from_utf8_lossy(&job.tag).into_owned();
+    let what = if job.is_move { "Move" } else { "Copy" };
     let answer = match job.failure {
         Some(f) => format!("{t} {f}\r\n"),
         None => match job.uid_validity {
             Some(v) if job.dst_uids.len() == job.src_uids.len() => format!(
-                "{t} OK [COPYUID {v} {} {}] Copy completed; the De-Mail evidence stays.\r\n",
+                "{t} OK [COPYUID {v} {} {}] {what} completed; the De-Mail evidence stays.\r\n",
                 job.src_uids
                     .iter()
                     .map(u32::to_string)
@@ -1084,7 +1085,7 @@ pub async fn copy_append_done(s: &mut Session, ok: bool, line: &[u8]) -> Result<
                     .collect::<Vec<_>>()
                     .join(",")
             ),
-            _ => format!("{t} OK Copy completed; the De-Mail evidence stays.\r\n"),
+            _ => format!("{t} OK {what} completed; the De-Mail evidence stays.\r\n"),
         },
     };
     s.send(answer.into_bytes()).await

@@ -326,6 +326,8 @@ pub(crate) struct CopyJob {
     pub dst_uids: Vec<u32>,
     pub uid_validity: Option<u32>,
     pub failure: Option<String>,
+    /// MOVE: answered as one, though the evidence stays where it is.
+    pub is_move: bool,
 }
 
 pub(crate) struct Session {
