@@ -14,6 +14,7 @@ pub mod mailbox;
 mod mutf7;
 pub mod net;
 pub mod render;
+mod sequence;
 mod session;
 mod token;
 

@@ -3,8 +3,8 @@
 //! BODY/TEXT on the decoded text parts, strings compared after Unicode decomposition and case
 //! folding, dates as wall-clock dates in the zone they were written in.
 
+use crate::sequence;
 use imap_codec::imap_types::search::SearchKey;
-use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use unicode_normalization::UnicodeNormalization;
 
 use super::binary;
@@ -19,8 +19,8 @@ pub(crate) fn matches(key: &SearchKey<'_>, ctx: &SearchContext, msg: &Rendered<'
         SearchKey::Or(a, b) => matches(a, ctx, msg) || matches(b, ctx, msg),
         SearchKey::Not(k) => !matches(k, ctx, msg),
         SearchKey::All => true,
-        SearchKey::SequenceSet(set) => in_set(set, ctx.seq, ctx.max_seq),
-        SearchKey::Uid(set) => in_set(set, ctx.uid, ctx.max_uid),
+        SearchKey::SequenceSet(set) => sequence::contains(set, ctx.seq, ctx.max_seq),
+        SearchKey::Uid(set) => sequence::contains(set, ctx.uid, ctx.max_uid),
         SearchKey::Seen => ctx.seen,
         SearchKey::Unseen => !ctx.seen,
         SearchKey::Flagged => ctx.flagged,
@@ -55,24 +55,6 @@ pub(crate) fn matches(key: &SearchKey<'_>, ctx: &SearchContext, msg: &Rendered<'
         #[allow(unreachable_patterns)]
         _ => false,
     }
-}
-
-fn seq_value(v: &SeqOrUid, max: u32) -> u32 {
-    match v {
-        SeqOrUid::Value(n) => n.get(),
-        SeqOrUid::Asterisk => max,
-    }
-}
-
-/// `*` is the highest number; `n:*` includes it even when n is larger (RFC 9051 6.4.9).
-fn in_set(set: &SequenceSet, n: u32, max: u32) -> bool {
-    set.0.as_ref().iter().any(|s| match s {
-        Sequence::Single(v) => seq_value(v, max) == n,
-        Sequence::Range(a, b) => {
-            let (a, b) = (seq_value(a, max), seq_value(b, max));
-            a.min(b) <= n && n <= a.max(b)
-        }
-    })
 }
 
 /// Days since 1970-01-01 of a civil date.

@@ -10,11 +10,12 @@ use imap_codec::imap_types::command::{CommandBody, FetchModifier, SelectParamete
 use imap_codec::imap_types::fetch::{Macro, MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::search::SearchKey;
-use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::{ClientMsg, CopyJob, Internal, Session};
 use crate::mailbox::{FlagChange, Flags, Item, MailboxError, Mailboxes, Role};
 use crate::render::{self, Rendered, SearchContext};
+use crate::sequence;
 use crate::token::{self, Token};
 
 /// The virtual folder a session has selected, as the client last saw it.
@@ -400,24 +401,11 @@ fn rewrite_rfc822_peek(bytes: &[u8]) -> (Vec<u8>, bool) {
 }
 
 fn set_members(set: &SequenceSet, largest: u32, cap: usize) -> Vec<u32> {
-    let mut v = Vec::new();
-    for s in set.0.as_ref() {
-        let val = |x: &SeqOrUid| match x {
-            SeqOrUid::Value(n) => n.get(),
-            SeqOrUid::Asterisk => largest,
-        };
-        let (a, b) = match s {
-            Sequence::Single(x) => (val(x), val(x)),
-            Sequence::Range(a, b) => (val(a).min(val(b)), val(a).max(val(b))),
-        };
-        for u in a..=b {
-            if v.len() >= cap {
-                return v;
-            }
-            v.push(u);
-        }
-    }
-    v
+    sequence::ranges(set, largest)
+        .into_iter()
+        .flat_map(|(lo, hi)| lo..=hi)
+        .take(cap)
+        .collect()
 }
 
 fn uid_ranges(uids: &[u32]) -> String {
@@ -449,43 +437,14 @@ fn chosen(sel: &Selected, set: &SequenceSet, uid: bool) -> Vec<usize> {
     let max_uid = sel.items.last().map_or(0, |i| i.uid);
     // Sorted, merged ranges: a set of thousands of ranges against a folder of 100,000
     // messages costs a binary search per message, not a scan.
-    let ranges = merged_ranges(set, if uid { max_uid } else { n });
-    let inside = |v: u32| {
-        let i = ranges.partition_point(|&(_, hi)| hi < v);
-        ranges.get(i).is_some_and(|&(lo, _)| lo <= v)
-    };
+    let ranges = sequence::ranges(set, if uid { max_uid } else { n });
+    let inside = |v: u32| sequence::in_ranges(&ranges, v);
     sel.items
         .iter()
         .enumerate()
         .filter(|(i, it)| inside(if uid { it.uid } else { *i as u32 + 1 }))
         .map(|(i, _)| i)
         .collect()
-}
-
-/// The set as sorted, disjoint, inclusive ranges, `*` being `largest`.
-fn merged_ranges(set: &SequenceSet, largest: u32) -> Vec<(u32, u32)> {
-    let val = |x: &SeqOrUid| match x {
-        SeqOrUid::Value(n) => n.get(),
-        SeqOrUid::Asterisk => largest,
-    };
-    let mut r: Vec<(u32, u32)> = set
-        .0
-        .as_ref()
-        .iter()
-        .map(|s| match s {
-            Sequence::Single(x) => (val(x), val(x)),
-            Sequence::Range(a, b) => (val(a).min(val(b)), val(a).max(val(b))),
-        })
-        .collect();
-    r.sort_unstable();
-    let mut out: Vec<(u32, u32)> = Vec::with_capacity(r.len());
-    for (lo, hi) in r {
-        match out.last_mut() {
-            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
-            _ => out.push((lo, hi)),
-        }
-    }
-    out
 }
 
 fn expand(names: MacroOrMessageDataItemNames<'_>) -> Vec<MessageDataItemName<'_>> {
@@ -1166,25 +1125,6 @@ pub async fn refresh(s: &mut Session, _in_command: bool) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn set(text: &str) -> SequenceSet {
-        SequenceSet::try_from(text).unwrap()
-    }
-
-    #[test]
-    fn sets_are_merged_sorted_ranges() {
-        assert_eq!(
-            merged_ranges(&set("5,1:3,2,9:7"), 20),
-            vec![(1, 3), (5, 5), (7, 9)]
-        );
-        // `n:*` includes the largest even when n is larger (RFC 9051 6.4.9).
-        assert_eq!(merged_ranges(&set("30:*"), 20), vec![(20, 30)]);
-        assert_eq!(merged_ranges(&set("*"), 7), vec![(7, 7)]);
-        assert_eq!(
-            merged_ranges(&set("1:4294967295"), 3),
-            vec![(1, 4294967295)]
-        );
-    }
 
     #[test]
     fn ranges() {
