@@ -25,7 +25,7 @@ pub mod listener;
 pub use route::{DEMAIL_TRANSPORT, ROUTE_FIELD, Resolved, Route, SEND_TRANSPORT};
 pub use tags::{
     SIGNER_PLACEHOLDER, Signature, SignatureOutcome, Signed, attachment_template,
-    decisive_signature,
+    decisive_signature, decode_encoded_words,
 };
 
 /// Where the daemons and `demailctl` look for the configuration unless told otherwise.

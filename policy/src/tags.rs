@@ -10,6 +10,7 @@
 //! is put in front of the cleaned subject.
 
 mod fold;
+pub use fold::decode_encoded_words;
 
 use crate::config::Tags;
 

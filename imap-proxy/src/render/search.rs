@@ -315,85 +315,11 @@ fn to_utf8(data: &[u8], charset: &[u8]) -> String {
     }
 }
 
-/// RFC 2047 words decoded to UTF-8 (`message_header_decode_utf8`): white space between two
-/// encoded words dropped, undecodable words left as written.
+/// RFC 2047 words decoded to UTF-8 (Dovecot's `message_header_decode_utf8`): white space
+/// between two encoded words dropped, undecodable words left as written. The one decoder the
+/// gateway has (the tag rules use it too).
 pub(crate) fn decode_words(v: &[u8]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    let mut last_was_word = false;
-    let mut plain_start = 0;
-    while i < v.len() {
-        if v[i] == b'='
-            && v.get(i + 1) == Some(&b'?')
-            && let Some((text, end)) = encoded_word(&v[i..])
-        {
-            let gap = &v[plain_start..i];
-            if !(last_was_word
-                && gap
-                    .iter()
-                    .all(|&c| matches!(c, b' ' | b'\t' | b'\r' | b'\n')))
-            {
-                out.push_str(&String::from_utf8_lossy(gap));
-            }
-            out.push_str(&text);
-            i += end;
-            plain_start = i;
-            last_was_word = true;
-            continue;
-        }
-        if !matches!(v[i], b' ' | b'\t' | b'\r' | b'\n') {
-            last_was_word = false;
-        }
-        i += 1;
-    }
-    out.push_str(&String::from_utf8_lossy(&v[plain_start..]));
-    out
-}
-
-fn encoded_word(v: &[u8]) -> Option<(String, usize)> {
-    // =?charset?enc?text?=
-    let rest = &v[2..];
-    let q1 = rest.iter().position(|&c| c == b'?')?;
-    let charset = &rest[..q1];
-    let enc = *rest.get(q1 + 1)?;
-    if rest.get(q1 + 2) != Some(&b'?') {
-        return None;
-    }
-    let text_start = q1 + 3;
-    let tail = &rest[text_start..];
-    let end = tail.windows(2).position(|w| w == b"?=")?;
-    let text = &tail[..end];
-    if text.iter().any(|&c| c == b' ' || c == b'\t' || c == b'\n') {
-        return None;
-    }
-    let mut data = Vec::new();
-    match enc.to_ascii_uppercase() {
-        b'B' => binary::base64(text, &mut data).ok()?,
-        b'Q' => {
-            let mut j = 0;
-            while j < text.len() {
-                match text[j] {
-                    b'_' => data.push(b' '),
-                    b'=' if j + 2 < text.len() => {
-                        let h = std::str::from_utf8(&text[j + 1..j + 3]).ok();
-                        match h.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                            Some(x) => {
-                                data.push(x);
-                                j += 2;
-                            }
-                            None => data.push(b'='),
-                        }
-                    }
-                    c => data.push(c),
-                }
-                j += 1;
-            }
-        }
-        _ => return None,
-    }
-    // RFC 2231 language suffix: charset*lang
-    let charset = charset.split(|&c| c == b'*').next().unwrap_or(charset);
-    Some((to_utf8(&data, charset), 2 + text_start + end + 2))
+    demail_policy::decode_encoded_words(&String::from_utf8_lossy(v))
 }
 
 #[cfg(test)]

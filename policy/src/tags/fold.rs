@@ -185,7 +185,7 @@ pub(super) fn core(text: &str) -> Vec<char> {
 /// Decodes RFC 2047 encoded-words still in `text` after the header was decoded: one that is
 /// not separated by white space, or sits in a word, is left alone by strict decoders but shown
 /// decoded by some mail clients. White space between two encoded-words is dropped.
-pub(super) fn decode_encoded_words(text: &str) -> String {
+pub fn decode_encoded_words(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     let mut after_word = false;
