@@ -349,26 +349,10 @@ fn german_date(t: OffsetDateTime, english: bool) -> String {
     )
 }
 
-/// RFC 5322 date-time.
+/// RFC 5322 date-time (`time` writes the RFC 2822 form, which is RFC 5322's).
 fn rfc5322_date(t: OffsetDateTime) -> String {
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (h, m, _) = t.offset().as_hms();
-    let sign = if t.offset().is_negative() { '-' } else { '+' };
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} {sign}{:02}{:02}",
-        DAYS[t.weekday().number_days_from_monday() as usize],
-        t.day(),
-        MONTHS[t.month() as usize - 1],
-        t.year(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        h.unsigned_abs(),
-        m.unsigned_abs()
-    )
+    t.format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_default()
 }
 
 /// Text from the evidence made safe for a line of ours: control characters (CR, LF, TAB, ...),
@@ -500,6 +484,20 @@ fn quoted_printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_rfc5322_in_german_time() {
+        let t = time::macros::datetime!(2026-11-02 09:00 UTC);
+        assert_eq!(
+            rfc5322_date(german_time(t)),
+            "Mon, 02 Nov 2026 10:00:00 +0100"
+        );
+        let summer = time::macros::datetime!(2026-07-05 22:30:05 UTC);
+        assert_eq!(
+            rfc5322_date(german_time(summer)),
+            "Mon, 06 Jul 2026 00:30:05 +0200"
+        );
+    }
 
     #[test]
     fn quoted_printable_lines_stay_short_and_decode() {

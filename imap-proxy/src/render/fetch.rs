@@ -70,21 +70,9 @@ fn header_list(out: &mut Vec<u8>, names: &[AString<'_>]) {
         let upper = n.as_ref().to_ascii_uppercase();
         match n {
             AString::Atom(_) => out.extend_from_slice(&upper),
+            // Dovecot re-quotes string names.
             AString::String(IString::Literal(_) | IString::Quoted(_)) => {
-                // Dovecot re-quotes string names (dropping CR, LF and 8-bit bytes).
-                out.push(b'"');
-                for &c in &upper {
-                    match c {
-                        b'\r' | b'\n' => {}
-                        b'"' | b'\\' => {
-                            out.push(b'\\');
-                            out.push(c);
-                        }
-                        c if c >= 0x80 => {}
-                        c => out.push(c),
-                    }
-                }
-                out.push(b'"');
+                super::quote::quoted(out, &upper)
             }
         }
     }

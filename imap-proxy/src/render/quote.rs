@@ -9,7 +9,8 @@ pub(crate) fn literal(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-fn quoted(out: &mut Vec<u8>, s: &[u8]) {
+/// A quoted string as Dovecot re-quotes one: CR, LF and 8-bit bytes dropped.
+pub(super) fn quoted(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
     for &c in s {
         match c {
