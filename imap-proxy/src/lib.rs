@@ -11,7 +11,7 @@ pub mod capability;
 mod folders;
 mod framing;
 pub mod mailbox;
-mod mutf7;
+pub mod mutf7;
 pub mod net;
 pub mod render;
 mod sequence;

@@ -481,37 +481,10 @@ fn folder_tree(
                 .find_map(|l| l.split("MESSAGES ").nth(1))
                 .and_then(|n| n.trim_end_matches([')', '\r', '\n']).parse().ok())
         };
-        out.push((decode_mutf7(&wire), count));
+        let name = demail_imap_proxy::mutf7::decode(wire.as_bytes()).unwrap_or(wire);
+        out.push((name, count));
     }
     c.run("LOGOUT");
     out.sort();
-    out
-}
-
-/// Modified UTF-7 (RFC 3501 5.1.3) to text, for printing folder names.
-fn decode_mutf7(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i + 1..];
-        let end = tail.find('-').unwrap_or(tail.len());
-        let run = &tail[..end];
-        if run.is_empty() {
-            out.push('&');
-        } else {
-            let b64: String = run.replace(',', "/");
-            let padded = format!("{b64}{}", "=".repeat((4 - b64.len() % 4) % 4));
-            let bytes = openssl::base64::decode_block(&padded).unwrap_or_default();
-            let units: Vec<u16> = bytes
-                .chunks(2)
-                .filter(|c| c.len() == 2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
-            out.push_str(&String::from_utf16_lossy(&units));
-        }
-        rest = tail.get(end + 1..).unwrap_or("");
-    }
-    out.push_str(rest);
     out
 }
