@@ -247,29 +247,37 @@ async fn send_id_first(s: &mut Session) -> Result<(), String> {
 
 /// A forwarded message is complete: learn what its answer needs.
 pub async fn forwarded(s: &mut Session, msg: &ClientMsg) -> Result<(), String> {
-    let kept = s.cf.kept().map(<[u8]>::to_vec);
-    learn(s, msg, kept)
+    // Borrowed, not copied: this runs for every forwarded command.
+    let Session {
+        cf, pending, hold, ..
+    } = s;
+    learn(pending, hold, msg, cf.kept());
+    Ok(())
 }
 
-fn learn(s: &mut Session, msg: &ClientMsg, kept: Option<Vec<u8>>) -> Result<(), String> {
-    let Some(p) = s.pending.iter_mut().rev().find(|p| p.tag == msg.tag) else {
-        return Ok(());
+fn learn(
+    pending: &mut std::collections::VecDeque<Pending>,
+    hold: &mut bool,
+    msg: &ClientMsg,
+    kept: Option<&[u8]>,
+) {
+    let Some(p) = pending.iter_mut().rev().find(|p| p.tag == msg.tag) else {
+        return;
     };
     match (&mut p.kind, kept) {
         (PendingKind::Login(user), Some(bytes)) => {
-            *user = auth::login_user(&bytes);
+            *user = auth::login_user(bytes);
             // Wait for the answer: what follows depends on who logged in.
-            s.hold = true;
+            *hold = true;
         }
-        (PendingKind::Login(_), None) => s.hold = true,
+        (PendingKind::Login(_), None) => *hold = true,
         // The client waits for Dovecot's `+` or its tagged answer.
-        (PendingKind::Authenticate { .. } | PendingKind::Idle { .. }, _) => s.hold = true,
+        (PendingKind::Authenticate { .. } | PendingKind::Idle { .. }, _) => *hold = true,
         (PendingKind::List(req), Some(bytes)) => {
-            *req = list::Request::parse(&bytes, msg.name == "LSUB").unwrap_or_default();
+            *req = list::Request::parse(bytes, msg.name == "LSUB").unwrap_or_default();
         }
         _ => {}
     }
-    Ok(())
 }
 
 /// A kept message is complete: the proxy answers it, or forwards it after all.
@@ -416,7 +424,8 @@ async fn forward_collected(s: &mut Session, msg: &ClientMsg, bytes: &[u8]) -> Re
     fwd.route = Route::Forward;
     let out = non_synchronising(bytes);
     s.send_up(out).await?;
-    learn(s, &fwd, Some(bytes.to_vec()))
+    learn(&mut s.pending, &mut s.hold, &fwd, Some(bytes));
+    Ok(())
 }
 
 /// Rewrites every `{N}` literal announcement of a complete message to `{N+}`.
