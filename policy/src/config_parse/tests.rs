@@ -677,3 +677,46 @@ fn milter_socket_as_smtpd_sees_it() {
         );
     }
 }
+
+#[test]
+fn imap_proxy_limits_have_defaults_and_bad_values_are_named_where_they_stand() {
+    let f = Fixture::new();
+    let head = "[imap_proxy]\nlisten_imaps = \"0.0.0.0:993\"\ncertificate = \"tls/imap.pem\"\nkey = \"tls/imap.key\"\n";
+    let c = f.parse(&format!("{BASE}\n{head}")).unwrap();
+    let l = c.imap_proxy.expect("imap_proxy").limits;
+    assert_eq!(l.max_line_length, 64 * 1024);
+    assert_eq!(l.max_literal_size, 100 * 1024 * 1024);
+    assert_eq!(l.max_connections_per_ip, 100);
+    assert_eq!(l.max_connections_per_login, 20);
+    assert_eq!(l.idle_timeout, std::time::Duration::from_secs(1800));
+    let c = f
+        .parse(&format!(
+            "{BASE}\n{head}max_literal_size = \"60MiB\"\nidle_timeout = \"31min\"\nmax_connections_per_ip = 5\n"
+        ))
+        .unwrap();
+    let l = c.imap_proxy.expect("imap_proxy").limits;
+    assert_eq!(l.max_literal_size, 60 << 20);
+    assert_eq!(l.idle_timeout, std::time::Duration::from_secs(31 * 60));
+    assert_eq!(l.max_connections_per_ip, 5);
+    for (line, key) in [
+        ("max_literal_size = \"lots\"", "imap_proxy.max_literal_size"),
+        ("max_line_length = 0", "imap_proxy.max_line_length"),
+        ("idle_timeout = \"soon\"", "imap_proxy.idle_timeout"),
+        (
+            "max_connections_per_login = -3",
+            "imap_proxy.max_connections_per_login",
+        ),
+        (
+            "backend_ca = \"tls/missing-ca.pem\"",
+            "imap_proxy.backend_ca",
+        ),
+    ] {
+        let text = format!("{BASE}\n{head}{line}\n");
+        let errs = errors(&f, &text);
+        assert!(
+            errs.iter()
+                .any(|e| e.key == key && e.line == line_of(&text, line)),
+            "{line}: {errs:#?}"
+        );
+    }
+}
