@@ -114,6 +114,14 @@ impl Framer {
             _ => None,
         };
         self.keep(&bytes);
+        // `{N}` ending a line inside a quoted string is no literal for Dovecot (the string is
+        // just unterminated and the command ends at the line break), so it is none here
+        // either: proxy and Dovecot must cut the stream at the same places.
+        let announced = literal.is_some();
+        let literal = literal.filter(|_| !crate::token::announcement_inside_quotes(&bytes));
+        if announced && literal.is_none() {
+            self.frag.skip_message();
+        }
         match literal {
             Some((len, _)) => {
                 // The literal is counted here; the line after it starts afresh.
@@ -254,6 +262,25 @@ mod tests {
             }
         ));
         assert!(matches!(&p[2], Piece::Line { first: true, .. }));
+    }
+
+    #[test]
+    fn an_announcement_inside_quotes_is_no_literal() {
+        let mut f = Framer::new(1000, 100);
+        f.push(b"a SELECT \"x {5}\r\nb NOOP\r\n");
+        let p = all(&mut f);
+        assert!(matches!(
+            &p[0],
+            Piece::Line {
+                first: true,
+                literal: None,
+                ..
+            }
+        ));
+        assert!(
+            matches!(&p[1], Piece::Line { first: true, .. }),
+            "b is a command"
+        );
     }
 
     #[test]

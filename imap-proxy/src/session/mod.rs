@@ -544,7 +544,6 @@ impl Session {
                     return Ok(());
                 }
                 self.client_msg = None;
-                let literal = self.as_dovecot_frames(&bytes, literal);
                 if let Some((len, sync)) = literal {
                     let name = crate::token::head(&bytes).map(|h| h.1).unwrap_or_default();
                     if let Some(why) = self.literal_refusal(len, &bytes, &name) {
@@ -559,7 +558,6 @@ impl Session {
                 first: false,
                 literal,
             } => {
-                let literal = self.as_dovecot_frames(&bytes, literal);
                 if let Some((len, sync)) = literal {
                     let (name, forwarded) = match &self.client_msg {
                         Some(m) => (m.name.clone(), m.route == Route::Forward),
@@ -581,21 +579,6 @@ impl Session {
             self.finish_message().await?;
         }
         Ok(())
-    }
-
-    /// A `{N}` that ends a line inside a quoted string is no literal for Dovecot (the string is
-    /// just unterminated and the command ends at the line break), so it is none for the proxy
-    /// either: both must always cut the stream at the same places.
-    fn as_dovecot_frames(
-        &mut self,
-        line: &[u8],
-        literal: Option<(u32, bool)>,
-    ) -> Option<(u32, bool)> {
-        if literal.is_some() && crate::token::announcement_inside_quotes(line) {
-            self.cf.refuse_literal();
-            return None;
-        }
-        literal
     }
 
     /// Lines that are not commands: the client's SASL responses while AUTHENTICATE runs, the
