@@ -88,6 +88,9 @@ pub struct CityOptions {
     /// is added to its `[imap_proxy]` section.
     pub imap_proxy: bool,
     pub proxy_toml: String,
+    /// Dovecot also listens for implicit TLS ([`City::dovecot_imaps_port`]) with the same
+    /// certificate as the proxy, so a client can reach either the way clerks do.
+    pub dovecot_tls: bool,
     /// The milter listens on TCP 127.0.0.1 instead of its default unix socket (for a test that
     /// puts a TCP tap between Postfix and the milter).
     pub milter_tcp: bool,
@@ -111,6 +114,7 @@ impl Default for CityOptions {
             dovecot_users: Vec::new(),
             imap_proxy: false,
             proxy_toml: String::new(),
+            dovecot_tls: false,
             simulator: true,
             provider_sends: false,
             provider_known_recipients: Vec::new(),
@@ -198,26 +202,31 @@ impl City {
             milter: &milter_addr,
             inbound_port,
         };
+        // The city's IMAP certificate: the proxy's, and Dovecot's when it speaks TLS itself.
+        let imap_cert = (opts.imap_proxy || opts.dovecot_tls).then(|| {
+            pki.issue(
+                "imap",
+                "localhost",
+                &["localhost", "127.0.0.1"],
+                CertUsage::Server,
+            )
+            .unwrap_or_else(|e| panic!("City: IMAP certificate: {e}"))
+        });
         let dovecot = (!opts.dovecot_users.is_empty()).then(|| {
             let users: Vec<(&str, &str)> = opts
                 .dovecot_users
                 .iter()
                 .map(|(u, p)| (u.as_str(), p.as_str()))
                 .collect();
-            Dovecot::start(&users)
+            match (&imap_cert, opts.dovecot_tls) {
+                (Some(cert), true) => Dovecot::start_with_tls(&users, &cert.cert, &cert.key),
+                _ => Dovecot::start(&users),
+            }
         });
         let mut extra = opts.extra_toml.clone();
-        let proxy_ports = match (&dovecot, opts.imap_proxy) {
-            (Some(dc), true) => {
+        let proxy_ports = match (&dovecot, &imap_cert, opts.imap_proxy) {
+            (Some(dc), Some(cert), true) => {
                 let ports = ProxyPorts::new(dc.imap_port);
-                let cert = pki
-                    .issue(
-                        "imap",
-                        "localhost",
-                        &["localhost", "127.0.0.1"],
-                        CertUsage::Server,
-                    )
-                    .unwrap_or_else(|e| panic!("City: IMAP certificate: {e}"));
                 extra.push_str(&proxy_section(
                     &ports,
                     &cert.cert,
@@ -227,7 +236,7 @@ impl City {
                 ));
                 Some(ports)
             }
-            (None, true) => panic!("City: the IMAP proxy needs Dovecot (dovecot_users)"),
+            (None, _, true) => panic!("City: the IMAP proxy needs Dovecot (dovecot_users)"),
             _ => None,
         };
         if opts.provider_sends {
@@ -370,6 +379,11 @@ impl City {
     /// Dovecot's IMAP port, when the city has Dovecot.
     pub fn imap_port(&self) -> Option<u16> {
         self.dovecot.as_ref().map(|d| d.imap_port)
+    }
+
+    /// Dovecot's own implicit TLS port (with `dovecot_tls`).
+    pub fn dovecot_imaps_port(&self) -> Option<u16> {
+        self.dovecot.as_ref().and_then(|d| d.imaps_port)
     }
 
     /// The city's demail.toml.

@@ -18,6 +18,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Dovecot {
     pub imap_port: u16,
     pub lmtp_port: u16,
+    /// Implicit TLS (IMAPS) listener, when started with [`Dovecot::start_with_tls`].
+    pub imaps_port: Option<u16>,
     /// Root of this instance: dovecot.conf, users, dovecot.log, mail/, run/, state/.
     pub dir: PathBuf,
     pid: Option<i32>,
@@ -28,6 +30,16 @@ impl Dovecot {
     /// Starts Dovecot with these `(login, password)` users and waits until IMAP and LMTP
     /// answer.
     pub fn start(users: &[(&str, &str)]) -> Dovecot {
+        Self::start_inner(users, None)
+    }
+
+    /// As [`Dovecot::start`], plus an implicit TLS listener ([`Dovecot::imaps_port`]) with this
+    /// PEM certificate and key, as a city's clients reach Dovecot when there is no proxy.
+    pub fn start_with_tls(users: &[(&str, &str)], cert: &Path, key: &Path) -> Dovecot {
+        Self::start_inner(users, Some((cert, key)))
+    }
+
+    fn start_inner(users: &[(&str, &str)], tls: Option<(&Path, &Path)>) -> Dovecot {
         // The login, auth and mail processes run as other users and must reach their files.
         let tmp = instance_dir("e2e-dovecot-");
         let dir = tmp.path().to_path_buf();
@@ -46,12 +58,14 @@ impl Dovecot {
 
         let imap_port = free_port();
         let lmtp_port = free_port();
+        let imaps_port = tls.map(|_| free_port());
         let conf = dir.join("dovecot.conf");
-        write(&conf, config(&dir, imap_port, lmtp_port));
+        write(&conf, config(&dir, imap_port, lmtp_port, imaps_port, tls));
 
         let mut dc = Dovecot {
             imap_port,
             lmtp_port,
+            imaps_port,
             dir,
             pid: None,
             _tmp: tmp,
@@ -70,6 +84,12 @@ impl Dovecot {
         for (port, what, prefix) in [(imap_port, "IMAP", "* OK"), (lmtp_port, "LMTP", "220 ")] {
             if let Err(e) = wait_for_greeting(port, prefix, START_TIMEOUT) {
                 panic!("Dovecot {what}: {e}");
+            }
+        }
+        if let Some(port) = imaps_port {
+            // A TLS listener greets only after the handshake; that it accepts is enough here.
+            if let Err(e) = crate::net::wait_for_port(port, START_TIMEOUT) {
+                panic!("Dovecot IMAPS: {e}");
             }
         }
         // The pid file may appear only after the listeners are set up.
@@ -120,8 +140,27 @@ impl Drop for Dovecot {
     }
 }
 
-fn config(dir: &Path, imap_port: u16, lmtp_port: u16) -> String {
+fn config(
+    dir: &Path,
+    imap_port: u16,
+    lmtp_port: u16,
+    imaps_port: Option<u16>,
+    tls: Option<(&Path, &Path)>,
+) -> String {
     let d = dir.display();
+    let ssl = match tls {
+        None => "ssl = no".to_string(),
+        Some((cert, key)) => format!(
+            "ssl = yes\nssl_cert = <{}\nssl_key = <{}",
+            cert.display(),
+            key.display()
+        ),
+    };
+    // Port 0 turns the listener off.
+    let imaps = match imaps_port {
+        None => "port = 0".to_string(),
+        Some(port) => format!("address = 127.0.0.1\n    port = {port}\n    ssl = yes"),
+    };
     // instance_name differs per instance so that `ps` and doveadm can tell them apart.
     format!(
         r#"# e2e test instance (generated)
@@ -132,7 +171,7 @@ protocols = imap lmtp
 listen = 127.0.0.1
 log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 # The IMAP proxy on loopback forwards the client's address in its ID (x-originating-ip).
 login_trusted_networks = 127.0.0.0/8
@@ -158,7 +197,7 @@ service imap-login {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps}
   }}
 }}
 service lmtp {{
