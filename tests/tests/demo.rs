@@ -18,6 +18,8 @@ fn demo_plays_the_whole_story() {
         "ok: status retrieved",
         "ok: it arrives in Dovecot with the provider's fields renamed X-Untrusted-...",
         "ok: nothing counted: still retrieved, still three confirmations",
+        "ok: the poststelle sees it tagged [De-Mail absenderbestätigt] (provider seal verified)",
+        "ok: tagged [QES gültig]: the signature verified against the trusted list (TOTAL_PASSED, QESig)",
         "ok: status shows the De-Mail to the citizen as retrieved",
         "ok: demailctl evidence verify: the hash chain is intact",
     ] {

@@ -133,16 +133,11 @@ fn sighup_applies_the_new_policy_to_the_next_message_and_refuses_a_broken_one() 
 
     let refused = transaction(&mut open, CLERK, "nach dem Neuladen");
     assert_eq!(
-        refused.0.code,
-        550,
+        refused.0.code, 550,
         "the next message follows the new policy: the clerk is refused at RCPT: {:?}",
         refused.0
     );
-    assert!(
-        refused.0.text().contains("5.7.1"),
-        "{}",
-        refused.0.text()
-    );
+    assert!(refused.0.text().contains("5.7.1"), "{}", refused.0.text());
     let taken = transaction(&mut open, KOLLEGIN, "Kollegin nach dem Neuladen");
     assert!(accepted(&taken), "the colleague may send now: {taken:?}");
 
@@ -167,7 +162,9 @@ fn sighup_applies_the_new_policy_to_the_next_message_and_refuses_a_broken_one() 
     assert!(accepted(&still_taken), "{still_taken:?}");
 
     // The session that was open all along still works, and nothing of the stream was lost.
-    let quit = open.command("QUIT").expect("QUIT on the session open across the reloads");
+    let quit = open
+        .command("QUIT")
+        .expect("QUIT on the session open across the reloads");
     assert_eq!(quit.code, 221, "{quit}");
     let streamed = stream.join().expect("stream thread");
     let lost: Vec<_> = streamed
@@ -180,7 +177,11 @@ fn sighup_applies_the_new_policy_to_the_next_message_and_refuses_a_broken_one() 
     let sent = 1 + STREAM + 2;
     let sim = city.simulator().expect("simulator");
     let got = sim.wait_for(sent, WAIT);
-    assert_eq!(got.len(), sent, "the provider received every accepted De-Mail");
+    assert_eq!(
+        got.len(),
+        sent,
+        "the provider received every accepted De-Mail"
+    );
     let subs = city.submissions();
     assert_eq!(subs.len(), sent, "one evidence record per accepted De-Mail");
     assert_eq!(
@@ -189,7 +190,8 @@ fn sighup_applies_the_new_policy_to_the_next_message_and_refuses_a_broken_one() 
         "every mail of the stream is recorded"
     );
     assert!(
-        subs.iter().all(|s| s.clerk != CLERK || s.subject == "vor dem Neuladen"),
+        subs.iter()
+            .all(|s| s.clerk != CLERK || s.subject == "vor dem Neuladen"),
         "nothing of the clerk's after the reload"
     );
 }

@@ -4,8 +4,10 @@
 //! provider simulator (both ways); then the story: a clerk sends a De-Mail with
 //! `[Abholbestätigung]`, the provider dispatches and delivers it (Versand- and
 //! Eingangsbestätigung arrive, verified and kept as evidence), the recipient logs in
-//! (Abholbestätigung), a forged confirmation from the Internet is refused and neutralised, an
-//! intern who may not send De-Mail is refused, ordinary mail still reaches the mailbox. It
+//! (Abholbestätigung), a forged confirmation from the Internet is refused and neutralised, a
+//! citizen's absenderbestätigte De-Mail arrives tagged, a Widerspruch with a qualified electronic
+//! signature reaches the poststelle tagged `[QES gültig]`, an intern who may not send De-Mail is
+//! refused, ordinary mail still reaches the mailbox. It
 //! prints what the provider received, the per-recipient status table and where the evidence
 //! is, then runs until Ctrl-C.
 //! `--once` plays the story, checks it and exits (non-zero if anything did not happen).
@@ -18,7 +20,7 @@ use demail_e2e::city::{ACCOUNT, CITIZEN, CLERK, City, CityOptions, INTERN, POSTS
 use demail_e2e::message::field_values;
 use demail_e2e::{ImapClient, imaplib_fetch_all, swaks};
 use demail_evidence::Status;
-use demail_provider_sim::{ConfirmationKind, Forge, Target, Transport};
+use demail_provider_sim::{ConfirmationKind, Forge, InboundSpec, Target, Transport};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -27,6 +29,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 const WAIT: Duration = Duration::from_secs(60);
+/// The citizen's own (non-De-Mail) address, which her qualified signature is for.
+const CITIZEN_QES: &str = "erika.mustermann@example.org";
 
 fn main() {
     let mut once = false;
@@ -87,8 +91,26 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
         dir,
         provider_sends: true,
         imap_proxy: true,
+        // Started below, once the poststelle is configured.
+        milter: false,
         ..CityOptions::default()
     });
+    let mut city = city;
+    // Signed mail to the poststelle gets its signatures checked: `[inbound] poststelle`, which
+    // the harness does not write.
+    let path = city.config_path().to_path_buf();
+    let toml = std::fs::read_to_string(&path).expect("demail.toml");
+    std::fs::write(
+        &path,
+        toml.replacen(
+            "[inbound]\n",
+            &format!("[inbound]\npoststelle = [\"{POSTSTELLE}\"]\n"),
+            1,
+        ),
+    )
+    .expect("demail.toml");
+    city.start_milter();
+    let city = city;
     println!("    directory      {}", city.dir().display());
     println!("    configuration  {}", city.config_path().display());
     println!("    Postfix smtpd  {}", city.smtp_server());
@@ -175,6 +197,7 @@ fn play(once: bool, dir: Option<PathBuf>) -> Vec<String> {
     if let Some(id) = &private_id {
         provider_story(&city, id, &mut check);
     }
+    citizen_story(&city, &mut check);
 
     step(&format!(
         "Intern {INTERN} may not send De-Mail: refused at RCPT, nothing recorded"
@@ -447,6 +470,128 @@ fn provider_story(city: &City, id: &str, check: &mut impl FnMut(bool, &str)) {
         st == Some(Status::Retrieved) && trusted == Some(3),
         "nothing counted: still retrieved, still three confirmations",
     );
+}
+
+/// The citizen's half: an absenderbestätigte De-Mail through the provider, and a Widerspruch
+/// with a qualified electronic signature as ordinary mail to the poststelle.
+fn citizen_story(city: &City, check: &mut impl FnMut(bool, &str)) {
+    step(&format!(
+        "{CITIZEN} sends an absenderbestätigte De-Mail to {ACCOUNT} (through the provider)"
+    ));
+    let Some(sim) = city.simulator() else {
+        check(false, "the simulator runs");
+        return;
+    };
+    let mut spec = InboundSpec::new(
+        CITIZEN,
+        ACCOUNT,
+        "Antrag auf Akteneinsicht",
+        "Sehr geehrte Damen und Herren,\r\nich beantrage Akteneinsicht.\r\n",
+    );
+    spec.authoritative = true;
+    match sim.inject(&spec) {
+        Ok(o) => check(o.delivered(), "the provider delivered it to demail-in"),
+        Err(e) => check(false, &format!("inject: {e}")),
+    }
+    let Some(imap) = city.imap_port() else {
+        return;
+    };
+    let got = wait_for_mail(imap, |m| subject_of(m).contains("Akteneinsicht"));
+    let subject = got.as_deref().map(subject_of).unwrap_or_default();
+    println!("    Subject: {subject}");
+    check(
+        subject == "[De-Mail absenderbestätigt] Antrag auf Akteneinsicht",
+        "the poststelle sees it tagged [De-Mail absenderbestätigt] (provider seal verified)",
+    );
+
+    step(&format!(
+        "A Widerspruch with a qualified electronic signature (S/MIME) reaches {POSTSTELLE} as ordinary mail"
+    ));
+    match qes_widerspruch(city) {
+        Ok(mail) => {
+            let out = swaks_data(city, &mail);
+            check(out, "Postfix accepted the signed mail");
+            let got = wait_for_mail(imap, |m| subject_of(m).contains("Widerspruch"));
+            let subject = got.as_deref().map(subject_of).unwrap_or_default();
+            println!("    Subject: {subject}");
+            if let Some(m) = &got {
+                for v in field_values(m, "X-QES-Validation") {
+                    println!("    X-QES-Validation: {v}");
+                }
+            }
+            check(
+                subject.starts_with("[QES gültig] Widerspruch"),
+                "tagged [QES gültig]: the signature verified against the trusted list (TOTAL_PASSED, QESig)",
+            );
+        }
+        Err(e) => check(false, &format!("signing the Widerspruch: {e}")),
+    }
+}
+
+/// The decoded Subject of a message, as a mail client shows it.
+fn subject_of(m: &[u8]) -> String {
+    field_values(m, "Subject")
+        .first()
+        .map(|s| demail_policy::decode_encoded_words(s))
+        .unwrap_or_default()
+}
+
+/// A multipart/signed Widerspruch from [`CITIZEN_QES`], signed with `openssl smime` by a test
+/// qualified certificate of the CA the city's test trusted list names.
+fn qes_widerspruch(city: &City) -> Result<Vec<u8>, String> {
+    let cert = city
+        .pki()
+        .issue_qualified("buergerin-qes", "Erika Mustermann")
+        .map_err(|e| e.to_string())?;
+    let content = city.dir().join("widerspruch.txt");
+    std::fs::write(
+        &content,
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nHiermit lege ich Widerspruch gegen den Bescheid ein.\r\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let out = std::process::Command::new("openssl")
+        .args(["smime", "-sign", "-md", "sha256", "-in"])
+        .arg(&content)
+        .arg("-signer")
+        .arg(&cert.cert)
+        .arg("-inkey")
+        .arg(&cert.key)
+        .args(["-from", CITIZEN_QES, "-to", POSTSTELLE])
+        .args(["-subject", "Widerspruch gegen den Bescheid"])
+        .output()
+        .map_err(|e| format!("openssl: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let date = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc2822)
+        .map_err(|e| e.to_string())?;
+    // openssl writes LF in places; one line ending for the whole message, as a client sends it.
+    let signed = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    Ok(
+        format!("Date: {date}\nMessage-ID: <widerspruch-1@example.org>\n{signed}")
+            .replace('\n', "\r\n")
+            .into_bytes(),
+    )
+}
+
+/// Sends `mail` as it is from [`CITIZEN_QES`] to the poststelle through the public smtpd.
+fn swaks_data(city: &City, mail: &[u8]) -> bool {
+    let file = city.dir().join("widerspruch.eml");
+    if std::fs::write(&file, mail).is_err() {
+        return false;
+    }
+    let out = swaks(&[
+        "--server",
+        &city.smtp_server(),
+        "--from",
+        CITIZEN_QES,
+        "--to",
+        POSTSTELLE,
+        "--data",
+        &file.to_string_lossy(),
+    ]);
+    out.status.success()
 }
 
 /// Every folder the login sees through the proxy, with its message count (`None`: not
