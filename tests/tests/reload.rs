@@ -1,6 +1,7 @@
 //! SIGHUP during a stream of mail (issue 10): the next message follows the new policy, the SMTP
 //! session that was open across the reload goes on (so does Postfix's milter connection for
 //! it), no mail is lost; a broken configuration on SIGHUP is refused and the old policy stays.
+//! The same for the IMAP proxy: open sessions go on and see the new visibility at once.
 //!
 //! Build the binaries first: `cargo build --workspace --bins`.
 
@@ -8,7 +9,8 @@ use std::thread;
 use std::time::Duration;
 
 use demail_e2e::city::{ACCOUNT, CITIZEN, CLERK, POSTSTELLE, TENANT};
-use demail_e2e::{City, CityOptions, SmtpClient, SmtpReply, dot_stuff, wait_until};
+use demail_e2e::proxy_city::{self, CLERK2, DISPATCH_FOLDER, PW};
+use demail_e2e::{City, CityOptions, ImapClient, SmtpClient, SmtpReply, dot_stuff, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// Sends as the second account all along; its policy never changes.
@@ -194,4 +196,83 @@ fn sighup_applies_the_new_policy_to_the_next_message_and_refuses_a_broken_one() 
             .all(|s| s.clerk != CLERK || s.subject == "vor dem Neuladen"),
         "nothing of the clerk's after the reload"
     );
+}
+
+/// Messages in `folder` as the session sees it now (STATUS).
+fn messages(c: &mut ImapClient, folder: &str) -> Option<u64> {
+    c.run(&format!("STATUS \"{folder}\" (MESSAGES)"))
+        .iter()
+        .find_map(|l| l.split("MESSAGES ").nth(1))
+        .and_then(|n| n.trim_end_matches([')', '\r', '\n']).parse().ok())
+}
+
+fn proxy_login(city: &City, user: &str) -> ImapClient {
+    let port = city.proxy().expect("proxy").ports.imaps;
+    let mut c = ImapClient::tls(port, &city.pki().ca_cert);
+    let r = c.run(&format!("LOGIN \"{user}\" \"{PW}\""));
+    assert!(r.last().is_some_and(|l| l.contains(" OK")), "{user}: {r:?}");
+    c
+}
+
+#[test]
+fn sighup_changes_what_open_proxy_sessions_see_and_a_broken_file_changes_nothing() {
+    let city = proxy_city::start("");
+    let id = proxy_city::send_demail(&city, CLERK, "buerger@example.de-mail.de", "Bescheid");
+    proxy_city::wait_confirmations(&city, &id, 2);
+
+    // Both sessions stay open across the reloads.
+    let mut poststelle = proxy_login(&city, POSTSTELLE);
+    let mut bauamt = proxy_login(&city, CLERK2);
+    assert_eq!(messages(&mut poststelle, DISPATCH_FOLDER), Some(1));
+    assert_eq!(messages(&mut bauamt, DISPATCH_FOLDER), Some(0));
+
+    // The account's evidence moves from the poststelle to the Bauamt.
+    let config = city.config_path().to_path_buf();
+    let original = std::fs::read_to_string(&config).expect("demail.toml");
+    let changed = original.replacen(
+        &format!("visible_to = [\"{POSTSTELLE}\"]"),
+        &format!("visible_to = [\"{CLERK2}\"]"),
+        1,
+    );
+    assert_ne!(changed, original, "the test's edit applies");
+    std::fs::write(&config, &changed).expect("write demail.toml");
+    let proxy = city.proxy().expect("proxy");
+    proxy.reload();
+    wait_until(WAIT, "the proxy reloaded its configuration", || {
+        proxy
+            .log_text()
+            .contains("configuration reloaded")
+            .then_some(())
+    });
+    let noop = poststelle.run("NOOP");
+    assert!(
+        noop.last().is_some_and(|l| l.contains(" OK")),
+        "the open session goes on: {noop:?}"
+    );
+    assert_eq!(messages(&mut poststelle, DISPATCH_FOLDER), Some(0));
+    assert_eq!(messages(&mut bauamt, DISPATCH_FOLDER), Some(1));
+
+    // A broken file is refused, with its place; nobody's view changes.
+    std::fs::write(
+        &config,
+        changed.replace("public_body = true", "public_body = 3"),
+    )
+    .expect("write demail.toml");
+    proxy.reload();
+    let log = wait_until(WAIT, "the proxy refused the broken configuration", || {
+        let log = proxy.log_text();
+        log.contains("reload refused").then_some(log)
+    });
+    assert!(
+        log.contains("public_body"),
+        "the refusal names the key:\n{log}"
+    );
+    assert_eq!(messages(&mut poststelle, DISPATCH_FOLDER), Some(0));
+    assert_eq!(messages(&mut bauamt, DISPATCH_FOLDER), Some(1));
+    let mut fresh = proxy_login(&city, CLERK2);
+    assert_eq!(messages(&mut fresh, DISPATCH_FOLDER), Some(1));
+    for c in [&mut poststelle, &mut bauamt, &mut fresh] {
+        let r = c.run("LOGOUT");
+        assert!(r.last().is_some_and(|l| l.contains(" OK")), "{r:?}");
+    }
 }
