@@ -450,6 +450,10 @@ impl City {
         self.proxy.insert(p)
     }
 
+    pub fn dovecot_mut(&mut self) -> Option<&mut Dovecot> {
+        self.dovecot.as_mut()
+    }
+
     pub fn dovecot(&self) -> Option<&Dovecot> {
         self.dovecot.as_ref()
     }
@@ -542,14 +546,15 @@ impl City {
         if !self.evidence_database.exists() {
             return None;
         }
-        let store = Store::open_read_only(&self.evidence_database, &self.evidence_blobs)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "City: evidence store {}: {e}",
-                    self.evidence_database.display()
-                )
-            });
-        Some(store)
+        match Store::open_read_only(&self.evidence_database, &self.evidence_blobs) {
+            Ok(store) => Some(store),
+            // The milter has created the file but not yet its schema: not there yet.
+            Err(demail_evidence::Error::SchemaVersion { found: 0, .. }) => None,
+            Err(e) => panic!(
+                "City: evidence store {}: {e}",
+                self.evidence_database.display()
+            ),
+        }
     }
 
     /// Every recorded submission, newest first (none if the store does not exist yet).

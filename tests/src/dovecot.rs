@@ -75,28 +75,54 @@ impl Dovecot {
         if !check.status.success() {
             panic!("Dovecot: config rejected:\n{}", process::text(&check));
         }
+        dc.run();
+        dc
+    }
+
+    /// Starts the master process of this instance and waits until its listeners answer.
+    fn run(&mut self) {
+        let conf = self.dir.join("dovecot.conf");
+        let conf_s = conf.to_string_lossy().into_owned();
         let (ok, out) =
-            process::run_starter("dovecot", &["-c", &conf_s], &dc.dir.join("start.out"));
+            process::run_starter("dovecot", &["-c", &conf_s], &self.dir.join("start.out"));
         if !ok {
             panic!("Dovecot: start failed:\n{out}");
         }
-        dc.pid = read_pid(&dc.dir.join("run/master.pid"));
-        for (port, what, prefix) in [(imap_port, "IMAP", "* OK"), (lmtp_port, "LMTP", "220 ")] {
+        self.pid = read_pid(&self.dir.join("run/master.pid"));
+        for (port, what, prefix) in [
+            (self.imap_port, "IMAP", "* OK"),
+            (self.lmtp_port, "LMTP", "220 "),
+        ] {
             if let Err(e) = wait_for_greeting(port, prefix, START_TIMEOUT) {
                 panic!("Dovecot {what}: {e}");
             }
         }
-        if let Some(port) = imaps_port {
+        if let Some(port) = self.imaps_port {
             // A TLS listener greets only after the handshake; that it accepts is enough here.
             if let Err(e) = crate::net::wait_for_port(port, START_TIMEOUT) {
                 panic!("Dovecot IMAPS: {e}");
             }
         }
         // The pid file may appear only after the listeners are set up.
-        if dc.pid.is_none() {
-            dc.pid = read_pid(&dc.dir.join("run/master.pid"));
+        if self.pid.is_none() {
+            self.pid = read_pid(&self.dir.join("run/master.pid"));
         }
-        dc
+    }
+
+    /// Stops Dovecot (SIGTERM to the master: every session ends) and waits until it is gone.
+    pub fn stop(&mut self) {
+        let pid = self
+            .pid
+            .take()
+            .or_else(|| read_pid(&self.dir.join("run/master.pid")));
+        if let Some(pid) = pid {
+            terminate(pid, Duration::from_secs(10));
+        }
+    }
+
+    /// Starts it again after [`Dovecot::stop`], on the same ports with the same mail.
+    pub fn start_again(&mut self) {
+        self.run();
     }
 
     /// The raw message files of `user`'s INBOX (Maildir `new` and `cur`), oldest first.
