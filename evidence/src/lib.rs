@@ -18,6 +18,7 @@
 //! - Concurrency: see [`Store`]. Blob temp files are `flock`ed while written, so the blob
 //!   directory must be on a local file system.
 
+mod backup;
 mod berlin;
 mod blob;
 mod chain;
@@ -40,6 +41,7 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
+pub use backup::{BACKUP_FORMAT, BACKUP_VERSION, BackupSummary, RestoreSummary};
 pub use blob::{BlobWriter, PendingBlob};
 pub use chain::EventRecord;
 pub use confirmation::{Confirmation, ConfirmationKind, ConfirmationRecorded, NewConfirmation};
