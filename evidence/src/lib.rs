@@ -52,7 +52,10 @@ pub use group::{Barrier, GroupCommitter};
 pub use log::Event;
 pub use prune::{PruneOutcome, PruneRecord, PrunedBlob};
 pub use qes::{NewQesCheck, QesCheck, QesCheckRecorded};
-pub use status::{RecipientStatus, Status, deemed_served_deadline, german_time, project_status};
+pub use status::{
+    Outstanding, RecipientStatus, Status, deemed_served_deadline, german_time, outstanding,
+    project_status,
+};
 pub use store::{DEFAULT_BUSY_TIMEOUT, Store};
 pub use submission::{NewSubmission, Recorded, Submission};
 pub use verify::{ChainHead, ChainReport, Problem};
