@@ -497,6 +497,8 @@ pub(crate) fn restore(backup_file: &Path, database: &Path, blobs: &Path) -> Resu
     let report = {
         let conn = Connection::open(&db_stage)?;
         schema::configure(&conn, crate::DEFAULT_BUSY_TIMEOUT)?;
+        // The file is not ours until verified: no SQL functions from its schema.
+        conn.pragma_update(None, "trusted_schema", false)?;
         schema::check_identity(&conn, &db_stage)?;
         schema::migrate(&conn, &db_stage)?;
         verify::verify(&conn, &blobs_stage)?
