@@ -1,5 +1,6 @@
-//! `demailctl evidence verify|prune`.
+//! `demailctl evidence verify|prune|backup|restore`.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -20,6 +21,27 @@ pub enum EvidenceCommand {
         #[arg(long, hide = true)]
         now: Option<String>,
     },
+    /// Write a consistent backup of the whole store (database and blobs) into one file, while
+    /// the milter keeps recording.
+    Backup {
+        /// The backup file (a tar archive; written beside it first, then renamed).
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore a backup into an empty place (the configured [evidence] paths unless given);
+    /// every member and the whole chain are checked before anything is put in place.
+    Restore {
+        file: PathBuf,
+        /// Database to create (default: [evidence] database).
+        #[arg(long)]
+        database: Option<PathBuf>,
+        /// Blob directory to create (default: [evidence] blobs).
+        #[arg(long)]
+        blobs: Option<PathBuf>,
+    },
 }
 
 pub fn parse_now(now: Option<&str>) -> Result<OffsetDateTime, String> {
@@ -30,9 +52,66 @@ pub fn parse_now(now: Option<&str>) -> Result<OffsetDateTime, String> {
     }
 }
 
-pub fn run(store: &Store, cmd: EvidenceCommand, retention_years: u32) -> Result<ExitCode, String> {
+fn head_text(head: Option<demail_evidence::ChainHead>) -> String {
+    head.map(|h| format!("head event {} hash {}", h.event_id, h.hash))
+        .unwrap_or_else(|| "empty store".into())
+}
+
+/// Restore needs no store (and no configuration when both paths are given).
+pub fn run(cmd: EvidenceCommand, config: &Path) -> Result<ExitCode, String> {
+    if let EvidenceCommand::Restore {
+        file,
+        database,
+        blobs,
+    } = cmd
+    {
+        let (database, blobs) = match (database, blobs) {
+            (Some(d), Some(b)) => (d, b),
+            (d, b) => {
+                let ev = crate::load(config)?.evidence;
+                (d.unwrap_or(ev.database), b.unwrap_or(ev.blobs))
+            }
+        };
+        let r = Store::restore_from(&file, &database, &blobs).map_err(|e| e.to_string())?;
+        println!(
+            "restored {} into {} and {}: {} events, {} blobs, {} bytes; {}",
+            file.display(),
+            database.display(),
+            blobs.display(),
+            r.events,
+            r.blobs,
+            r.bytes,
+            head_text(r.head)
+        );
+        println!(
+            "The files belong to the user who ran this; give them to the milter's user (chown -R) before it starts."
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = crate::load(config)?;
+    let store = crate::report::open_store(&config)?;
+    run_on(&store, cmd, config.evidence.retention_years)
+}
+
+fn run_on(store: &Store, cmd: EvidenceCommand, retention_years: u32) -> Result<ExitCode, String> {
     match cmd {
         EvidenceCommand::Verify => verify(store),
+        EvidenceCommand::Restore { .. } => Err("restore opens no store".into()),
+        EvidenceCommand::Backup { out, force } => {
+            let started = std::time::Instant::now();
+            let b = store.backup_to(&out, force).map_err(|e| e.to_string())?;
+            println!(
+                "wrote {}: {} events, {} blobs ({} pruned, not included), {} bytes in {:.1} s; {}",
+                b.path.display(),
+                b.events,
+                b.blobs,
+                b.pruned_blobs,
+                b.bytes,
+                started.elapsed().as_secs_f64(),
+                head_text(b.head)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         EvidenceCommand::Prune { dry_run, now } => {
             let now = parse_now(now.as_deref())?;
             let o = store
@@ -76,10 +155,7 @@ pub fn run(store: &Store, cmd: EvidenceCommand, retention_years: u32) -> Result<
 
 fn verify(store: &Store) -> Result<ExitCode, String> {
     let r = store.verify_chain().map_err(|e| e.to_string())?;
-    let head = r
-        .head
-        .map(|h| format!("head event {} hash {}", h.event_id, h.hash))
-        .unwrap_or_else(|| "empty store".into());
+    let head = head_text(r.head);
     if r.is_intact() {
         println!(
             "OK: {} events, {} blobs verified, {} pruned blobs accepted; {head}",

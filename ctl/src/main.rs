@@ -1,5 +1,6 @@
 //! demailctl: the admin's command line for demail-gateway.
 
+mod csv;
 mod dovecot;
 mod evidence;
 mod export;
@@ -57,11 +58,21 @@ enum Command {
         /// or an age (90m, 12h, 7d).
         #[arg(long)]
         since: Option<String>,
-        /// At most this many messages.
+        /// At most this many messages (counted after --pending/--deemed-served).
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Only recipients for whom a confirmation asked for is still outstanding (not failed,
+        /// not deemed served).
+        #[arg(long, conflicts_with = "deemed_served")]
+        pending: bool,
+        /// Only recipients deemed served (Zustellfiktion, VwZG §5a (4)).
         #[arg(long)]
+        deemed_served: bool,
+        #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// One CSV row per recipient (RFC 4180, UTF-8 with BOM) for a spreadsheet.
+        #[arg(long)]
+        csv: bool,
         /// Evaluate deemed-served at this RFC 3339 time instead of now (for tests and audits).
         #[arg(long, hide = true)]
         now: Option<String>,
@@ -72,7 +83,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The evidence store: verify the hash chain, prune beyond the retention period.
+    /// The evidence store: verify the hash chain, prune beyond the retention period, back up
+    /// and restore.
     Evidence {
         #[command(subcommand)]
         command: evidence::EvidenceCommand,
@@ -106,7 +118,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<Config, String> {
+pub(crate) fn load(path: &std::path::Path) -> Result<Config, String> {
     Config::load(path).map_err(|e| {
         let n = e.errors.len();
         format!("{e}\n{n} error(s) in {}", path.display())
@@ -174,20 +186,33 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             tenant,
             since,
             limit,
+            pending,
+            deemed_served,
             json,
+            csv,
             now,
         } => {
             let config = load(&cli.config)?;
-            let since = since.as_deref().map(report::parse_since).transpose()?;
-            let now = evidence::parse_now(now.as_deref())?;
+            let q = report::StatusQuery {
+                tenant: tenant.as_deref(),
+                since: since.as_deref().map(report::parse_since).transpose()?,
+                limit,
+                only: match (pending, deemed_served) {
+                    (true, _) => report::Only::Pending,
+                    (_, true) => report::Only::DeemedServed,
+                    _ => report::Only::All,
+                },
+                format: match (json, csv) {
+                    (true, _) => report::Format::Json,
+                    (_, true) => report::Format::Csv,
+                    _ => report::Format::Table,
+                },
+                now: evidence::parse_now(now.as_deref())?,
+            };
             let store = report::open_store(&config)?;
-            report::status(&store, tenant.as_deref(), since, limit, json, now)?;
+            report::status(&store, &q)?;
         }
-        Command::Evidence { command } => {
-            let config = load(&cli.config)?;
-            let store = report::open_store(&config)?;
-            return evidence::run(&store, command, config.evidence.retention_years);
-        }
+        Command::Evidence { command } => return evidence::run(command, &cli.config),
         Command::Export { id, out } => {
             let config = load(&cli.config)?;
             let store = report::open_store(&config)?;

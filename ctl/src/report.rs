@@ -1,6 +1,8 @@
 //! `demailctl status` and `show`: read-only views of the evidence store.
 
-use demail_evidence::{RecipientStatus, Store, Submission};
+use demail_evidence::{RecipientStatus, Store, Submission, outstanding};
+
+use crate::csv;
 use demail_policy::Config;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -49,39 +51,100 @@ fn ts(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
-pub fn status(
+/// Which recipients `status` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Only {
+    All,
+    /// A confirmation asked for is still outstanding (the rule is the evidence crate's).
+    Pending,
+    /// Zustellfiktion reached (VwZG §5a (4), as the status projection evaluates it).
+    DeemedServed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+pub struct StatusQuery<'a> {
+    pub tenant: Option<&'a str>,
+    pub since: Option<OffsetDateTime>,
+    /// Messages shown (after `only`).
+    pub limit: usize,
+    pub only: Only,
+    pub format: Format,
+    pub now: OffsetDateTime,
+}
+
+fn selected(only: Only, s: &Submission, r: &RecipientStatus) -> bool {
+    match only {
+        Only::All => true,
+        Only::Pending => !outstanding(&s.options, r).is_empty(),
+        Only::DeemedServed => r.deemed_served,
+    }
+}
+
+/// Submissions, newest first, with the recipients `q.only` selects; messages without one are
+/// left out (so `limit` counts messages shown, not messages looked at).
+fn rows(
     store: &Store,
-    tenant: Option<&str>,
-    since: Option<OffsetDateTime>,
-    limit: usize,
-    json: bool,
-    now: OffsetDateTime,
-) -> Result<(), String> {
+    q: &StatusQuery<'_>,
+) -> Result<Vec<(Submission, Vec<RecipientStatus>)>, String> {
+    let look_at = if q.only == Only::All {
+        q.limit
+    } else {
+        usize::MAX
+    };
     let subs = store
-        .list(tenant, since, limit)
+        .list(q.tenant, q.since, look_at)
         .map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
-    for s in &subs {
-        let statuses = store
-            .recipient_status_at(&s.private_id, now)
+    for s in subs {
+        if rows.len() == q.limit {
+            break;
+        }
+        let mut statuses = store
+            .recipient_status_at(&s.private_id, q.now)
             .map_err(|e| e.to_string())?;
-        rows.push((s, statuses));
+        statuses.retain(|r| selected(q.only, &s, r));
+        if !statuses.is_empty() || q.only == Only::All {
+            rows.push((s, statuses));
+        }
     }
-    if json {
-        let v: Vec<_> = rows
-            .iter()
-            .map(|(s, st)| serde_json::json!({ "submission": s, "recipients": st }))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
-        );
-        return Ok(());
+    Ok(rows)
+}
+
+pub fn status(store: &Store, q: &StatusQuery<'_>) -> Result<(), String> {
+    let rows = rows(store, q)?;
+    match q.format {
+        Format::Json => {
+            let v: Vec<_> = rows
+                .iter()
+                .map(|(s, st)| serde_json::json!({ "submission": s, "recipients": st }))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+            );
+            return Ok(());
+        }
+        Format::Csv => {
+            let mut out = std::io::stdout().lock();
+            return csv::write_status(&mut out, &rows).map_err(|e| format!("stdout: {e}"));
+        }
+        Format::Table => {}
     }
     if rows.is_empty() {
+        let what = match q.only {
+            Only::All => "no De-Mail recorded",
+            Only::Pending => "no De-Mail pending",
+            Only::DeemedServed => "no De-Mail deemed served",
+        };
         println!(
-            "no De-Mail recorded{}",
-            tenant.map(|t| format!(" for {t}")).unwrap_or_default()
+            "{what}{}",
+            q.tenant.map(|t| format!(" for {t}")).unwrap_or_default()
         );
         return Ok(());
     }
@@ -89,16 +152,16 @@ pub fn status(
         "{:<20}  {:<44}  {:<28}  {:<13}  {:<20}  {:<25}  SUBJECT",
         "SUBMITTED", "PRIVATE-ID", "RECIPIENT", "STATUS", "SINCE", "DEEMED-SERVED-AT-END-OF"
     );
-    for (s, statuses) in rows {
+    for (s, statuses) in &rows {
         for r in statuses {
             println!(
                 "{:<20}  {:<44}  {:<28}  {:<13}  {:<20}  {:<25}  {}",
                 ts(s.time),
                 s.private_id,
                 r.recipient,
-                status_label(&r),
+                status_label(r),
                 ts(r.since),
-                deadline(&r),
+                deadline(r),
                 s.subject
             );
         }
@@ -107,7 +170,7 @@ pub fn status(
 }
 
 /// `deemed-served` replaces `dispatched` once the VwZG §5a (4) deadline has passed.
-fn status_label(r: &RecipientStatus) -> String {
+pub(crate) fn status_label(r: &RecipientStatus) -> String {
     if r.deemed_served {
         "deemed-served".into()
     } else {

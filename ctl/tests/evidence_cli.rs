@@ -46,12 +46,7 @@ fn env() -> Env {
 }
 
 fn ctl(e: &Env, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_demailctl"))
-        .arg("--config")
-        .arg(&e.config)
-        .args(args)
-        .output()
-        .unwrap()
+    ctl_with(&e.config, args)
 }
 
 fn text(o: &Output) -> String {
@@ -273,4 +268,224 @@ fn export_writes_an_archive_that_sha256sum_accepts() {
     );
     let missing = ctl(&e, &["export", "nope", "--out", out.to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(2));
+}
+
+/// A config like `e`'s with the store at `db` and `blobs`.
+fn config_for(e: &Env, name: &str, db: &Path, blobs: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(&e.config)
+        .unwrap()
+        .replace(&e.db.display().to_string(), &db.display().to_string())
+        .replace(&e.blobs.display().to_string(), &blobs.display().to_string());
+    let path = e.dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn ctl_with(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_demailctl"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The `hash H` after "head event N" in a line of demailctl's output.
+fn head_of(t: &str) -> String {
+    let at = t
+        .find("head event ")
+        .unwrap_or_else(|| panic!("no head in {t}"));
+    t[at..]
+        .split_whitespace()
+        .take(5)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn backup_then_restore_elsewhere_verifies_with_the_same_head() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = env();
+    prepare(&e);
+    let file = e.dir.path().join("evidence.backup");
+    let f = file.to_str().unwrap();
+    let b = ctl(&e, &["evidence", "backup", "--out", f]);
+    let t = text(&b);
+    assert!(b.status.success(), "{t}");
+    assert!(
+        t.contains("2 events, 4 blobs (0 pruned, not included)"),
+        "{t}"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & !0o640, 0, "mode {mode:o}");
+    let again = ctl(&e, &["evidence", "backup", "--out", f]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("exists already (--force replaces it)"),
+        "{}",
+        text(&again)
+    );
+    let forced = ctl(&e, &["evidence", "backup", "--out", f, "--force"]);
+    assert!(forced.status.success(), "{}", text(&forced));
+
+    // Into the configured paths of another machine's config.
+    let new_db = e.dir.path().join("new/evidence.sqlite");
+    let new_blobs = e.dir.path().join("new/blobs");
+    let other = config_for(&e, "other.toml", &new_db, &new_blobs);
+    let r = ctl_with(&other, &["evidence", "restore", f]);
+    assert!(r.status.success(), "{}", text(&r));
+    assert!(text(&r).contains("2 events, 4 blobs"), "{}", text(&r));
+    let v = ctl_with(&other, &["evidence", "verify"]);
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(
+        text(&v).starts_with("OK: 2 events, 4 blobs verified"),
+        "{}",
+        text(&v)
+    );
+    assert_eq!(head_of(&text(&v)), head_of(&text(&forced)));
+    let show = ctl_with(&other, &["show", "city-000001"]);
+    assert!(text(&show).contains("Bescheid"), "{}", text(&show));
+
+    // No silent overwrite of a store that is there.
+    let twice = ctl_with(&other, &["evidence", "restore", f]);
+    assert!(!twice.status.success());
+    assert!(
+        text(&twice).contains("exists already: restore only into an empty place"),
+        "{}",
+        text(&twice)
+    );
+
+    // A damaged backup names the member and leaves nothing.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 1024 - 512 - 1;
+    let member = (0..bytes.len() / 512)
+        .map(|i| i * 512)
+        .rev()
+        .find(|&o| o < at && bytes[o + 257..o + 262] == *b"ustar")
+        .unwrap();
+    let name = String::from_utf8_lossy(&bytes[member..member + 100])
+        .trim_end_matches('\0')
+        .to_string();
+    bytes[member + 512] ^= 0x20;
+    let bad = e.dir.path().join("bad.backup");
+    std::fs::write(&bad, &bytes).unwrap();
+    let x = e.dir.path().join("x");
+    let r = ctl(
+        &e,
+        &[
+            "evidence",
+            "restore",
+            bad.to_str().unwrap(),
+            "--database",
+            x.join("e.sqlite").to_str().unwrap(),
+            "--blobs",
+            x.join("blobs").to_str().unwrap(),
+        ],
+    );
+    assert!(!r.status.success());
+    let t = text(&r);
+    assert!(
+        t.contains(&format!("member {name}: content hashes to")),
+        "{t}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&x).unwrap().count(),
+        0,
+        "nothing restored"
+    );
+}
+
+/// `status --csv`, `--pending`, `--deemed-served` on a store whose content the test knows.
+#[test]
+fn status_csv_and_filters_follow_the_deadline() {
+    let e = env();
+    let (s1, _) = prepare(&e);
+    let store = Store::open(&e.db, &e.blobs).unwrap();
+    let msg = b"Subject: x\r\n\r\nx\r\n";
+    let hostile =
+        "=HYPERLINK(\"http://evil.example\";\"Bescheid\")\r\nGr\u{fc}\u{df}e, \"M\u{fc}ller\"";
+    let s2 = NewSubmission {
+        private_id: "city-000002".into(),
+        origin_key: Digest::of(b"origin2"),
+        subject: hostile.into(),
+        message_id: "<m2@city.example>".into(),
+        recipients: vec!["-c@example.de-mail.de".into()],
+        options: vec!["dispatch".into()],
+        content: store.put_blob(msg).unwrap(),
+        size: msg.len() as u64,
+        time: datetime!(2026-11-03 08:00 UTC),
+        ..s1.clone()
+    };
+    store.record_submission(&s2).unwrap();
+
+    let run = |args: &[&str]| {
+        let o = ctl(&e, args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let before = "2026-11-05T22:59:00Z";
+    let after = "2026-11-05T23:00:00Z";
+    let csv = run(&["status", "--csv", "--now", before]);
+    assert!(
+        csv.starts_with("\u{feff}\"private_id\",\"message_id\",\"tenant\""),
+        "{csv}"
+    );
+    let records: Vec<&str> = csv.split_terminator("\r\n\"").collect();
+    assert_eq!(records.len(), 3, "header and two recipients: {csv}");
+    // Newest first; the hostile subject stays one quoted field, its formula neutralised.
+    assert!(
+        records[1].contains(
+            "\"'=HYPERLINK(\"\"http://evil.example\"\";\"\"Bescheid\"\")\r\nGr\u{fc}\u{df}e, \"\"M\u{fc}ller\"\"\""
+        ),
+        "{csv}"
+    );
+    assert!(records[1].contains("\"'-c@example.de-mail.de\""), "{csv}");
+    assert!(
+        records[1].ends_with("\"submitted\",\"\",\"\",\"dispatch\""),
+        "{csv}"
+    );
+    // Dispatched 10:00 German time; the deadline is the end of Thursday, German time.
+    assert!(
+        records[2].contains(
+            "\"2026-11-02 09:00:00\",\"dispatched\",\"2026-11-02 10:00:00\",\"2026-11-05 23:59:59\",\"retrieve\""
+        ),
+        "{csv}"
+    );
+    let pending = run(&["status", "--pending", "--now", before]);
+    assert!(
+        pending.contains("city-000001") && pending.contains("city-000002"),
+        "{pending}"
+    );
+    assert!(
+        run(&["status", "--deemed-served", "--now", before]).contains("no De-Mail deemed served")
+    );
+
+    let pending = run(&["status", "--pending", "--now", after]);
+    assert!(
+        !pending.contains("city-000001") && pending.contains("city-000002"),
+        "{pending}"
+    );
+    let served = run(&["status", "--deemed-served", "--csv", "--now", after]);
+    let rows: Vec<&str> = served.split_terminator("\r\n\"").collect();
+    assert_eq!(rows.len(), 2, "{served}");
+    assert!(rows[1].starts_with("city-000001\""), "{served}");
+    assert!(
+        rows[1].contains("\"deemed-served\",\"2026-11-02 10:00:00\",\"2026-11-05 23:59:59\",\"\""),
+        "{served}"
+    );
+    let json = run(&["status", "--deemed-served", "--json", "--now", after]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(v[0]["submission"]["private_id"], "city-000001");
+    let limited = run(&["status", "--pending", "--limit", "1", "--now", after]);
+    assert!(limited.contains("city-000002"), "{limited}");
+
+    for clash in [
+        &["status", "--json", "--csv"][..],
+        &["status", "--pending", "--deemed-served"][..],
+    ] {
+        let o = ctl(&e, clash);
+        assert!(!o.status.success());
+        assert!(text(&o).contains("cannot be used with"), "{}", text(&o));
+    }
 }

@@ -41,6 +41,10 @@ pub enum Error {
     #[error("evidence group committer stopped")]
     CommitterStopped,
 
+    /// A backup that cannot be written, or a backup file that is refused for restore.
+    #[error("{}: {reason}", path.display())]
+    Backup { path: PathBuf, reason: String },
+
     #[error("{}: not a demail evidence database ({reason})", path.display())]
     NotEvidenceDatabase { path: PathBuf, reason: String },
 
@@ -61,6 +65,15 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn backup(path: impl Into<PathBuf>, reason: impl Into<String>) -> Error {
+        Error::Backup {
+            path: path.into(),
+            reason: reason.into(),
         }
     }
 }

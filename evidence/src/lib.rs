@@ -18,6 +18,7 @@
 //! - Concurrency: see [`Store`]. Blob temp files are `flock`ed while written, so the blob
 //!   directory must be on a local file system.
 
+mod backup;
 mod berlin;
 mod blob;
 mod chain;
@@ -40,6 +41,7 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
+pub use backup::{BACKUP_FORMAT, BACKUP_VERSION, BackupSummary, RestoreSummary};
 pub use blob::{BlobWriter, PendingBlob};
 pub use chain::EventRecord;
 pub use confirmation::{Confirmation, ConfirmationKind, ConfirmationRecorded, NewConfirmation};
@@ -50,7 +52,10 @@ pub use group::{Barrier, GroupCommitter};
 pub use log::Event;
 pub use prune::{PruneOutcome, PruneRecord, PrunedBlob};
 pub use qes::{NewQesCheck, QesCheck, QesCheckRecorded};
-pub use status::{RecipientStatus, Status, deemed_served_deadline, german_time, project_status};
+pub use status::{
+    Outstanding, RecipientStatus, Status, deemed_served_deadline, german_time, outstanding,
+    project_status,
+};
 pub use store::{DEFAULT_BUSY_TIMEOUT, Store};
 pub use submission::{NewSubmission, Recorded, Submission};
 pub use verify::{ChainHead, ChainReport, Problem};

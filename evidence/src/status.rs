@@ -258,6 +258,36 @@ where
     fold.finish(now)
 }
 
+/// A confirmation the sender asked for that has not arrived (yet) for one recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outstanding {
+    Dispatch,
+    Receipt,
+    Retrieve,
+}
+
+/// What a recipient still lacks, by the options requested: a retrieval implies the receipt;
+/// the Versandbestätigung is its own document. Nothing once failed or deemed served (final).
+/// A recipient with anything outstanding is pending.
+pub fn outstanding(options: &[String], st: &RecipientStatus) -> Vec<Outstanding> {
+    let asked = |k: &str| options.iter().any(|o| o == k);
+    let mut out = Vec::new();
+    if st.status == Status::Failed || st.deemed_served {
+        return out;
+    }
+    if asked("dispatch") && st.dispatched.is_none() {
+        out.push(Outstanding::Dispatch);
+    }
+    if asked("receipt") && !matches!(st.status, Status::Received | Status::Retrieved) {
+        out.push(Outstanding::Receipt);
+    }
+    if asked("retrieve") && st.status != Status::Retrieved {
+        out.push(Outstanding::Retrieve);
+    }
+    out
+}
+
 /// The instant `t` in German civil time (CET/CEST), for dates shown to clerks.
 pub fn german_time(t: OffsetDateTime) -> OffsetDateTime {
     t.to_offset(berlin::offset_at(t))

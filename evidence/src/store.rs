@@ -352,6 +352,33 @@ impl Store {
         verify::verify(&self.conn, &self.blobs)
     }
 
+    /// Backs the whole store up into one ustar file at `out` while other connections keep
+    /// writing: an SQLite online backup in one read transaction, then every blob that snapshot
+    /// names, with a manifest (see the `backup` module). Written to a temp file beside `out`,
+    /// fsynced and renamed, mode 0640 or stricter; an existing `out` is replaced only with
+    /// `overwrite`.
+    pub fn backup_to(&self, out: &Path, overwrite: bool) -> Result<crate::BackupSummary> {
+        crate::backup::backup(
+            &self.conn,
+            &self.blobs,
+            out,
+            overwrite,
+            OffsetDateTime::now_utc(),
+        )
+    }
+
+    /// Restores a backup of [`Store::backup_to`] to `database` and `blobs`, which must not hold
+    /// a store. Every member is checked against the manifest and the chain is verified (as
+    /// [`Store::verify_chain`] does) in staging files beside the targets before anything is
+    /// put in place; on any error nothing is left behind.
+    pub fn restore_from(
+        backup: &Path,
+        database: &Path,
+        blobs: &Path,
+    ) -> Result<crate::RestoreSummary> {
+        crate::backup::restore(backup, database, blobs)
+    }
+
     /// Writes one tar archive with all evidence of `id` (private-id or Message-ID) and the
     /// chain proof; `None` if unknown. See the README inside the archive.
     pub fn export<W: std::io::Write>(

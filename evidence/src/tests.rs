@@ -6,13 +6,13 @@ use crate::chain::{self, event_hash};
 use crate::submission as sub;
 use crate::{Digest, NewSubmission, Problem, Store};
 
-fn store() -> (tempfile::TempDir, Store) {
+pub(crate) fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("e.sqlite"), &dir.path().join("blobs")).unwrap();
     (dir, store)
 }
 
-fn record(store: &Store, n: u32) -> NewSubmission {
+pub(crate) fn record(store: &Store, n: u32) -> NewSubmission {
     let body = format!("message {n}");
     let s = NewSubmission {
         private_id: format!("p{n}"),

@@ -38,7 +38,7 @@ pub struct ChainReport {
     pub problems_omitted: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ChainHead {
     pub event_id: i64,
     pub hash: Digest,

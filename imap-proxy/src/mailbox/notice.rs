@@ -50,48 +50,26 @@ impl Notice {
     }
 }
 
-/// What a recipient still lacks, by the options requested: a retrieval implies the receipt;
-/// the Versandbestätigung is its own document.
+/// The confirmations a recipient still lacks (the rule lives with the status projection).
+pub(crate) use demail_evidence::Outstanding as Missing;
+
 pub(crate) fn missing(options: &[String], st: &RecipientStatus) -> Vec<Missing> {
-    let asked = |k: &str| options.iter().any(|o| o == k);
-    let mut out = Vec::new();
-    if st.status == Status::Failed || st.deemed_served {
-        return out;
-    }
-    if asked("dispatch") && st.dispatched.is_none() {
-        out.push(Missing::Dispatch);
-    }
-    if asked("receipt") && !matches!(st.status, Status::Received | Status::Retrieved) {
-        out.push(Missing::Receipt);
-    }
-    if asked("retrieve") && st.status != Status::Retrieved {
-        out.push(Missing::Retrieve);
-    }
-    out
+    demail_evidence::outstanding(options, st)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Missing {
-    Dispatch,
-    Receipt,
-    Retrieve,
+fn german(m: Missing) -> &'static str {
+    match m {
+        Missing::Dispatch => "Versandbestätigung",
+        Missing::Receipt => "Eingangsbestätigung",
+        Missing::Retrieve => "Abholbestätigung",
+    }
 }
 
-impl Missing {
-    fn german(self) -> &'static str {
-        match self {
-            Missing::Dispatch => "Versandbestätigung",
-            Missing::Receipt => "Eingangsbestätigung",
-            Missing::Retrieve => "Abholbestätigung",
-        }
-    }
-
-    fn english(self) -> &'static str {
-        match self {
-            Missing::Dispatch => "dispatch confirmation (Versandbestätigung)",
-            Missing::Receipt => "receipt confirmation (Eingangsbestätigung)",
-            Missing::Retrieve => "retrieval confirmation (Abholbestätigung)",
-        }
+fn english(m: Missing) -> &'static str {
+    match m {
+        Missing::Dispatch => "dispatch confirmation (Versandbestätigung)",
+        Missing::Receipt => "receipt confirmation (Eingangsbestätigung)",
+        Missing::Retrieve => "retrieval confirmation (Abholbestätigung)",
     }
 }
 
@@ -199,7 +177,7 @@ fn text(kind: NoticeKind, s: &Submission, statuses: &[RecipientStatus]) -> Strin
             return if en { "none".into() } else { "keine".into() };
         }
         ms.iter()
-            .map(|m| if en { m.english() } else { m.german() })
+            .map(|&m| if en { english(m) } else { german(m) })
             .collect::<Vec<_>>()
             .join(", ")
     };
