@@ -1,5 +1,5 @@
 -- miltertest script: one outbound De-Mail through demail-milter, checked with an independent
--- milter client (OpenDKIM's miltertest). Run: miltertest -s outbound.lua -D port=N
+-- milter client (OpenDKIM's miltertest). Run: miltertest -s outbound.lua -D port=N (or socket=...)
 -- Debian's miltertest exits 1 without a word on a Lua error, so every failure prints first.
 
 local function fail(msg)
@@ -28,8 +28,11 @@ local function check(cond, what)
   if not cond then fail(what) end
 end
 
-if port == nil then fail("pass the milter port with -D port=N") end
-local socket = "inet:" .. port .. "@127.0.0.1"
+-- -D socket=unix:/PATH (the packaged milter, dev/test-package) or -D port=N (on 127.0.0.1).
+if socket == nil then
+  if port == nil then fail("pass the milter's -D socket=unix:/PATH or -D port=N") end
+  socket = "inet:" .. port .. "@127.0.0.1"
+end
 
 local conn = mt.connect(socket, 10, 0.2)
 if conn == nil then fail("cannot connect to " .. socket) end

@@ -8,6 +8,8 @@ use crate::config::{Account, SenderPattern, Tenant};
 use crate::options::{DeMailOption, Options};
 use crate::suggest::closest;
 
+const NO_TENANT: &str = "no [[tenant]] yet: add one per town with a [[tenant.account]] for each of \
+    its De-Mail accounts (see demail.toml(5)); until then nothing is taken as De-Mail";
 const TENANT_KEYS: &[&str] = &["name", "public_body", "internal_domains", "account"];
 const ACCOUNT_KEYS: &[&str] = &[
     "address",
@@ -31,7 +33,12 @@ pub(super) struct Seen {
 
 pub(super) fn tenants(ctx: &mut Ctx<'_>, root: &Section<'_>, seen: &mut Seen) -> Vec<Tenant> {
     let got = root.tables(ctx, "tenant");
-    let Some(list) = root.required(ctx, "tenant", got) else {
+    if matches!(got, Got::Absent) {
+        // The packaged file ships without one: say what to fill in, not only what is missing.
+        ctx.error(root.line, "tenant", NO_TENANT);
+        return Vec::new();
+    }
+    let Some(list) = got.found() else {
         return Vec::new();
     };
     if list.value.is_empty() {

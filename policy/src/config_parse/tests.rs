@@ -214,6 +214,13 @@ fn missing_sections() {
     let errs = errors(&f, &BASE[..tenants_at]);
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert_eq!(errs[0].key, "tenant");
+    // The packaged file has none: the message says what to add.
+    assert!(
+        errs[0]
+            .message
+            .starts_with("no [[tenant]] yet: add one per town"),
+        "{errs:#?}"
+    );
     let gateway_end = BASE.find("[inbound]").unwrap_or(0);
     let errs = errors(&f, &BASE[gateway_end..]);
     assert!(
