@@ -29,7 +29,7 @@ pub async fn bind_metrics(listen: &str, key: &str) -> io::Result<TcpListener> {
     let local = l.local_addr()?;
     if !local.ip().is_loopback() {
         warn!(
-            "{key} = {listen:?} is not a loopback address: the metrics (tenants' mail volumes, \
+            "{key} = {listen:?} is not a loopback address: the metrics (tenant names, mail volumes, \
              logins) are readable by anyone who reaches {local}; bind to 127.0.0.1 or filter it"
         );
     }
@@ -56,7 +56,7 @@ pub async fn serve_metrics(listener: TcpListener, metrics: Arc<dyn Render>) {
         let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
             let _slot = slot;
-            match tokio::time::timeout(DEADLINE, exchange(stream, &*metrics)).await {
+            match tokio::time::timeout(DEADLINE, exchange(stream, metrics)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => debug!(%peer, "metrics request: {e}"),
                 Err(_) => debug!(%peer, "metrics request: too slow, closed"),
@@ -65,7 +65,7 @@ pub async fn serve_metrics(listener: TcpListener, metrics: Arc<dyn Render>) {
     }
 }
 
-async fn exchange(mut stream: TcpStream, metrics: &dyn Render) -> io::Result<()> {
+async fn exchange(mut stream: TcpStream, metrics: Arc<dyn Render>) -> io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     let complete = loop {
@@ -82,7 +82,11 @@ async fn exchange(mut stream: TcpStream, metrics: &dyn Render) -> io::Result<()>
         head.extend_from_slice(&buf[..n]);
     };
     let (status, body) = if complete {
-        answer(&head, metrics)
+        // Rendering may read files (a projection of the evidence): off the runtime.
+        let head = head.clone();
+        tokio::task::spawn_blocking(move || answer(&head, &*metrics))
+            .await
+            .map_err(io::Error::other)?
     } else {
         ("431 Request Header Fields Too Large", String::new())
     };

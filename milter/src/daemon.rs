@@ -28,7 +28,8 @@ async fn serve(path: PathBuf, config: Config) -> std::io::Result<()> {
     let metrics = Arc::new(Metrics::default());
     if let Some(m) = &config.milter.metrics {
         let l = demail_daemon::bind_metrics(&m.listen, "[milter.metrics] listen").await?;
-        tokio::spawn(demail_daemon::serve_metrics(l, metrics.clone()));
+        let scrape = crate::deemed::Scrape::new(metrics.clone(), &config);
+        tokio::spawn(demail_daemon::serve_metrics(l, Arc::new(scrape)));
     }
     info!(
         listen = ?config.milter.listen,

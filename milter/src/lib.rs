@@ -23,6 +23,7 @@
 
 mod callbacks;
 mod daemon;
+mod deemed;
 mod error;
 mod header;
 mod inbound;

@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use demail_e2e::city::{CITIZEN, CLERK, POSTSTELLE};
+use demail_e2e::city::{CITIZEN, CLERK, POSTSTELLE, TENANT};
 use demail_e2e::proxy_city::{mail, send_demail, wait_confirmations};
 use demail_e2e::{City, CityOptions, ImapClient, free_port, wait_until};
 use demail_provider_sim::{ConfirmationKind, Forge};
@@ -224,6 +224,10 @@ fn scraped_counts_equal_what_was_sent() {
             ),
         ],
     );
+
+    // Just sent: none is deemed served before its third day.
+    let deemed = format!("demail_deemed_served_recipients{{tenant=\"{TENANT}\"}}");
+    assert_eq!(value(&m, &deemed), 0.0);
 
     let p = wait_until(WAIT, "both proxy sessions ended", || {
         let s = scrape(proxy_port);
