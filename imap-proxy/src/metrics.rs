@@ -28,6 +28,13 @@ pub enum Backend {
 
 const BACKEND_ERRORS: [&str; 3] = ["connect", "read", "closed"];
 
+/// Commands the proxy answers itself for a virtual folder, by name (`UID` folded in); the
+/// rest as `other`.
+const VIRTUAL_COMMANDS: [&str; 16] = [
+    "SELECT", "EXAMINE", "STATUS", "FETCH", "SEARCH", "STORE", "COPY", "MOVE", "NOOP", "CHECK",
+    "IDLE", "CLOSE", "UNSELECT", "EXPUNGE", "APPEND", "other",
+];
+
 #[derive(Default)]
 pub struct Metrics {
     sessions: Counter,
@@ -35,6 +42,7 @@ pub struct Metrics {
     refused: Counter,
     logins: [Counter; LOGINS.len()],
     backend_errors: [Counter; BACKEND_ERRORS.len()],
+    virtual_commands: [Counter; VIRTUAL_COMMANDS.len()],
 }
 
 impl Metrics {
@@ -56,6 +64,17 @@ impl Metrics {
 
     pub fn backend_error(&self, kind: Backend) {
         self.backend_errors[kind as usize].inc();
+    }
+
+    /// A command answered for a virtual folder (`name` as the client wrote it, upper case).
+    pub fn virtual_command(&self, name: &str) {
+        let name = name.strip_prefix("UID ").unwrap_or(name);
+        let last = VIRTUAL_COMMANDS.len() - 1;
+        let i = VIRTUAL_COMMANDS[..last]
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or(last);
+        self.virtual_commands[i].inc();
     }
 }
 
@@ -93,6 +112,15 @@ impl Render for Metrics {
         for (label, c) in BACKEND_ERRORS.iter().zip(&self.backend_errors) {
             out.sample(name, &[("kind", label)], c.get());
         }
+        let name = "demail_proxy_virtual_commands_total";
+        out.family(
+            name,
+            Type::Counter,
+            "Commands the proxy answered for the virtual De-Mail folders, by command.",
+        );
+        for (label, c) in VIRTUAL_COMMANDS.iter().zip(&self.virtual_commands) {
+            out.sample(name, &[("command", label)], c.get());
+        }
     }
 }
 
@@ -112,6 +140,9 @@ mod tests {
         m.login(Login::Failed);
         m.login(Login::Failed);
         m.backend_error(Backend::Closed);
+        m.virtual_command("UID FETCH");
+        m.virtual_command("FETCH");
+        m.virtual_command("GETQUOTAROOT");
         let mut out = Exposition::default();
         m.render(&mut out);
         let text = out.into_text();
@@ -123,6 +154,9 @@ mod tests {
             "demail_proxy_logins_total{outcome=\"refused\"} 0",
             "demail_proxy_backend_errors_total{kind=\"closed\"} 1",
             "demail_proxy_backend_errors_total{kind=\"connect\"} 0",
+            "demail_proxy_virtual_commands_total{command=\"FETCH\"} 2",
+            "demail_proxy_virtual_commands_total{command=\"other\"} 1",
+            "demail_proxy_virtual_commands_total{command=\"SELECT\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }

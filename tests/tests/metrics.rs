@@ -130,6 +130,11 @@ fn scraped_counts_equal_what_was_sent() {
     let mut ok = ImapClient::plain(proxy.ports.imap);
     let r = ok.run(&format!("LOGIN {CLERK} {PW}"));
     assert!(r.last().unwrap().contains("OK"), "{r:?}");
+    // Two commands the proxy answers itself: a virtual folder selected and fetched from.
+    let r = ok.run("SELECT \"De-Mail/Ausstehend\"");
+    assert!(r.last().unwrap().contains("OK"), "{r:?}");
+    let r = ok.run("UID FETCH 1:* (UID FLAGS)");
+    assert!(r.last().unwrap().contains("OK"), "{r:?}");
     ok.run("LOGOUT");
     let mut bad = ImapClient::plain(proxy.ports.imap);
     let r = bad.run(&format!("LOGIN {CLERK} wrong-password"));
@@ -241,6 +246,19 @@ fn scraped_counts_equal_what_was_sent() {
             ("demail_proxy_logins_total{outcome=\"failed\"}", 1.0),
             ("demail_proxy_logins_total{outcome=\"refused\"}", 0.0),
             ("demail_proxy_backend_errors_total{kind=\"connect\"}", 0.0),
+            (
+                "demail_proxy_virtual_commands_total{command=\"SELECT\"}",
+                1.0,
+            ),
+            (
+                "demail_proxy_virtual_commands_total{command=\"FETCH\"}",
+                1.0,
+            ),
+            // LOGOUT goes to Dovecot, also from a virtual folder.
+            (
+                "demail_proxy_virtual_commands_total{command=\"other\"}",
+                0.0,
+            ),
         ],
     );
 
