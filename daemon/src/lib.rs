@@ -118,7 +118,7 @@ pub fn reload(
             for line in errors.to_string().lines() {
                 error!("SIGHUP: {line}");
             }
-            error!("SIGHUP: configuration not reloaded, the running one stays");
+            error!("SIGHUP: reload refused, configuration not reloaded: the running one stays");
             return false;
         }
     };
@@ -132,7 +132,9 @@ pub fn reload(
             true
         }
         Err(e) => {
-            error!("SIGHUP: configuration not reloaded, the running one stays: {e}");
+            error!(
+                "SIGHUP: reload refused, configuration not reloaded: the running one stays: {e}"
+            );
             false
         }
     }

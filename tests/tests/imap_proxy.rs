@@ -96,7 +96,7 @@ fn sighup_keeps_the_listeners_and_refuses_a_broken_file() {
     )
     .unwrap();
     hup();
-    wait_log("SIGHUP: configuration not reloaded, the running one stays");
+    wait_log("SIGHUP: reload refused, configuration not reloaded: the running one stays");
     let log = proxy.log_text();
     assert!(log.contains(": imap_proxy.metrics.listen: "), "{log}");
     login();
