@@ -8,9 +8,11 @@
 //! command while one is selected (answered by the proxy from the evidence store).
 
 pub mod capability;
+mod daemon;
 mod folders;
 mod framing;
 pub mod mailbox;
+pub mod metrics;
 pub mod mutf7;
 pub mod net;
 pub mod render;
@@ -28,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+pub use daemon::daemon;
 pub use folders::Namespace;
 pub use mailbox::{MailboxError, Mailboxes};
 
@@ -67,6 +70,7 @@ pub struct Shared {
     tls: RwLock<Arc<SslAcceptor>>,
     mailboxes: Arc<Mailboxes>,
     counts: Mutex<Counts>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 #[derive(Default)]
@@ -88,42 +92,24 @@ impl Shared {
             tls: RwLock::new(Arc::new(tls)),
             mailboxes: Arc::new(mailboxes),
             counts: Mutex::new(Counts::default()),
+            metrics: Arc::default(),
         }))
     }
 
-    /// Takes a new configuration: the folders' visibility at once, everything else for sessions
-    /// that start from now on. Listeners, the state file and the evidence store keep their
-    /// values until a restart (said in the log).
+    /// What the metrics endpoint shows.
+    pub fn metrics(&self) -> Arc<metrics::Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Takes a new configuration: the folders' visibility and the certificate at once,
+    /// everything else for sessions that start from now on. What cannot change at run time
+    /// (listeners, the state file, the evidence store) the caller has put back to the running
+    /// values ([`demail_policy::reloadable`]).
     pub fn reload(&self, config: Arc<Config>) -> Result<(), ProxyError> {
         let settings = config
             .imap_proxy
             .as_ref()
             .ok_or(ProxyError::NotConfigured)?;
-        let old = self.config();
-        let old_settings = Self::settings(&old);
-        for (key, changed) in [
-            (
-                "imap_proxy.listen_imaps",
-                settings.listen_imaps != old_settings.listen_imaps,
-            ),
-            (
-                "imap_proxy.listen_imap",
-                settings.listen_imap != old_settings.listen_imap,
-            ),
-            ("imap_proxy.state", settings.state != old_settings.state),
-            (
-                "evidence.database",
-                config.evidence.database != old.evidence.database,
-            ),
-            (
-                "evidence.blobs",
-                config.evidence.blobs != old.evidence.blobs,
-            ),
-        ] {
-            if changed {
-                warn!("{key} changed: it takes effect only after a restart");
-            }
-        }
         let tls = net::acceptor(&settings.certificate, &settings.key)?;
         *self.tls.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(tls);
         self.mailboxes().reconfigure(config.clone());

@@ -16,7 +16,8 @@ use tracing::{Instrument, Span, error, info_span, warn};
 use crate::Shared;
 use crate::error::Error;
 use crate::header::Edit;
-use crate::session::Session;
+use crate::metrics::Outcome;
+use crate::session::{Finished, Session};
 use crate::verdict::{End, Verdict};
 
 /// The changes we make at end of message; a connection that cannot grant them is refused.
@@ -82,7 +83,9 @@ pub fn make(shared: Arc<Shared>) -> Callbacks<Session> {
                     .unwrap_or_default();
                 let sasl = macro_text(&cx.macros, c"{auth_authen}");
                 let qid = macro_text(&cx.macros, c"i");
-                stage(cx, |s| s.mail(&sender, sasl.as_deref(), qid.as_deref()))
+                stage(cx, true, |s| {
+                    s.mail(&sender, sasl.as_deref(), qid.as_deref())
+                })
             })
         })
         .on_rcpt(|cx, args| {
@@ -98,17 +101,20 @@ pub fn make(shared: Arc<Shared>) -> Callbacks<Session> {
                     mailer: mailer.as_deref(),
                     host: host.as_deref(),
                 };
-                stage(cx, |s| s.rcpt(&rcpt, resolved))
+                // A refused recipient is not the end of the message.
+                stage(cx, false, |s| s.rcpt(&rcpt, resolved))
             })
         })
-        .on_data(|cx| Box::pin(async move { stage(cx, Session::data) }))
+        .on_data(|cx| Box::pin(async move { stage(cx, true, Session::data) }))
         .on_header(|cx, name, value| {
-            Box::pin(async move { stage(cx, |s| s.header(name.as_bytes(), value.as_bytes())) })
+            Box::pin(
+                async move { stage(cx, true, |s| s.header(name.as_bytes(), value.as_bytes())) },
+            )
         })
-        .on_eoh(|cx| Box::pin(async move { stage(cx, Session::eoh) }))
+        .on_eoh(|cx| Box::pin(async move { stage(cx, true, Session::eoh) }))
         .on_body(|cx, chunk| {
             Box::pin(async move {
-                stage(cx, |s| {
+                stage(cx, true, |s| {
                     s.body(&chunk).unwrap_or_else(|e| {
                         error!("{e}; tempfail");
                         Verdict::Tempfail
@@ -174,11 +180,23 @@ fn negotiate(
     Status::Continue
 }
 
-/// Runs a synchronous session stage inside the message's log span.
-fn stage(cx: &mut Context<Session>, f: impl FnOnce(&mut Session) -> Verdict) -> Status {
+/// Runs a synchronous session stage inside the message's log span. A verdict that ends the
+/// message (`whole`: not a single recipient's) concludes it.
+fn stage(
+    cx: &mut Context<Session>,
+    whole: bool,
+    f: impl FnOnce(&mut Session) -> Verdict,
+) -> Status {
     let span = message_span(&cx.macros);
     let verdict = match cx.data.as_mut() {
-        Some(session) => span.in_scope(|| f(session)),
+        Some(session) => span.in_scope(|| {
+            let verdict = f(session);
+            if whole && let Some(outcome) = outcome(&verdict) {
+                let qid = macro_text(&cx.macros, c"i");
+                session.conclude(outcome, qid.as_deref(), None, None);
+            }
+            verdict
+        }),
         None => {
             span.in_scope(|| error!("no session (connect was not seen); tempfail"));
             Verdict::Tempfail
@@ -187,17 +205,31 @@ fn stage(cx: &mut Context<Session>, f: impl FnOnce(&mut Session) -> Verdict) -> 
     answer(&mut cx.reply, verdict)
 }
 
+/// How a verdict ends the message, if it does.
+fn outcome(verdict: &Verdict) -> Option<Outcome> {
+    match verdict {
+        Verdict::Continue | Verdict::Skip => None,
+        Verdict::Accept => Some(Outcome::Accepted),
+        Verdict::Discard => Some(Outcome::Discarded),
+        Verdict::Tempfail => Some(Outcome::Tempfailed),
+        Verdict::Reject(r) if r.code.starts_with('4') => Some(Outcome::Tempfailed),
+        Verdict::Reject(_) => Some(Outcome::Rejected),
+    }
+}
+
 async fn eom(cx: &mut EomContext<Session>) -> Status {
     let span = message_span(&cx.macros);
     // With smtpd's default delayed queue-file creation, `i` first arrives after MAIL.
     let queue_id = macro_text(&cx.macros, c"i");
+    let start = std::time::Instant::now();
+    let mut private_id = None;
     let result = async {
         let session = cx
             .data
             .as_mut()
             .ok_or(Error::State("no session at end of message"))?;
         // Accepted earlier (ordinary mail without anything to change) or aborted: nothing to do.
-        let Some(work) = session.finish(queue_id) else {
+        let Some(work) = session.finish(queue_id.clone()) else {
             return Ok(Verdict::Continue);
         };
         tokio::pin!(work);
@@ -205,7 +237,10 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
         // progress meanwhile (each report restarts Postfix's timer).
         let mut ticks = tokio::time::interval(PROGRESS_EVERY);
         ticks.tick().await;
-        let end = loop {
+        let Finished {
+            end,
+            private_id: id,
+        } = loop {
             tokio::select! {
                 end = &mut work => break end?,
                 _ = ticks.tick() => {
@@ -215,6 +250,7 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
                 }
             }
         };
+        private_id = id;
         match end {
             // Stored as evidence, not delivered: header changes would be pointless.
             End::Discard => Ok(Verdict::Discard),
@@ -231,6 +267,14 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
         span.in_scope(|| error!("{e}; tempfail"));
         Verdict::Tempfail
     });
+    if let Some(session) = cx.data.as_mut() {
+        // Continue at end of message accepts it as it is.
+        let outcome = outcome(&verdict).unwrap_or(Outcome::Accepted);
+        let took = Some(start.elapsed());
+        span.in_scope(|| {
+            session.conclude(outcome, queue_id.as_deref(), private_id.as_deref(), took)
+        });
+    }
     answer(&mut cx.reply, verdict)
 }
 

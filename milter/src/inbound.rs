@@ -16,11 +16,12 @@ use demail_trust::integrity::{QualifiedIntegrityReport, verify_with};
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use crate::error::Error;
 use crate::header::{Field, HeaderPlan, render_received, wire};
 use crate::message::{Message, TlsClient};
+use crate::metrics::{Metrics, Verifier};
 use crate::raw::Raw;
 use crate::record::Evidence;
 use crate::text::decode_subject;
@@ -184,7 +185,9 @@ pub async fn finish(
     evidence: Arc<Evidence>,
     trust: Arc<Snapshots>,
     slots: Arc<tokio::sync::Semaphore>,
+    metrics: &Metrics,
     msg: Message,
+    private_id: &mut Option<String>,
 ) -> Result<End, Error> {
     let Message {
         queue_id,
@@ -265,7 +268,16 @@ pub async fn finish(
         .for_demail(facts.authoritative, report.is_qes(), covers_option);
     set_subject(&mut plan, &fields, &config.tags, tag);
     plan.append(VERIFIED_FIELD, wire(&verified_value(&report)));
-    info!(
+    metrics.verification(Verifier::Provider, report.indication);
+    if let Some(r) = &recorded {
+        metrics.confirmation(&r.kind, r.private_id.is_some());
+    }
+    // The De-Mail a confirmation is about, or the private-id an inbound De-Mail carries.
+    *private_id = match &recorded {
+        Some(r) => r.private_id.clone(),
+        None => facts.private_ids.first().cloned(),
+    };
+    debug!(
         indication = %report.indication,
         qualification = %report.qualification,
         authoritative = tag.is_some(),
@@ -376,7 +388,7 @@ fn record(
         },
     )?;
     let c = confirmation.confirmation();
-    info!(
+    debug!(
         event = c.event_id,
         kind = %c.data.kind.label(),
         private_id = c.data.private_id.as_deref().unwrap_or("-"),

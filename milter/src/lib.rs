@@ -22,11 +22,14 @@
 //! The library is published so that tests start the milter in-process: [`bind`] then [`run`].
 
 mod callbacks;
+mod daemon;
+mod deemed;
 mod error;
 mod header;
 mod inbound;
 mod listener;
 mod message;
+mod metrics;
 mod outbound;
 mod poststelle;
 mod raw;
@@ -47,8 +50,10 @@ use tokio::sync::watch;
 use crate::record::Evidence;
 
 pub use callbacks::{REQUIRED_ACTIONS, REQUIRED_OPTS};
+pub use daemon::daemon;
 pub use error::Error;
 pub use listener::{Listener, UnixSocket, bind};
+pub use metrics::Metrics;
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -60,6 +65,7 @@ pub(crate) struct Shared {
     /// Slots for verifying messages beyond [`SPOOL_IN_MEMORY`]: one per core, since the work
     /// is CPU-bound anyway and parsing costs about the message size on the heap.
     pub verify_slots: Arc<tokio::sync::Semaphore>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Serves MTA connections on `listener` until `shutdown` completes; sessions in progress finish
@@ -81,10 +87,24 @@ pub async fn run_reloadable(
     config: watch::Receiver<Arc<Config>>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let evidence = Arc::new(record::Evidence::new(&config.borrow().evidence));
+    serve(listener, config, Arc::default(), shutdown).await
+}
+
+/// [`run_reloadable`], counting into `metrics`.
+pub async fn serve(
+    listener: Listener,
+    config: watch::Receiver<Arc<Config>>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let evidence = Arc::new(record::Evidence::new(
+        &config.borrow().evidence,
+        Arc::clone(&metrics),
+    ));
     let shared = Arc::new(Shared {
         config,
         evidence,
+        metrics,
         trust: Arc::default(),
         verify_slots: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(1, usize::from),

@@ -7,7 +7,7 @@ use demail_evidence::{Digest, NewSubmission, Recorded, Submission};
 use demail_policy::{Account, Config, Options, ROUTE_FIELD, RecipientMix, SEND_TRANSPORT, Tenant};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 use ulid::Ulid;
 
 use crate::error::Error;
@@ -99,7 +99,13 @@ impl Rewrite<'_> {
     }
 }
 
-pub async fn finish(config: &Config, evidence: &Arc<Evidence>, msg: Message) -> Result<End, Error> {
+/// `private_id` is set to the message's private-id once it is recorded.
+pub async fn finish(
+    config: &Config,
+    evidence: &Arc<Evidence>,
+    msg: Message,
+    private_id: &mut Option<String>,
+) -> Result<End, Error> {
     let Message {
         queue_id,
         sender,
@@ -139,7 +145,7 @@ pub async fn finish(config: &Config, evidence: &Arc<Evidence>, msg: Message) -> 
     let resolved = match config.resolve_options(grant, &subject, x_options.as_deref()) {
         Ok(r) => r,
         Err(r) => {
-            info!(%sender, "options refused: {r}");
+            debug!(%sender, "options refused: {r}");
             return Ok(End::Reject(Reply::refusal("554", &r)));
         }
     };
@@ -170,7 +176,7 @@ pub async fn finish(config: &Config, evidence: &Arc<Evidence>, msg: Message) -> 
         let head = plan.render();
         let limit = config.gateway.max_message_size;
         if head.len() as u64 + body_len > limit {
-            info!(limit, "De-Mail too large");
+            debug!(limit, "De-Mail too large");
             return Ok(End::Reject(Reply::too_large(limit)));
         }
 
@@ -209,7 +215,7 @@ pub async fn finish(config: &Config, evidence: &Arc<Evidence>, msg: Message) -> 
         let same = |s: &Submission| s.content.0 == stored.content.0;
         match &stored.recorded {
             Recorded::Inserted(_) => {
-                info!(
+                debug!(
                     private_id = %identity.private_id,
                     account = %grant.account.address,
                     recipients = recipients.len(),
@@ -219,7 +225,7 @@ pub async fn finish(config: &Config, evidence: &Arc<Evidence>, msg: Message) -> 
                 );
             }
             Recorded::AlreadyPresent(s) if same(s) => {
-                info!(private_id = %identity.private_id, "retried De-Mail: existing record reused");
+                debug!(private_id = %identity.private_id, "retried De-Mail: existing record reused");
             }
             Recorded::AlreadyPresent(_) if reused => {
                 // Same message, but different bytes would leave now (the configuration changed
@@ -235,6 +241,7 @@ pub async fn finish(config: &Config, evidence: &Arc<Evidence>, msg: Message) -> 
                 ));
             }
         }
+        *private_id = Some(identity.private_id.clone());
         let mut edits = plan.edits();
         // Last, after the recorded bytes: Postfix routes the message to the provider by this
         // field and drops it on the way out, so what leaves is exactly what was recorded.

@@ -9,11 +9,12 @@ use demail_policy::{Config, Signature, SignatureOutcome, Signed, Tags, decisive_
 use demail_trust::{Indication, MailReport, SignatureReport};
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use crate::error::Error;
 use crate::header::{Field, HeaderPlan, render_received, wire};
 use crate::message::Message;
+use crate::metrics::{Metrics, Verifier};
 use crate::raw::Raw;
 use crate::record::Evidence;
 use crate::trust::Snapshots;
@@ -27,6 +28,7 @@ pub async fn finish(
     trust: Arc<Snapshots>,
     slots: Arc<Semaphore>,
     evidence: Arc<Evidence>,
+    metrics: &Metrics,
     msg: Message,
 ) -> Result<End, Error> {
     let Message {
@@ -70,6 +72,7 @@ pub async fn finish(
     let (signatures, seen) = judged(&report);
     let mut plan = HeaderPlan::new(&fields);
     let Some(decisive) = decisive_signature(&seen).map(|i| signatures[i]) else {
+        metrics.verification(Verifier::Poststelle, Indication::NoSignatureFound);
         neutralise(&mut plan, &fields, &config.tags, None);
         return Ok(End::Accept {
             sender: None,
@@ -82,6 +85,7 @@ pub async fn finish(
         .find(|f| f.is("Message-ID"))
         .map(Field::text)
         .unwrap_or_default();
+    metrics.verification(Verifier::Poststelle, decisive.indication);
     let json = serde_json::to_value(&report).map_err(|e| Error::Report(e.to_string()))?;
     let indication = decisive.indication.to_string();
     let qualification = decisive.qualification.to_string();
@@ -97,7 +101,7 @@ pub async fn finish(
         time: OffsetDateTime::now_utc(),
     };
     let recorded = evidence.record_qes(raw, build).await?;
-    info!(
+    debug!(
         event = recorded.check().event_id,
         indication = %recorded.check().data.indication,
         qualification = %recorded.check().data.qualification,

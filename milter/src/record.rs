@@ -15,6 +15,7 @@ use demail_policy::EvidenceSettings;
 use tempfile::SpooledTempFile;
 
 use crate::error::Error;
+use crate::metrics::{Metrics, Record};
 
 pub struct Evidence {
     database: PathBuf,
@@ -24,6 +25,7 @@ pub struct Evidence {
     idle: Mutex<Vec<Store>>,
     /// Submissions go through one group committer: concurrent messages share the fsyncs.
     committer: Mutex<Option<Arc<GroupCommitter>>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Idle connections kept open beyond this are closed.
@@ -44,13 +46,22 @@ pub struct ConfirmationBlobs {
 }
 
 impl Evidence {
-    pub fn new(settings: &EvidenceSettings) -> Evidence {
+    pub fn new(settings: &EvidenceSettings, metrics: Arc<Metrics>) -> Evidence {
         Evidence {
             database: settings.database.clone(),
             blobs: settings.blobs.clone(),
             idle: Mutex::new(Vec::new()),
             committer: Mutex::new(None),
+            metrics,
         }
+    }
+
+    /// Runs a durable write, timed for `demail_evidence_write_seconds`.
+    fn timed<R>(&self, record: Record, f: impl FnOnce() -> R) -> R {
+        let start = std::time::Instant::now();
+        let r = f();
+        self.metrics.evidence_write(record, start.elapsed());
+        r
     }
 
     fn error(&self, e: impl std::fmt::Display) -> Error {
@@ -101,7 +112,9 @@ impl Evidence {
     ) -> (Result<Stored, Error>, SpooledTempFile) {
         let this = Arc::clone(self);
         let task = tokio::task::spawn_blocking(move || {
-            let result = this.store_blocking(&head, &mut body, build);
+            let result = this.timed(Record::Submission, || {
+                this.store_blocking(&head, &mut body, build)
+            });
             (result, body)
         });
         match task.await {
@@ -120,11 +133,13 @@ impl Evidence {
     ) -> Result<QesCheckRecorded, Error> {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            this.with_store(|store| {
-                let digest = store.put_blob(raw.as_ref()).map_err(|e| this.error(e))?;
-                store
-                    .record_qes_check(&build(digest))
-                    .map_err(|e| this.error(e))
+            this.timed(Record::QesCheck, || {
+                this.with_store(|store| {
+                    let digest = store.put_blob(raw.as_ref()).map_err(|e| this.error(e))?;
+                    store
+                        .record_qes_check(&build(digest))
+                        .map_err(|e| this.error(e))
+                })
             })
         })
         .await?
@@ -143,19 +158,21 @@ impl Evidence {
         accounts: &[String],
         build: impl FnOnce(ConfirmationBlobs, &Found, String) -> NewConfirmation,
     ) -> Result<(ConfirmationRecorded, Found), Error> {
-        self.with_store(|store| {
-            let steps = || -> Result<_, demail_evidence::Error> {
-                let blobs = ConfirmationBlobs {
-                    raw: store.put_blob(raw)?,
-                    xml: xml.map(|b| store.put_blob(b)).transpose()?,
-                    pdf: pdf.map(|b| store.put_blob(b)).transpose()?,
+        self.timed(Record::Confirmation, || {
+            self.with_store(|store| {
+                let steps = || -> Result<_, demail_evidence::Error> {
+                    let blobs = ConfirmationBlobs {
+                        raw: store.put_blob(raw)?,
+                        xml: xml.map(|b| store.put_blob(b)).transpose()?,
+                        pdf: pdf.map(|b| store.put_blob(b)).transpose()?,
+                    };
+                    let found = matching::find(store, claims, accounts)?;
+                    let recipient = matching::recipient(found.submission.as_ref(), claims);
+                    let recorded = store.record_confirmation(&build(blobs, &found, recipient))?;
+                    Ok((recorded, found))
                 };
-                let found = matching::find(store, claims, accounts)?;
-                let recipient = matching::recipient(found.submission.as_ref(), claims);
-                let recorded = store.record_confirmation(&build(blobs, &found, recipient))?;
-                Ok((recorded, found))
-            };
-            steps().map_err(|e| self.error(e))
+                steps().map_err(|e| self.error(e))
+            })
         })
     }
 

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use demail_policy::{Config, RecipientMix, Resolved, Route};
 use tempfile::SpooledTempFile;
@@ -13,6 +14,7 @@ use crate::Shared;
 use crate::error::Error;
 use crate::header::Field;
 use crate::message::{Kind, Message, SPOOL_IN_MEMORY, TlsClient};
+use crate::metrics::{Outcome, kind_label};
 use crate::verdict::{End, Reply, Verdict};
 
 /// One connection from the MTA.
@@ -29,6 +31,24 @@ pub struct Session {
     pub tls_client: Option<TlsClient>,
     /// The MTA granted SMFIP_SKIP: the body of ordinary mail can be skipped.
     pub skip_body: bool,
+    /// The transaction since MAIL whose end is not yet logged and counted.
+    pending: Option<Pending>,
+}
+
+/// What the one log line and the count at the end of a message need, kept from MAIL on
+/// (the message itself may be gone by then).
+struct Pending {
+    queue_id: Option<String>,
+    kind: Kind,
+    /// Recipients refused at RCPT, and whether one of them was a De-Mail recipient.
+    refused: u32,
+    refused_demail: bool,
+}
+
+/// What end of message decided, with the private-id it concerns (when there is one).
+pub struct Finished {
+    pub end: End,
+    pub private_id: Option<String>,
 }
 
 impl Session {
@@ -41,12 +61,14 @@ impl Session {
             provider_service: false,
             tls_client: None,
             skip_body: false,
+            pending: None,
         }
     }
 
     /// The session for the MTA's next SMTP connection on the same milter connection: nothing
     /// carried over but what was negotiated.
-    pub fn reset(self) -> Session {
+    pub fn reset(mut self) -> Session {
+        self.abandon();
         let mut s = Session::new(self.shared);
         s.skip_body = self.skip_body;
         s
@@ -80,7 +102,14 @@ impl Session {
         sasl_login: Option<&str>,
         queue_id: Option<&str>,
     ) -> Verdict {
+        self.abandon();
         self.config = Arc::clone(&self.shared.config.borrow());
+        self.pending = Some(Pending {
+            queue_id: queue_id.map(str::to_string),
+            kind: Kind::Undecided,
+            refused: 0,
+            refused_demail: false,
+        });
         let provider = match self.provider_service {
             false => false,
             true => match self.provider_trusted() {
@@ -166,24 +195,32 @@ impl Session {
             });
             return Verdict::Continue;
         }
+        let refused = |pending: &mut Option<Pending>, demail: bool, refusal| {
+            if let Some(p) = pending.as_mut() {
+                p.refused += 1;
+                p.refused_demail |= demail;
+            }
+            Verdict::Reject(Reply::refusal("550", &refusal))
+        };
         let route = match config.route(written, resolved) {
             Ok(route) => route,
             Err(refusal) => {
-                info!(sender = %msg.sender, recipient = %written, ?resolved, "recipient refused: {refusal}");
-                return Verdict::Reject(Reply::refusal("550", &refusal));
+                debug!(sender = %msg.sender, recipient = %written, ?resolved, "recipient refused: {refusal}");
+                return refused(&mut self.pending, false, refusal);
             }
         };
         if route.demail
             && let Err(refusal) = config.authorise_sender(&msg.sender, msg.sasl_login.as_deref())
         {
-            info!(sender = %msg.sender, recipient = %route.address, "De-Mail recipient refused: {refusal}");
-            return Verdict::Reject(Reply::refusal("550", &refusal));
+            debug!(sender = %msg.sender, recipient = %route.address, "De-Mail recipient refused: {refusal}");
+            return refused(&mut self.pending, true, refusal);
         }
+        let demail = route.demail;
         msg.recipients.push(route);
         if let Err(refusal) = config.check_recipients(&msg.recipients) {
             let route = msg.recipients.pop();
-            info!(sender = %msg.sender, recipient = ?route.map(|r| r.address), "recipient refused: {refusal}");
-            return Verdict::Reject(Reply::refusal("550", &refusal));
+            debug!(sender = %msg.sender, recipient = ?route.map(|r| r.address), "recipient refused: {refusal}");
+            return refused(&mut self.pending, demail, refusal);
         }
         Verdict::Continue
     }
@@ -249,7 +286,7 @@ impl Session {
         msg.fields.push(field);
         // Inbound mail is not ours to refuse: beyond the limit it is just not verified.
         if msg.received_len > limit && msg.kind == Kind::DeMail {
-            info!(limit, "De-Mail too large (header)");
+            debug!(limit, "De-Mail too large (header)");
             return Verdict::Reject(Reply::too_large(limit));
         }
         Verdict::Continue
@@ -268,8 +305,12 @@ impl Session {
         };
         if msg.kind == Kind::Ordinary {
             if crate::vocabulary::needs_neutralising(&msg.fields, &config.tags) {
-                info!("forged De-Mail fields or tags from an untrusted source: renaming them");
+                debug!("forged De-Mail fields or tags from an untrusted source: renaming them");
                 return Verdict::Continue;
+            }
+            // Done here: the glue logs and counts the message from what MAIL kept.
+            if let Some(p) = self.pending.as_mut() {
+                p.kind = Kind::Ordinary;
             }
             self.message = None;
             return Verdict::Accept;
@@ -311,7 +352,7 @@ impl Session {
             return Ok(Verdict::Continue);
         }
         if msg.received_len > limit {
-            info!(limit, "De-Mail too large");
+            debug!(limit, "De-Mail too large");
             return Ok(Verdict::Reject(Reply::too_large(limit)));
         }
         if let Some(origin) = msg.origin.as_mut() {
@@ -330,15 +371,20 @@ impl Session {
     pub fn finish(
         &mut self,
         queue_id: Option<String>,
-    ) -> Option<impl Future<Output = Result<End, Error>> + Send + 'static> {
+    ) -> Option<impl Future<Output = Result<Finished, Error>> + Send + 'static> {
         let mut msg = self.message.take()?;
         if queue_id.is_some() {
             msg.queue_id = queue_id;
         }
+        if let Some(p) = self.pending.as_mut() {
+            p.kind = msg.kind;
+            p.queue_id.clone_from(&msg.queue_id);
+        }
         let config = Arc::clone(&self.config);
         let shared = Arc::clone(&self.shared);
         Some(async move {
-            match msg.kind {
+            let mut private_id = None;
+            let end = match msg.kind {
                 // Nothing decided (no DATA): nothing to change.
                 Kind::Undecided => Ok(End::Accept {
                     sender: None,
@@ -355,7 +401,9 @@ impl Session {
                         Arc::clone(&shared.evidence),
                         Arc::clone(&shared.trust),
                         Arc::clone(&shared.verify_slots),
+                        &shared.metrics,
                         msg,
+                        &mut private_id,
                     )
                     .await
                 }
@@ -365,17 +413,69 @@ impl Session {
                         Arc::clone(&shared.trust),
                         Arc::clone(&shared.verify_slots),
                         Arc::clone(&shared.evidence),
+                        &shared.metrics,
                         msg,
                     )
                     .await
                 }
-                Kind::DeMail => crate::outbound::finish(&config, &shared.evidence, msg).await,
-            }
+                Kind::DeMail => {
+                    crate::outbound::finish(&config, &shared.evidence, msg, &mut private_id).await
+                }
+            }?;
+            Ok(Finished { end, private_id })
         })
     }
 
     pub fn abort(&mut self) {
+        self.abandon();
+    }
+
+    /// The client left the transaction (RSET, a new MAIL, QUIT, a lost connection) before its
+    /// end: refused if every recipient was refused at RCPT, else aborted.
+    fn abandon(&mut self) {
+        let rejected = self.pending.as_ref().is_some_and(|p| p.refused > 0)
+            && self
+                .message
+                .as_ref()
+                .is_none_or(|m| m.recipients.is_empty());
+        let outcome = if rejected {
+            Outcome::Rejected
+        } else {
+            Outcome::Aborted
+        };
+        self.conclude(outcome, None, None, None);
         self.message = None;
+    }
+
+    /// The end of the current message (if one is open): exactly one info line with queue id,
+    /// kind, outcome and private-id, and one count. `took` is the milter's own work at end of
+    /// message.
+    pub fn conclude(
+        &mut self,
+        outcome: Outcome,
+        queue_id: Option<&str>,
+        private_id: Option<&str>,
+        took: Option<Duration>,
+    ) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let mut kind = self.message.as_ref().map_or(p.kind, |m| m.kind);
+        if kind == Kind::Undecided && p.refused_demail {
+            // Refused at RCPT before DATA decided: it was to be an outbound De-Mail.
+            kind = Kind::DeMail;
+        }
+        let metrics = &self.shared.metrics;
+        metrics.message(kind, outcome);
+        if let Some(took) = took {
+            metrics.end_of_message(kind, took);
+        }
+        let queue_id = queue_id.or(p.queue_id.as_deref()).unwrap_or("-");
+        let (kind, outcome) = (kind_label(kind), outcome.label());
+        match private_id {
+            Some(private_id) => info!(queue_id, kind, outcome, private_id, "message {outcome}"),
+            None => info!(queue_id, kind, outcome, "message {outcome}"),
+        }
     }
 }
 

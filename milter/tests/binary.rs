@@ -69,18 +69,19 @@ async fn rcpt_status(socket: &Path) -> Status {
     status
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_reloads_and_stops() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("tls")).unwrap();
+/// The milter as a process on a UNIX socket in `dir` (config and stand-in TLS files written
+/// there), once the socket is there; stderr piped.
+async fn start(dir: &Path, args: &[&str]) -> std::process::Child {
+    std::fs::create_dir(dir.join("tls")).unwrap();
     for f in ["client.pem", "client.key", "ca.pem"] {
-        std::fs::write(dir.path().join("tls").join(f), "test material\n").unwrap();
+        std::fs::write(dir.join("tls").join(f), "test material\n").unwrap();
     }
-    write_config(dir.path(), "");
-    let socket = dir.path().join("milter.sock");
+    write_config(dir, "");
+    let socket = dir.join("milter.sock");
     let mut child = Command::new(BIN)
+        .args(args)
         .arg("--config")
-        .arg(dir.path().join("demail.toml"))
+        .arg(dir.join("demail.toml"))
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -94,6 +95,14 @@ async fn runs_reloads_and_stops() {
         assert!(child.try_wait().unwrap().is_none(), "milter exited early");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    child
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_reloads_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("milter.sock");
+    let child = start(dir.path(), &[]).await;
 
     // Only the owner and Postfix's group may speak milter on it.
     let meta = std::fs::metadata(&socket).unwrap();
@@ -166,4 +175,83 @@ fn version_and_usage() {
     let output = Command::new(BIN).arg("--nonsense").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("Usage: demail-milter"));
+}
+
+/// `--log-format json`: one JSON object per line; the message's summary line carries queue
+/// id, kind and outcome. A SIGHUP that changes the socket keeps the running one and names the
+/// key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_lines_and_a_reload_that_keeps_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("milter.sock");
+    let child = start(dir.path(), &["--log-format", "json"]).await;
+
+    let mut conn = TestConnection::configure()
+        .read_timeout(Duration::from_secs(10))
+        .open_unix(&socket)
+        .await
+        .unwrap();
+    conn.macros(MacroStage::Connect, [("{daemon_name}", "submission")])
+        .await
+        .unwrap();
+    conn.connect("client", [192, 0, 2, 1]).await.unwrap();
+    conn.macros(MacroStage::Mail, [("i", "4QX7Z1")])
+        .await
+        .unwrap();
+    conn.mail(["<robot@example.org>"]).await.unwrap();
+    let status = conn.rcpt(["<buerger@example.de-mail.de>"]).await.unwrap();
+    assert!(matches!(status, Status::Reject { .. }), "{status:?}");
+    conn.abort().await.unwrap();
+    conn.close().await.unwrap();
+
+    // The socket moves in the file, and example.org may now write: the new policy applies,
+    // the running socket stays.
+    write_config(dir.path(), ", \"*@example.org\"");
+    let text = std::fs::read_to_string(dir.path().join("demail.toml")).unwrap();
+    let moved = dir.path().join("elsewhere.sock");
+    std::fs::write(
+        dir.path().join("demail.toml"),
+        text.replace(&socket.display().to_string(), &moved.display().to_string()),
+    )
+    .unwrap();
+    signal(child.id(), "-HUP");
+    let start = Instant::now();
+    while rcpt_status(&socket).await != Status::Continue {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "reload not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!moved.exists(), "no second socket");
+
+    signal(child.id(), "-TERM");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {}: {stderr}", output.status);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let summary: Vec<&serde_json::Value> =
+        lines.iter().filter(|v| v["queue_id"] == "4QX7Z1").collect();
+    assert_eq!(summary.len(), 1, "{stderr}");
+    assert_eq!(summary[0]["level"], "INFO");
+    assert_eq!(summary[0]["kind"], "demail_outbound");
+    assert_eq!(summary[0]["outcome"], "rejected");
+    assert_eq!(summary[0]["message"], "message rejected");
+    assert!(summary[0]["timestamp"].is_string(), "{}", summary[0]);
+    let warned = lines.iter().any(|v| {
+        v["level"] == "WARN"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("[milter] listen changed"))
+    });
+    assert!(warned, "{stderr}");
+    assert!(
+        lines.iter().any(|v| v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("SIGHUP: configuration reloaded"))),
+        "{stderr}"
+    );
 }

@@ -231,6 +231,15 @@ impl SocketSpec {
 #[derive(Debug, Clone)]
 pub struct MilterSettings {
     pub listen: SocketSpec,
+    /// `[milter.metrics]`: absent, no metrics endpoint.
+    pub metrics: Option<MetricsSettings>,
+}
+
+/// `[milter.metrics]`, `[imap_proxy.metrics]`: where the Prometheus text endpoint listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// `host:port` (IPv6 in brackets), plain HTTP.
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,6 +276,8 @@ pub struct ImapProxySettings {
     /// store).
     pub backend_ca: Option<PathBuf>,
     pub limits: ProxyLimits,
+    /// `[imap_proxy.metrics]`: absent, no metrics endpoint.
+    pub metrics: Option<MetricsSettings>,
 }
 
 /// What one client may cost the proxy.

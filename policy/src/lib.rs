@@ -10,6 +10,7 @@ mod decide;
 mod decide_impl;
 mod error;
 mod options;
+mod reload;
 mod route;
 mod suggest;
 mod tags;
@@ -21,6 +22,7 @@ pub use config::*;
 pub use decide::*;
 pub use error::{ConfigError, ConfigErrors};
 pub use options::{DeMailOption, Options};
+pub use reload::reloadable;
 pub mod listener;
 pub use route::{DEMAIL_TRANSPORT, ROUTE_FIELD, Resolved, Route, SEND_TRANSPORT};
 pub use tags::{

@@ -79,18 +79,7 @@ pub fn start(proxy_toml: &str) -> City {
 /// recorded.
 pub fn send_demail(city: &City, from: &str, to: &str, subject: &str) -> String {
     let before = city.submissions().len();
-    let out = swaks(&[
-        "--server",
-        &city.smtp_server(),
-        "--from",
-        from,
-        "--to",
-        to,
-        "--header",
-        &format!("Subject: {subject}"),
-        "--body",
-        "Sehr geehrte Damen und Herren,\r\nanbei Ihr Bescheid.\r\n",
-    ]);
+    let out = mail(city, from, to, subject);
     assert!(
         out.status.success(),
         "swaks:\n{}{}",
@@ -102,6 +91,22 @@ pub fn send_demail(city: &City, from: &str, to: &str, subject: &str) -> String {
         (s.len() > before).then_some(s)
     });
     subs[0].private_id.clone()
+}
+
+/// A short letter from `from` to `to` through the public smtpd (swaks); what swaks did.
+pub fn mail(city: &City, from: &str, to: &str, subject: &str) -> std::process::Output {
+    swaks(&[
+        "--server",
+        &city.smtp_server(),
+        "--from",
+        from,
+        "--to",
+        to,
+        "--header",
+        &format!("Subject: {subject}"),
+        "--body",
+        "Sehr geehrte Damen und Herren,\r\nanbei Ihr Bescheid.\r\n",
+    ])
 }
 
 /// Waits until `private_id` has `n` trusted confirmations recorded.

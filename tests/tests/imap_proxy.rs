@@ -47,3 +47,57 @@ fn passes_dovecot_through_and_adds_the_folders() {
     let r = c.run("LOGOUT");
     assert!(r.iter().any(|l| l.starts_with("* BYE")), "{r:?}");
 }
+
+/// SIGHUP: a changed listener address keeps the running listener (the log names the key), a
+/// file with errors is refused with its line, and the proxy serves on throughout.
+#[test]
+fn sighup_keeps_the_listeners_and_refuses_a_broken_file() {
+    use std::time::Duration;
+
+    use demail_e2e::wait_until;
+
+    let city = city();
+    let proxy = city.proxy().expect("proxy");
+    let port = proxy.ports.imap;
+    let login = || {
+        let mut c = ImapClient::plain(port);
+        let r = c.run(&format!("LOGIN {CLERK} {PW}"));
+        assert!(r.last().unwrap().contains("OK"), "{r:?}");
+        c.run("LOGOUT");
+    };
+    let hup = || {
+        // SAFETY: kill(2) on the proxy child the city started; no memory is involved.
+        let rc = unsafe { libc::kill(proxy.pid() as libc::pid_t, libc::SIGHUP) };
+        assert_eq!(rc, 0, "SIGHUP to the proxy");
+    };
+    let wait_log = |what: &str| {
+        wait_until(Duration::from_secs(30), what, || {
+            proxy.log_text().contains(what).then_some(())
+        })
+    };
+    let path = city.config_path();
+    let good = std::fs::read_to_string(path).unwrap();
+    let elsewhere = demail_e2e::free_port();
+    let moved = good.replace(
+        &format!("listen_imap = \"127.0.0.1:{port}\""),
+        &format!("listen_imap = \"127.0.0.1:{elsewhere}\""),
+    );
+    assert_ne!(moved, good, "the test city's [imap_proxy] listen_imap");
+    std::fs::write(path, moved).unwrap();
+    hup();
+    wait_log("SIGHUP: configuration reloaded");
+    wait_log("[imap_proxy] listen_imap changed; the running value stays until a restart");
+    login();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", elsewhere)).is_err());
+
+    std::fs::write(
+        path,
+        format!("{good}\n[imap_proxy.metrics]\nlisten = \"no port\"\n"),
+    )
+    .unwrap();
+    hup();
+    wait_log("SIGHUP: reload refused, configuration not reloaded: the running one stays");
+    let log = proxy.log_text();
+    assert!(log.contains(": imap_proxy.metrics.listen: "), "{log}");
+    login();
+}

@@ -367,6 +367,9 @@ pub async fn run_collected(s: &mut Session, msg: &ClientMsg, bytes: &[u8]) -> Re
             .flatten();
         let read_only = "NO [CANNOT] De-Mail evidence folders cannot be changed.";
         let no_new = "NO [CANNOT] No folders can be made in the De-Mail folder tree.";
+        if target.is_some() {
+            s.shared.metrics.virtual_command(name);
+        }
         return match (name, target, rename_to) {
             ("SELECT" | "EXAMINE", Some(Target::Folder(role)), _) => {
                 local::select(s, &msg.tag, role, name == "EXAMINE", bytes).await
@@ -393,6 +396,7 @@ pub async fn run_collected(s: &mut Session, msg: &ClientMsg, bytes: &[u8]) -> Re
         };
     }
     if s.selected.is_some() {
+        s.shared.metrics.virtual_command(name);
         return local::command(s, msg, bytes).await;
     }
     if matches!(name, "COPY" | "UID COPY" | "MOVE" | "UID MOVE") {

@@ -15,6 +15,7 @@ mod prelogin;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use demail_policy::Config;
@@ -27,6 +28,7 @@ use tracing::{debug, info, warn};
 use crate::capability::{self, ClientSide};
 use crate::folders::{Layout, Namespace};
 use crate::framing::{CHUNK, FrameError, Framer, Piece};
+use crate::metrics::{Backend, Login};
 use crate::net::{self, BoxIo};
 use crate::{ListenerKind, Shared};
 
@@ -64,11 +66,15 @@ pub async fn serve(
                 .await;
         }
         info!(%peer, "refused: too many connections from this address");
+        shared.metrics.refused();
         return;
     }
     // Released however the session ends, a panic included.
     let _ip = Counted::Ip(shared.clone(), peer.ip());
+    let _active = shared.metrics.session();
     let session_id = ulid::Ulid::new().to_string();
+    let started = Instant::now();
+    let mut ended = Ended::default();
     let outcome = run(
         shared.clone(),
         config,
@@ -78,12 +84,35 @@ pub async fn serve(
         listen,
         &session_id,
         shutdown,
+        &mut ended,
     )
     .await;
-    match outcome {
-        Ok(()) => debug!(%peer, session = %session_id, "session ended"),
-        Err(e) => info!(%peer, session = %session_id, "session ended: {e}"),
-    }
+    let reason = match &outcome {
+        Ok(()) if ended.logout => "logout",
+        Ok(()) => "closed",
+        Err(e) => e.as_str(),
+    };
+    // The one line per session: who, how long, how much, why it ended.
+    info!(
+        %peer,
+        session = %session_id,
+        login = ended.login.as_deref().unwrap_or("-"),
+        duration = format!("{:.3}", started.elapsed().as_secs_f64()),
+        bytes_in = ended.bytes_in,
+        bytes_out = ended.bytes_out,
+        reason,
+        "session ended"
+    );
+}
+
+/// What the session-end line reports of a session.
+#[derive(Default)]
+struct Ended {
+    login: Option<String>,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Dovecot said BYE (LOGOUT) before the connection closed.
+    logout: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -96,6 +125,7 @@ async fn run(
     listen: SocketAddr,
     session_id: &str,
     shutdown: watch::Receiver<bool>,
+    ended: &mut Ended,
 ) -> Result<(), String> {
     let settings = Shared::settings(&config);
     let plaintext_login = crate::plaintext_login(kind, listen);
@@ -114,6 +144,7 @@ async fn run(
         Ok(b) => b,
         Err(e) => {
             warn!(%peer, "cannot reach Dovecot at {}: {e}", settings.backend);
+            shared.metrics.backend_error(Backend::Connect);
             let bye = b"* BYE [UNAVAILABLE] The mail server is not reachable, try again later\r\n";
             let _ = match (client.as_mut(), tcp.as_mut()) {
                 (Some(c), _) => c.write_all(bye).await,
@@ -206,10 +237,16 @@ async fn run(
         bye_seen: false,
         copy: None,
         deferred: None,
+        bytes_in: pre.bytes_in,
+        bytes_out: AtomicU64::new(0),
     };
     let r = s.main_loop(client_rd, up_rd, shutdown).await;
     // What was queued last (a BYE, an answer) still goes out.
     let _ = s.flush().await;
+    ended.login = s.login.take();
+    ended.bytes_in = s.bytes_in;
+    ended.bytes_out = s.bytes_out.load(Relaxed);
+    ended.logout = s.bye_seen;
     drop(s);
     r
 }
@@ -371,6 +408,10 @@ pub(crate) struct Session {
     pub copy: Option<CopyJob>,
     /// A kept command waiting for the commands in flight.
     pub deferred: Option<(ClientMsg, Vec<u8>)>,
+    /// Bytes from the client (from its first) and to it (after the greeting), for the
+    /// session-end line.
+    bytes_in: u64,
+    bytes_out: AtomicU64,
 }
 
 impl Session {
@@ -407,15 +448,20 @@ impl Session {
                     if n == 0 {
                         return Ok(());
                     }
+                    self.bytes_in += n as u64;
                     self.last_client = Instant::now();
                     self.cf.push(&cbuf[..n]);
                 }
                 r = upstream.read(&mut ubuf) => {
-                    let n = r.map_err(|e| format!("Dovecot: {e}"))?;
+                    let n = r.map_err(|e| {
+                        self.shared.metrics.backend_error(Backend::Read);
+                        format!("Dovecot: {e}")
+                    })?;
                     if n == 0 {
                         if self.bye_seen {
                             return Ok(());
                         }
+                        self.shared.metrics.backend_error(Backend::Closed);
                         self.send(b"* BYE The mail server closed the connection\r\n".to_vec()).await?;
                         return Err("Dovecot closed the connection".into());
                     }
@@ -484,6 +530,7 @@ impl Session {
         }
         let c = std::mem::take(&mut *self.out_client.lock().unwrap_or_else(|e| e.into_inner()));
         if !c.is_empty() {
+            self.bytes_out.fetch_add(c.len() as u64, Relaxed);
             write_out(&self.to_client, &c, "client").await?;
         }
         Ok(())
@@ -917,7 +964,8 @@ impl Session {
                 if let Some(u) = &user
                     && !self.login_allowed(u)
                 {
-                    info!(peer = %self.peer, session = %self.session_id, "refused: too many sessions for this login");
+                    debug!(peer = %self.peer, session = %self.session_id, "refused: too many sessions for this login");
+                    self.shared.metrics.login(Login::Refused);
                     self.reply(
                         &p.tag,
                         "NO [LIMIT] Too many sessions for this login; close another one first.",
@@ -930,9 +978,12 @@ impl Session {
                 // STARTTLS is a command of the not-authenticated state (RFC 9051 6.2.1): the
                 // tagged OK's capabilities and any later CAPABILITY no longer offer it.
                 self.side.starttls_offered = false;
+                self.shared.metrics.login(Login::Ok);
                 self.logged_in(user).await?;
             }
-            PendingKind::Login(_) | PendingKind::Authenticate { .. } => {}
+            PendingKind::Login(_) | PendingKind::Authenticate { .. } => {
+                self.shared.metrics.login(Login::Failed);
+            }
             PendingKind::List(req) if ok => {
                 for l in list::virtual_lines(self, &req).await? {
                     self.send(l).await?;
@@ -955,11 +1006,11 @@ impl Session {
 
     async fn logged_in(&mut self, user: Option<String>) -> Result<(), String> {
         let Some(user) = user else {
-            info!(peer = %self.peer, session = %self.session_id, "logged in with a mechanism the proxy cannot read: no De-Mail folders");
+            debug!(peer = %self.peer, session = %self.session_id, "logged in with a mechanism the proxy cannot read: no De-Mail folders");
             return Ok(());
         };
         let login = demail_policy::login_key(&user);
-        info!(peer = %self.peer, session = %self.session_id, login = %login, "logged in");
+        debug!(peer = %self.peer, session = %self.session_id, login = %login, "logged in");
         self.shared.add_login(&login);
         self.counted_login = Some(Counted::Login(self.shared.clone(), login.clone()));
         self.login = Some(login);

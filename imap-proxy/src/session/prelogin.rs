@@ -15,6 +15,8 @@ use crate::token;
 pub struct PreLogin {
     /// The client's ID fields, merged into the proxy's one ID towards Dovecot later.
     pub client_id: Option<super::auth::IdFields>,
+    /// Bytes read from the client here (before TLS, or a plaintext login's first command).
+    pub bytes_in: u64,
 }
 
 pub enum Next {
@@ -56,6 +58,7 @@ pub async fn run(
             if n == 0 {
                 return Ok(Next::Done);
             }
+            pre.bytes_in += n as u64;
             cf.push(&buf[..n]);
             continue;
         };

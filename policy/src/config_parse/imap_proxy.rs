@@ -3,7 +3,7 @@
 use super::ctx::Ctx;
 use super::reader::Section;
 use super::reader::{Got, StrOrInt};
-use super::sections::convert;
+use super::sections::{convert, metrics};
 use super::values;
 use crate::config::{BackendTls, FolderNames, ImapProxySettings, ProxyLimits};
 
@@ -22,6 +22,7 @@ pub(super) const IMAP_PROXY_KEYS: &[&str] = &[
     "max_connections_per_ip",
     "max_connections_per_login",
     "idle_timeout",
+    "metrics",
 ];
 const FOLDER_KEYS: &[&str] = &[
     "root",
@@ -119,6 +120,7 @@ pub(super) fn imap_proxy(
         folders: folder_names(ctx, &folders),
         backend_ca,
         limits,
+        metrics: metrics(ctx, s),
     }
 }
 

@@ -9,7 +9,7 @@ use super::values;
 use crate::address::parse_addr_spec;
 use crate::config::{
     DEFAULT_MILTER_SOCKET, DeliverConfirmations, EvidenceSettings, Gateway, Inbound,
-    MilterSettings, Revocation, SocketSpec, Tags, TrustSettings, ValidationModel,
+    MetricsSettings, MilterSettings, Revocation, SocketSpec, Tags, TrustSettings, ValidationModel,
 };
 use crate::error::ConfigError;
 use crate::tags::SIGNER_PLACEHOLDER;
@@ -43,7 +43,8 @@ pub(super) const TAGS_KEYS: &[&str] = &[
     "signature_indeterminate",
     "qes_valid_attachment",
 ];
-pub(super) const MILTER_KEYS: &[&str] = &["listen"];
+pub(super) const MILTER_KEYS: &[&str] = &["listen", "metrics"];
+const METRICS_KEYS: &[&str] = &["listen"];
 /// Parses a string value with `parse`, reporting a failure at the value's line.
 pub(super) fn convert<T>(
     ctx: &mut Ctx<'_>,
@@ -326,5 +327,27 @@ pub(super) fn milter(ctx: &mut Ctx<'_>, s: &Section<'_>) -> MilterSettings {
     let listen = s.string_or(ctx, "listen", &default);
     let listen = convert(ctx, &listen, values::socket)
         .unwrap_or_else(|| SocketSpec::Unix(DEFAULT_MILTER_SOCKET.into()));
-    MilterSettings { listen }
+    MilterSettings {
+        listen,
+        metrics: metrics(ctx, s),
+    }
+}
+
+/// The `metrics` table of a daemon's section: `listen = "host:port"` turns the endpoint on.
+pub(super) fn metrics(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<MetricsSettings> {
+    let t = s.table(ctx, "metrics").found()?;
+    let m = Section::open(ctx, t.value, t.key, t.line, METRICS_KEYS);
+    let listen = m.string(ctx, "listen").found();
+    let Some(listen) = listen else {
+        ctx.error(
+            m.line,
+            m.path.clone(),
+            "set listen = \"127.0.0.1:PORT\" or remove the table (no metrics endpoint)",
+        );
+        return None;
+    };
+    convert(ctx, &listen, values::host_port)?;
+    Some(MetricsSettings {
+        listen: listen.value,
+    })
 }

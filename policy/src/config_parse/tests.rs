@@ -727,3 +727,62 @@ fn imap_proxy_limits_have_defaults_and_bad_values_are_named_where_they_stand() {
         );
     }
 }
+
+#[test]
+fn metrics_are_off_by_default_and_a_bad_listen_is_named_where_it_stands() {
+    let f = Fixture::new();
+    let proxy = "[imap_proxy]\nlisten_imaps = \"0.0.0.0:993\"\ncertificate = \"tls/imap.pem\"\nkey = \"tls/imap.key\"\n";
+    let c = f.parse(&format!("{BASE}\n{proxy}")).unwrap();
+    assert_eq!(c.milter.metrics, None);
+    assert_eq!(c.imap_proxy.expect("imap_proxy").metrics, None);
+
+    let text = format!(
+        "{BASE}\n[milter]\n[milter.metrics]\nlisten = \"127.0.0.1:9151\"\n{proxy}[imap_proxy.metrics]\nlisten = \"[::1]:9152\"\n"
+    );
+    let c = f.parse(&text).unwrap();
+    let listen = |m: Option<MetricsSettings>| m.map(|m| m.listen);
+    assert_eq!(listen(c.milter.metrics), Some("127.0.0.1:9151".into()));
+    assert_eq!(
+        listen(c.imap_proxy.expect("imap_proxy").metrics),
+        Some("[::1]:9152".into())
+    );
+
+    for (table, line, key) in [
+        (
+            "[milter.metrics]",
+            "listen = \"9151\"",
+            "milter.metrics.listen",
+        ),
+        ("[milter.metrics]", "listen = 9151", "milter.metrics.listen"),
+        (
+            "[milter.metrics]",
+            "lsten = \"127.0.0.1:9151\"",
+            "milter.metrics.lsten",
+        ),
+        (
+            "[imap_proxy.metrics]",
+            "listen = \"::1:9152\"",
+            "imap_proxy.metrics.listen",
+        ),
+    ] {
+        let text = if table.starts_with("[milter") {
+            format!("{BASE}\n[milter]\n{table}\n{line}\n")
+        } else {
+            format!("{BASE}\n{proxy}{table}\n{line}\n")
+        };
+        let errs = errors(&f, &text);
+        assert!(
+            errs.iter()
+                .any(|e| e.key == key && e.line == line_of(&text, line)),
+            "{line}: {errs:#?}"
+        );
+    }
+    // A table without listen is a mistake, not a silent "off".
+    let text = format!("{BASE}\n[milter]\n[milter.metrics]\n");
+    let errs = errors(&f, &text);
+    assert!(
+        errs.iter()
+            .any(|e| e.key == "milter.metrics" && e.line == line_of(&text, "[milter.metrics]")),
+        "{errs:#?}"
+    );
+}
