@@ -402,6 +402,10 @@ pub fn normalise(line: &str, tag_of_command: Option<&str>) -> String {
     );
     l = replace_after_word(&l, "INTERNALDATE ", '"', '"', "\"<date>\"");
     l = replace_number_after(&l, "UIDVALIDITY ");
+    // The first number of APPENDUID and COPYUID is the UIDVALIDITY too (the creation time of a
+    // mailbox: two mailboxes made in different seconds differ).
+    l = replace_number_after(&l, "APPENDUID ");
+    l = replace_number_after(&l, "COPYUID ");
     l = replace_number_after(&l, "\"x-session-id\" ");
     l
 }
