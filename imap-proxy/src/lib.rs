@@ -10,6 +10,9 @@
 pub mod capability;
 mod folders;
 mod framing;
+/// Entry points for the fuzz targets in `fuzz/` (not an API).
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mailbox;
 pub mod mutf7;
 pub mod net;

@@ -23,6 +23,9 @@
 
 mod callbacks;
 mod error;
+/// Entry points for the fuzz targets in `fuzz/` (not an API).
+#[doc(hidden)]
+pub mod fuzzing;
 mod header;
 mod inbound;
 mod listener;
