@@ -11,6 +11,9 @@ pub mod capability;
 mod daemon;
 mod folders;
 mod framing;
+/// Entry points for the fuzz targets in `fuzz/` (not an API).
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mailbox;
 pub mod metrics;
 pub mod mutf7;

@@ -4,7 +4,7 @@
 //! anywhere else: rename every field that would forge the provider's or our vocabulary, and
 //! count nothing.
 
-mod statement;
+pub(crate) mod statement;
 
 use std::sync::Arc;
 

@@ -25,6 +25,9 @@ mod callbacks;
 mod daemon;
 mod deemed;
 mod error;
+/// Entry points for the fuzz targets in `fuzz/` (not an API).
+#[doc(hidden)]
+pub mod fuzzing;
 mod header;
 mod inbound;
 mod listener;

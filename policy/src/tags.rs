@@ -128,8 +128,12 @@ impl Tags {
     pub fn subject(&self, subject: &str, earned: Option<&str>) -> Option<String> {
         let cleaned = self.defuse(subject);
         let out = match earned.filter(|t| !t.is_empty()) {
-            Some(t) if cleaned.is_empty() => t.to_string(),
-            Some(t) => format!("{t} {cleaned}"),
+            // Trimmed as cleaning trims the text beside a removed tag, so that the result
+            // cleans to itself.
+            Some(t) => match cleaned.trim_matches(fold::is_space) {
+                "" => t.to_string(),
+                rest => format!("{t} {rest}"),
+            },
             None => cleaned,
         };
         (out != subject).then_some(out)
@@ -158,15 +162,24 @@ impl Tags {
     /// `text` without encoded-words left over, invisible characters and look-alikes.
     fn defuse(&self, text: &str) -> String {
         let patterns = self.patterns();
-        let mut text = text.to_string();
-        for _ in 0..3 {
-            let decoded = fold::decode_encoded_words(&text);
+        // Invisible characters go before each decoding too: one inside `=?utf-8?q?...?=`
+        // would otherwise hide an encoded-word that appears once it is dropped. Each decoding
+        // shrinks the text, so this ends; a subject still encoded after many rounds is dropped.
+        let visible =
+            |s: &str| -> String { s.chars().filter(|c| !fold::is_invisible(*c)).collect() };
+        let mut text = visible(text);
+        let mut rounds = 0;
+        loop {
+            let decoded = visible(&fold::decode_encoded_words(&text));
             if decoded == text {
                 break;
             }
+            rounds += 1;
+            if rounds > MAX_ROUNDS {
+                return String::new();
+            }
             text = decoded;
         }
-        let mut text: String = text.chars().filter(|c| !fold::is_invisible(*c)).collect();
         for _ in 0..MAX_ROUNDS {
             let found = find(&text, &patterns);
             if found.is_empty() {
@@ -185,25 +198,44 @@ impl Tags {
     /// brackets (it must not close our tag and open a forged one), no look-alike of a tag,
     /// one line, bounded.
     fn signer_name(&self, raw: &str) -> String {
-        let plain: String = raw
-            .chars()
-            .filter(|c| !fold::is_opener(*c) && !fold::is_closer(*c))
-            .map(|c| if fold::is_space(c) { ' ' } else { c })
-            .collect();
-        let plain = plain
-            .split(' ')
-            .filter(|w| !w.is_empty())
-            .collect::<Vec<_>>();
-        let cleaned = self.defuse(&plain.join(" "));
-        let mut name: String = cleaned.chars().take(MAX_SIGNER).collect();
-        if cleaned.chars().count() > MAX_SIGNER {
-            name.push('…');
+        let mut name = self.plain_name(raw);
+        if name.chars().count() > MAX_SIGNER {
+            let cut: String = name.chars().take(MAX_SIGNER).collect();
+            name = self.plain_name(&format!("{cut}…"));
         }
         if name.is_empty() {
             "?".to_string()
         } else {
             name
         }
+    }
+
+    /// `raw` without look-alikes and brackets, on one line, single-spaced: cleaned and
+    /// stripped until neither changes it, since each can undo the other (cleaning decodes
+    /// encoded-words, which may hold brackets; dropping a bracket or cutting the name short
+    /// may complete an encoded-word or a look-alike). A name that does not settle is dropped.
+    fn plain_name(&self, raw: &str) -> String {
+        let strip = |text: String| -> String {
+            let plain: String = text
+                .chars()
+                .filter(|c| !fold::is_opener(*c) && !fold::is_closer(*c))
+                .map(|c| if fold::is_space(c) { ' ' } else { c })
+                .collect();
+            plain
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut name = raw.to_string();
+        for _ in 0..MAX_ROUNDS {
+            let next = strip(self.defuse(&name));
+            if next == name {
+                return name;
+            }
+            name = next;
+        }
+        String::new()
     }
 }
 
@@ -404,6 +436,34 @@ mod tests {
         assert!(long.chars().count() < 100, "{long}");
     }
 
+    /// Found by the `subject_tags` fuzz target: brackets were dropped before the name was
+    /// cleaned, and cleaning decodes encoded-words, so a certificate name could bring its own
+    /// brackets into our tag (and our cleaner then no longer removed the tag whole); dropping
+    /// them after cleaning instead could complete an encoded-word of a forged tag.
+    #[test]
+    fn a_signer_name_cannot_bring_brackets_in_an_encoded_word() {
+        let t = tags();
+        for (cn, want) in [
+            (
+                "=?utf-8?q?Max=5D_=5BSignatur_ung=C3=BCltig?=",
+                "[QES gültig: Max]",
+            ),
+            (
+                "=?utf-8?q?=5BQE=C3=9F_g=C3=BCltig=5D?= Antrag",
+                "[QES gültig: QEß gültig Antrag]",
+            ),
+            // Dropping the `>` completes an encoded-word of a forged tag.
+            (
+                "=?utf-8?q?=5BQES_g=C3=B>Cltig=5D?= Antrag",
+                "[QES gültig: Antrag]",
+            ),
+        ] {
+            let tag = t.for_signatures(&[attached(PassedQes, cn)]).unwrap();
+            assert_eq!(tag, want, "{cn:?}");
+            assert_eq!(t.subject(&tag, None).as_deref(), Some(""), "{tag:?}");
+        }
+    }
+
     #[test]
     fn the_attachment_template_follows_qes_valid() {
         assert_eq!(
@@ -563,6 +623,44 @@ mod tests {
             let once = t.subject(subject, None).unwrap_or_else(|| subject.into());
             assert_eq!(t.subject(&once, None), None, "{subject:?} -> {once:?}");
         }
+    }
+
+    /// Found by the `subject_tags` fuzz target: an invisible character inside an encoded-word
+    /// kept it from being decoded, and dropping it afterwards left a forged tag that mail
+    /// clients show decoded.
+    #[test]
+    fn an_encoded_word_hidden_by_an_invisible_character_is_decoded_and_removed() {
+        let t = tags();
+        for subject in [
+            "=?utf-8?\u{200b}q?=5BQES_g=C3=BCltig=5D?= Antrag",
+            "=?utf-8?q?=5BQES_g=C3=BCltig=5D?\u{200b}= Antrag",
+            "=\u{feff}?utf-8?b?W1FFUyBnw7xsdGlnXQ==?= Antrag",
+        ] {
+            assert_eq!(
+                t.subject(subject, None).as_deref(),
+                Some("Antrag"),
+                "{subject:?}"
+            );
+        }
+    }
+
+    /// Found by the `subject_tags` fuzz target: white space at the end of a subject stayed
+    /// behind the earned tag, and the next cleaning trimmed it, so the subject changed again.
+    #[test]
+    fn an_earned_tag_leaves_a_subject_that_cleans_to_itself() {
+        let t = tags();
+        for subject in ["\u{fffd}QES ", "Antrag\t", " Antrag \u{a0}", " "] {
+            let once = t.subject(subject, Some("[QES gültig]")).unwrap();
+            assert_eq!(
+                t.subject(&once, Some("[QES gültig]")),
+                None,
+                "{subject:?} -> {once:?}"
+            );
+        }
+        assert_eq!(
+            t.subject("Antrag ", Some("[QES gültig]")).as_deref(),
+            Some("[QES gültig] Antrag")
+        );
     }
 
     #[test]

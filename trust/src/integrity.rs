@@ -12,7 +12,7 @@ mod canon;
 mod crypto;
 mod header;
 mod qualified;
-mod tags;
+pub(crate) mod tags;
 
 use openssl::base64;
 use openssl::pkey::{PKeyRef, Private};

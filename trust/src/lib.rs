@@ -20,6 +20,9 @@ mod chain;
 mod cms;
 pub mod der;
 mod finding;
+/// Entry points for the fuzz targets in `fuzz/` (not an API).
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod integrity;
 mod mime;
 mod oid;

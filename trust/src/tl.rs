@@ -8,7 +8,7 @@
 
 mod decide;
 pub mod model;
-mod parse;
+pub(crate) mod parse;
 pub mod xmlsig;
 
 use std::path::{Path, PathBuf};
@@ -88,7 +88,7 @@ impl TrustedLists {
         TrustedLists::from_lists(vec![verify_and_parse(xml, "(given XML)", signers)?])
     }
 
-    fn from_lists(lists: Vec<ListData>) -> Result<TrustedLists, TrustError> {
+    pub(crate) fn from_lists(lists: Vec<ListData>) -> Result<TrustedLists, TrustError> {
         let mut services = Vec::new();
         for list in &lists {
             for s in &list.services {

@@ -475,7 +475,7 @@ fn line_literal(line: &[u8]) -> bool {
 
 /// The first argument of a command line ending in a literal announcement (APPEND's mailbox),
 /// when it is written in the line itself.
-fn first_arg(line: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn first_arg(line: &[u8]) -> Option<Vec<u8>> {
     let l = line.strip_suffix(b"\n").unwrap_or(line);
     let l = l.strip_suffix(b"\r").unwrap_or(l);
     let cut = l.iter().rposition(|&b| b == b'{')?;

@@ -375,12 +375,12 @@ pub async fn command(s: &mut Session, msg: &ClientMsg, bytes: &[u8]) -> Result<(
     }
 }
 
-fn bytes_dest(bytes: &[u8], uid: bool) -> Option<Vec<u8>> {
+pub(crate) fn bytes_dest(bytes: &[u8], uid: bool) -> Option<Vec<u8>> {
     let t = token::tokens(bytes).ok()?;
     t.get(if uid { 4 } else { 3 })?.string().map(<[u8]>::to_vec)
 }
 
-fn rewrite_rfc822_peek(bytes: &[u8]) -> (Vec<u8>, bool) {
+pub(crate) fn rewrite_rfc822_peek(bytes: &[u8]) -> (Vec<u8>, bool) {
     let needle = b"RFC822.PEEK";
     let mut out = Vec::with_capacity(bytes.len());
     let mut found = false;
@@ -400,7 +400,7 @@ fn rewrite_rfc822_peek(bytes: &[u8]) -> (Vec<u8>, bool) {
     (out, found)
 }
 
-fn set_members(set: &SequenceSet, largest: u32, cap: usize) -> Vec<u32> {
+pub(crate) fn set_members(set: &SequenceSet, largest: u32, cap: usize) -> Vec<u32> {
     sequence::ranges(set, largest)
         .into_iter()
         .flat_map(|(lo, hi)| lo..=hi)
@@ -447,7 +447,7 @@ fn chosen(sel: &Selected, set: &SequenceSet, uid: bool) -> Vec<usize> {
         .collect()
 }
 
-fn expand(names: MacroOrMessageDataItemNames<'_>) -> Vec<MessageDataItemName<'_>> {
+pub(crate) fn expand(names: MacroOrMessageDataItemNames<'_>) -> Vec<MessageDataItemName<'_>> {
     match names {
         MacroOrMessageDataItemNames::Macro(m) => {
             let mut v = vec![
@@ -471,7 +471,7 @@ fn expand(names: MacroOrMessageDataItemNames<'_>) -> Vec<MessageDataItemName<'_>
 }
 
 /// Items that read the message's bytes.
-fn needs_content(item: &MessageDataItemName<'_>) -> bool {
+pub(crate) fn needs_content(item: &MessageDataItemName<'_>) -> bool {
     !matches!(
         item,
         MessageDataItemName::Flags
@@ -483,7 +483,7 @@ fn needs_content(item: &MessageDataItemName<'_>) -> bool {
 }
 
 /// Items that set `\Seen` (RFC 9051 6.4.5).
-fn marks_seen(item: &MessageDataItemName<'_>) -> bool {
+pub(crate) fn marks_seen(item: &MessageDataItemName<'_>) -> bool {
     matches!(
         item,
         MessageDataItemName::BodyExt { peek: false, .. }
@@ -826,7 +826,7 @@ async fn store(
 }
 
 /// Keys that need nothing but flags, dates, numbers and sets.
-fn needs_bytes(key: &SearchKey<'_>) -> bool {
+pub(crate) fn needs_bytes(key: &SearchKey<'_>) -> bool {
     match key {
         SearchKey::And(keys) => keys.as_ref().iter().any(needs_bytes),
         SearchKey::Or(a, b) => needs_bytes(a) || needs_bytes(b),

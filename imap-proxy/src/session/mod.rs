@@ -6,10 +6,10 @@
 //! socket, so a client that stops reading stalls only its own session, and the proxy never
 //! holds more than a few chunks of Dovecot's answer for it.
 
-mod auth;
-mod classify;
-mod list;
-mod local;
+pub(crate) mod auth;
+pub(crate) mod classify;
+pub(crate) mod list;
+pub(crate) mod local;
 mod prelogin;
 
 use std::collections::VecDeque;

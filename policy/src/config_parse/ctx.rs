@@ -37,7 +37,10 @@ impl<'t> Ctx<'t> {
     /// 1-based line of a byte offset.
     pub fn line_of(&self, offset: usize) -> usize {
         let offset = offset.min(self.text.len());
-        self.newlines.partition_point(|&n| n < offset) + 1
+        // An error at the end of a file that ends in a newline (TOML reports an unfinished
+        // key there) is on its last line, not on one after it.
+        let lines = self.newlines.len() + usize::from(!self.text.ends_with('\n'));
+        (self.newlines.partition_point(|&n| n < offset) + 1).min(lines.max(1))
     }
 
     pub fn span_line(&self, span: Option<Range<usize>>) -> Option<usize> {
@@ -113,6 +116,17 @@ mod tests {
         assert_eq!(ctx.line_of(5), 3);
         assert_eq!(ctx.line_of(6), 4);
         assert_eq!(ctx.line_of(999), 4);
+    }
+
+    /// Found by the `config` fuzz target: an error at the very end of a file that ends in a
+    /// newline was reported on the line after the last.
+    #[test]
+    fn the_end_of_a_file_is_on_its_last_line() {
+        let ctx = Ctx::new("a\nbb\n", PathBuf::from("/"));
+        assert_eq!(ctx.line_of(5), 2);
+        assert_eq!(ctx.line_of(999), 2);
+        assert_eq!(Ctx::new("\n", PathBuf::from("/")).line_of(1), 1);
+        assert_eq!(Ctx::new("", PathBuf::from("/")).line_of(0), 1);
     }
 
     #[test]

@@ -125,6 +125,18 @@ fn syntax_error_has_its_line() {
     assert_eq!(e.key, "syntax");
 }
 
+/// Found by the `config` fuzz target: TOML reports a key left without a value at the end of
+/// the file, and that was one line past the last.
+#[test]
+fn an_unfinished_key_at_the_end_is_on_the_last_line() {
+    let f = Fixture::new();
+    let text = format!("{BASE}  \"\"\"dress\n");
+    let e = f.parse(&text).unwrap_err();
+    assert_eq!(e.errors.len(), 1, "{e}");
+    assert_eq!(e.errors[0].key, "syntax");
+    assert_eq!(e.errors[0].line, text.lines().count(), "{e}");
+}
+
 #[test]
 fn duplicate_key_is_a_syntax_error_at_the_second() {
     let f = Fixture::new();

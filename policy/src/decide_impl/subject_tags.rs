@@ -31,7 +31,24 @@ fn fold(tag: &str) -> String {
 }
 
 /// Recognised options and the subject without their tags (unchanged when none were found).
+/// Taking a tag out can join the text around it into another (`[Abhol[persönlich]bestätigung]`),
+/// so this repeats until none is left; each round shortens the subject.
 pub(super) fn extract(subject: &str) -> (Vec<DeMailOption>, Option<String>) {
+    let mut found = Vec::new();
+    let mut stripped: Option<String> = None;
+    loop {
+        let (more, rest) = extract_once(stripped.as_deref().unwrap_or(subject));
+        match rest {
+            Some(rest) => {
+                found.extend(more);
+                stripped = Some(rest);
+            }
+            None => return (found, stripped),
+        }
+    }
+}
+
+fn extract_once(subject: &str) -> (Vec<DeMailOption>, Option<String>) {
     let mut found = Vec::new();
     let mut kept = String::with_capacity(subject.len());
     let mut rest = subject;
@@ -78,6 +95,20 @@ mod tests {
 
     fn run(s: &str) -> (Vec<DeMailOption>, Option<String>) {
         extract(s)
+    }
+
+    /// Found by the `demail_options` fuzz target: a tag taken out of the middle of another
+    /// bracket joined the text around it into a tag that stayed in the subject sent.
+    #[test]
+    fn a_tag_formed_by_taking_one_out_is_taken_too() {
+        assert_eq!(
+            run("x [ABHOLBESTÄTIGUN[persönlich]G] y"),
+            (vec![Private, Retrieve], Some("x y".to_string()))
+        );
+        assert_eq!(
+            run("[[Abhol[Versandbestätigung]bestätigung]]"),
+            (vec![Dispatch, Retrieve], Some("[]".to_string()))
+        );
     }
 
     #[test]
