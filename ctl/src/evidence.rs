@@ -1,4 +1,4 @@
-//! `demailctl evidence verify|prune|backup|restore`.
+//! `demailctl evidence verify|cat|prune|backup|restore`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,6 +12,12 @@ use time::format_description::well_known::Rfc3339;
 pub enum EvidenceCommand {
     /// Walk the hash chain and every blob; names the first record that does not match.
     Verify,
+    /// Write a stored blob (a message as sent or received, a confirmation's XML or PDF) to
+    /// standard output, after checking that it hashes to its name.
+    Cat {
+        /// The blob's SHA-256 in hex, as `demailctl show` and `evidence verify` print it.
+        sha256: String,
+    },
     /// Remove blobs beyond [evidence] retention_years, recorded as a prune event.
     Prune {
         /// Only show what would be removed.
@@ -96,6 +102,16 @@ pub fn run(cmd: EvidenceCommand, config: &Path) -> Result<ExitCode, String> {
 fn run_on(store: &Store, cmd: EvidenceCommand, retention_years: u32) -> Result<ExitCode, String> {
     match cmd {
         EvidenceCommand::Verify => verify(store),
+        EvidenceCommand::Cat { sha256 } => {
+            let digest: demail_evidence::Digest = sha256
+                .trim()
+                .parse()
+                .map_err(|e| format!("{sha256:?}: not a SHA-256 in hex ({e})"))?;
+            let bytes = store.read_blob(&digest).map_err(|e| e.to_string())?;
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &bytes)
+                .map_err(|e| format!("standard output: {e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
         EvidenceCommand::Restore { .. } => Err("restore opens no store".into()),
         EvidenceCommand::Backup { out, force } => {
             let started = std::time::Instant::now();

@@ -201,7 +201,7 @@ pub fn show(store: &Store, id: &str, json: bool) -> Result<bool, String> {
             "submission": s,
             "recipients": statuses,
             "confirmations": confirmations,
-            "content_path": store.blob_path(&s.content),
+            "content_location": store.blob_location(&s.content).map_err(|e| e.to_string())?,
         });
         println!(
             "{}",
@@ -229,7 +229,7 @@ pub fn show(store: &Store, id: &str, json: bool) -> Result<bool, String> {
             d.recipient,
             d.indication,
             if d.trusted { "trusted" } else { "UNTRUSTED" },
-            store.blob_path(&d.raw).display()
+            d.raw
         );
     }
     Ok(true)
@@ -251,10 +251,10 @@ fn print_submission(store: &Store, s: &Submission) {
     field("queue-id", &s.queue_id);
     field("sha256", &s.content.hex());
     field("size", &format!("{} bytes", s.size));
-    field(
-        "content",
-        &store.blob_path(&s.content).display().to_string(),
-    );
+    let location = store
+        .blob_location(&s.content)
+        .unwrap_or_else(|e| format!("unreadable: {e}"));
+    field("content", &location);
 }
 
 #[cfg(test)]

@@ -97,14 +97,22 @@ fn prepare(e: &Env) -> (NewSubmission, NewConfirmation) {
     (s, c)
 }
 
-fn flip(path: &Path) {
-    let mut perm = std::fs::metadata(path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perm.set_readonly(false);
-    std::fs::set_permissions(path, perm).unwrap();
-    let mut b = std::fs::read(path).unwrap();
+/// Flips a bit of a blob kept in the database, as someone with write access to it could.
+fn flip(db: &Path, d: &Digest) {
+    let raw = rusqlite::Connection::open(db).unwrap();
+    let key = &d.0[..];
+    let mut b: Vec<u8> = raw
+        .query_row("SELECT bytes FROM blobs WHERE digest = ?1", [key], |r| {
+            r.get(0)
+        })
+        .unwrap();
     b[3] ^= 1;
-    std::fs::write(path, b).unwrap();
+    raw.execute_batch("DROP TRIGGER blobs_no_update").unwrap();
+    raw.execute(
+        "UPDATE blobs SET bytes = ?1 WHERE digest = ?2",
+        rusqlite::params![b, key],
+    )
+    .unwrap();
 }
 
 #[test]
@@ -119,8 +127,7 @@ fn verify_ok_then_names_a_flipped_blob() {
         text(&ok)
     );
     assert!(text(&ok).contains("head event 2 hash "), "{}", text(&ok));
-    let store = Store::open(&e.db, &e.blobs).unwrap();
-    flip(&store.blob_path(&c.xml.unwrap()));
+    flip(&e.db, &c.xml.unwrap());
     let bad = ctl(&e, &["evidence", "verify"]);
     assert!(!bad.status.success());
     let t = text(&bad);
@@ -188,7 +195,7 @@ fn prune_dry_run_then_prune_keeps_the_chain_verifiable() {
     assert!(dry.status.success(), "{}", text(&dry));
     assert!(text(&dry).contains("dry run: 4 blob(s)"), "{}", text(&dry));
     let store = Store::open(&e.db, &e.blobs).unwrap();
-    assert!(store.blob_path(&s.content).exists());
+    assert!(store.read_blob(&s.content).is_ok());
     let soon = ctl(&e, &["evidence", "prune"]);
     assert!(
         text(&soon).contains("nothing older than"),
@@ -201,7 +208,10 @@ fn prune_dry_run_then_prune_keeps_the_chain_verifiable() {
         "{}",
         text(&done)
     );
-    assert!(!store.blob_path(&s.content).exists());
+    assert!(matches!(
+        store.read_blob(&s.content),
+        Err(demail_evidence::Error::BlobMissing { .. })
+    ));
     let ok = ctl(&e, &["evidence", "verify"]);
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(

@@ -168,7 +168,9 @@ struct Snapshot {
     events: u64,
     head: Option<ChainHead>,
     /// Named blobs, not pruned.
+    /// The blob files named by the events (those in the database are counted in `inline`).
     blobs: BTreeSet<Digest>,
+    inline: u64,
     /// Named blobs a prune event removed.
     pruned: BTreeSet<Digest>,
 }
@@ -187,13 +189,28 @@ fn read_snapshot(conn: &Connection, path: &Path) -> Result<Snapshot> {
             .map_err(|e| Error::Corrupt(format!("event {id}: blobs column: {e}")))?;
         named.extend(digests);
     }
-    let (pruned, blobs): (BTreeSet<Digest>, BTreeSet<Digest>) =
+    let (pruned, mut blobs): (BTreeSet<Digest>, BTreeSet<Digest>) =
         named.into_iter().partition(|d| pruned_map.contains_key(d));
+    // Blobs kept in the database travel inside it; only files become members of their own.
+    let mut inline = 0;
+    if schema_version >= 4 {
+        let mut in_table = conn.prepare("SELECT 1 FROM blobs WHERE digest = ?1")?;
+        let mut files = BTreeSet::new();
+        for d in blobs {
+            if in_table.exists([&d.0[..]])? {
+                inline += 1;
+            } else {
+                files.insert(d);
+            }
+        }
+        blobs = files;
+    }
     Ok(Snapshot {
         schema_version,
         events: events as u64,
         head,
         blobs,
+        inline,
         pruned,
     })
 }
@@ -332,7 +349,7 @@ pub(crate) fn backup(
     Ok(BackupSummary {
         path: out.to_path_buf(),
         events: s.events,
-        blobs: s.blobs.len() as u64,
+        blobs: s.blobs.len() as u64 + s.inline,
         pruned_blobs: s.pruned.len() as u64,
         bytes,
         head: s.head,
@@ -501,7 +518,7 @@ pub(crate) fn restore(backup_file: &Path, database: &Path, blobs: &Path) -> Resu
         conn.pragma_update(None, "trusted_schema", false)?;
         schema::check_identity(&conn, &db_stage)?;
         schema::migrate(&conn, &db_stage)?;
-        verify::verify(&conn, &blobs_stage)?
+        verify::verify(&conn, &db_stage, &blobs_stage)?
     };
     if let Some(p) = report.problems.first() {
         return Err(refuse(format!(
@@ -685,7 +702,7 @@ mod tests {
     #[test]
     fn restore_refuses_a_place_that_holds_a_store() {
         let (dir, s) = store();
-        record(&s, 1);
+        record(&s, 2);
         let out = dir.path().join("b.tar");
         s.backup_to(&out, false).unwrap();
         let e = Store::restore_from(&out, &dir.path().join("e.sqlite"), &dir.path().join("x"))

@@ -1,5 +1,12 @@
-//! Content-addressed blob files under the blob directory: `ab/abcdef…` (the SHA-256 in hex).
+//! Content-addressed blobs: up to [`INLINE_MAX`] bytes in the database's `blobs` table, larger
+//! ones as files under the blob directory, `ab/abcdef…` (the SHA-256 in hex). Readers look in
+//! both places ([`Blobs`]), so stores written before the table existed read as they did.
 //!
+//! A blob in the table is written in the transaction that records it: one WAL flush for a
+//! whole group commit, where a file costs an inode, a directory entry and their flushes per
+//! message (the larger part of the milter's cost per De-Mail).
+//!
+//! Files:
 //! A writer streams into a hidden temp file in the blob directory, holding an advisory lock on
 //! it; `finish` fsyncs the file, renames it to its address and fsyncs the directory
 //! (`finish_deferred` only renames, and leaves the flush to a group commit). A crash
@@ -14,8 +21,128 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rusqlite::{Connection, OptionalExtension, params};
+
 use crate::digest::Hasher;
 use crate::{Digest, Error, Result};
+
+/// Blobs up to this size go into the database; larger ones (rare: big attachments) into files,
+/// streamed with bounded memory.
+pub const INLINE_MAX: u64 = 1 << 20;
+
+/// Schema migration 4: the table of blobs kept in the database. Rows are immutable; only a
+/// prune (recorded as an event first) deletes them, as it deletes blob files.
+pub(crate) const MIGRATION: &str = r#"
+CREATE TABLE blobs (
+    digest      BLOB PRIMARY KEY CHECK (length(digest) = 32),
+    bytes       BLOB NOT NULL
+);
+CREATE TRIGGER blobs_no_update BEFORE UPDATE ON blobs
+    BEGIN SELECT RAISE(ABORT, 'evidence blobs are immutable'); END;
+"#;
+
+/// Where a store's blobs are: its database connection (the `blobs` table) and its directory.
+#[derive(Clone, Copy)]
+pub(crate) struct Blobs<'a> {
+    pub conn: &'a Connection,
+    pub database: &'a Path,
+    pub dir: &'a Path,
+}
+
+impl Blobs<'_> {
+    /// Stores `bytes` in the table (already there: nothing to do). Durable with the
+    /// transaction it runs in.
+    pub fn put_inline(&self, d: &Digest, bytes: &[u8]) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO blobs (digest, bytes) VALUES (?1, ?2)")?
+            .execute(params![&d.0[..], bytes])?;
+        Ok(())
+    }
+
+    fn inline(&self, d: &Digest) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT bytes FROM blobs WHERE digest = ?1")?
+            .query_row(params![&d.0[..]], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn inline_len(&self, d: &Digest) -> Result<Option<u64>> {
+        let len: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT length(bytes) FROM blobs WHERE digest = ?1")?
+            .query_row(params![&d.0[..]], |r| r.get(0))
+            .optional()?;
+        Ok(len.map(|n| n as u64))
+    }
+
+    /// Whether the blob is in the table (else it is a file, or missing).
+    pub fn is_inline(&self, d: &Digest) -> Result<bool> {
+        Ok(self.inline_len(d)?.is_some())
+    }
+
+    /// The whole blob, after checking that it hashes to its name.
+    pub fn read(&self, d: &Digest) -> Result<Vec<u8>> {
+        match self.inline(d)? {
+            Some(bytes) => {
+                check(d, Digest::of(&bytes), self.row_name(d))?;
+                Ok(bytes)
+            }
+            None => read(self.dir, d),
+        }
+    }
+
+    /// The blob if it is in the table, hash-checked; `None` for a file blob (or none).
+    pub fn read_inline(&self, d: &Digest) -> Result<Option<Vec<u8>>> {
+        let Some(bytes) = self.inline(d)? else {
+            return Ok(None);
+        };
+        check(d, Digest::of(&bytes), self.row_name(d))?;
+        Ok(Some(bytes))
+    }
+
+    /// Hashes the blob (files in chunks, bounded memory) and returns its length.
+    pub fn verify(&self, d: &Digest) -> Result<u64> {
+        match self.read_inline(d)? {
+            Some(bytes) => Ok(bytes.len() as u64),
+            None => verify(self.dir, d),
+        }
+    }
+
+    /// Length without reading the bytes (cheap existence check); `BlobMissing` when neither
+    /// the table nor the directory has it.
+    pub fn len(&self, d: &Digest) -> Result<u64> {
+        match self.inline_len(d)? {
+            Some(n) => Ok(n),
+            None => stored_len(self.dir, d),
+        }
+    }
+
+    /// Removes the blob's row, if it has one (in the caller's transaction).
+    pub fn remove_inline(&self, d: &Digest) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM blobs WHERE digest = ?1")?
+            .execute(params![&d.0[..]])?;
+        Ok(())
+    }
+
+    /// Removes the blob's file, if it has one.
+    pub fn remove_file(&self, d: &Digest) -> Result<()> {
+        let path = blob_path(self.dir, d);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// How a row is named in messages: the database file and the digest.
+    fn row_name(&self, d: &Digest) -> PathBuf {
+        let mut name = self.database.as_os_str().to_owned();
+        name.push(format!("#blobs/{}", d.hex()));
+        PathBuf::from(name)
+    }
+}
 
 /// Names of in-progress blob files start with this; nothing else in the directory does.
 pub(crate) const TMP_PREFIX: &str = ".tmp-";

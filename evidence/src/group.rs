@@ -17,7 +17,7 @@ use rusqlite::TransactionBehavior;
 
 use crate::blob::PendingBlob;
 use crate::store::{self, Prepared};
-use crate::{BlobWriter, Error, NewSubmission, Recorded, Result, Store};
+use crate::{BlobWriter, Digest, Error, NewSubmission, Recorded, Result, Store};
 
 /// Upper bound of one batch, so one commit's latency stays bounded under a flood.
 const MAX_BATCH: usize = 256;
@@ -36,8 +36,25 @@ pub enum Barrier {
 
 struct Job {
     submission: NewSubmission,
-    blob: PendingBlob,
+    content: Content,
     reply: mpsc::SyncSender<Result<Recorded>>,
+}
+
+/// A submission's content as handed to the committer.
+enum Content {
+    /// Written to a file, to be flushed before the commit.
+    File(PendingBlob),
+    /// At most [`crate::INLINE_MAX`] bytes, stored in the database with the record.
+    Inline(Vec<u8>),
+}
+
+impl Content {
+    fn file(&self) -> Option<&PendingBlob> {
+        match self {
+            Content::File(b) => Some(b),
+            Content::Inline(_) => None,
+        }
+    }
 }
 
 /// Records submissions from many threads through one writer thread (see the module docs).
@@ -83,22 +100,32 @@ impl GroupCommitter {
     /// Records `s`, whose content is `blob`, in the next batch; blocks until that batch is
     /// durable. Errors concern this submission alone, or the whole batch if its commit failed.
     pub fn submit(&self, s: NewSubmission, blob: PendingBlob) -> Result<Recorded> {
-        if s.content != blob.digest() || s.size != blob.len() {
+        same_content(&s, blob.digest(), blob.len())?;
+        self.enqueue(s, Content::File(blob))
+    }
+
+    /// Like [`GroupCommitter::submit`], for content of at most [`crate::INLINE_MAX`] bytes
+    /// that goes into the database in the batch's transaction: no file, no extra flush.
+    pub fn submit_inline(&self, s: NewSubmission, bytes: Vec<u8>) -> Result<Recorded> {
+        if bytes.len() as u64 > crate::INLINE_MAX {
             return Err(Error::Invalid {
                 field: "content",
                 reason: format!(
-                    "submission names blob {} of {} bytes, the blob handed in is {} of {}",
-                    s.content,
-                    s.size,
-                    blob.digest(),
-                    blob.len()
+                    "{} bytes is over the {} kept in the database; write a blob file",
+                    bytes.len(),
+                    crate::INLINE_MAX
                 ),
             });
         }
+        same_content(&s, Digest::of(&bytes), bytes.len() as u64)?;
+        self.enqueue(s, Content::Inline(bytes))
+    }
+
+    fn enqueue(&self, s: NewSubmission, content: Content) -> Result<Recorded> {
         let (reply, answer) = mpsc::sync_channel(1);
         let job = Job {
             submission: s,
-            blob,
+            content,
             reply,
         };
         let queue = self.queue.as_ref().ok_or(Error::CommitterStopped)?;
@@ -123,6 +150,20 @@ impl Drop for GroupCommitter {
     }
 }
 
+/// The content handed in is the one the submission names.
+fn same_content(s: &NewSubmission, digest: Digest, len: u64) -> Result<()> {
+    if s.content == digest && s.size == len {
+        return Ok(());
+    }
+    Err(Error::Invalid {
+        field: "content",
+        reason: format!(
+            "submission names blob {} of {} bytes, the content handed in is {digest} of {len}",
+            s.content, s.size
+        ),
+    })
+}
+
 fn run(store: &Store, dir: &File, barrier: Barrier, jobs: &mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -145,7 +186,12 @@ fn run(store: &Store, dir: &File, barrier: Barrier, jobs: &mpsc::Receiver<Job>) 
 fn commit(store: &Store, dir: &File, barrier: Barrier, batch: &[Job]) -> Vec<Result<Recorded>> {
     let mut prepared: Vec<Result<Prepared>> = batch
         .iter()
-        .map(|j| store::prepare_submission(store.blob_dir(), &j.submission))
+        .map(|j| {
+            if j.content.file().is_some() {
+                store::check_content(store.blobs(), &j.submission)?;
+            }
+            store::prepare_submission(&j.submission)
+        })
         .collect();
     sync_blobs(store.blob_dir(), dir, barrier, batch, &mut prepared);
 
@@ -158,7 +204,14 @@ fn commit(store: &Store, dir: &File, barrier: Barrier, batch: &[Job]) -> Vec<Res
     for (job, p) in batch.iter().zip(prepared) {
         let result = p.and_then(|p| {
             conn.execute_batch("SAVEPOINT one")?;
-            match store::insert_submission(conn, &job.submission, &p) {
+            let inserted = match &job.content {
+                Content::Inline(bytes) => store
+                    .blobs()
+                    .put_inline(&job.submission.content, bytes)
+                    .and_then(|()| store::insert_submission(conn, &job.submission, &p)),
+                Content::File(_) => store::insert_submission(conn, &job.submission, &p),
+            };
+            match inserted {
                 Ok(r) => {
                     conn.execute_batch("RELEASE one")?;
                     Ok(r)
@@ -215,7 +268,7 @@ fn sync_blobs(
             .iter()
             .zip(prepared.iter())
             .filter(|(_, p)| p.is_ok())
-            .map(|(j, _)| &j.blob)
+            .filter_map(|(j, _)| j.content.file())
     };
     if live().next().is_none() {
         return;
@@ -249,11 +302,11 @@ fn sync_blobs(
             }
             let mut dirs = BTreeSet::new();
             for (job, p) in batch.iter().zip(prepared.iter_mut()) {
-                if p.is_err() {
+                let Some(blob) = job.content.file().filter(|_| p.is_ok()) else {
                     continue;
-                }
-                let path = job.blob.path();
-                if let Err(e) = job.blob.file().sync_data() {
+                };
+                let path = blob.path();
+                if let Err(e) = blob.file().sync_data() {
                     *p = Err(Error::io(path, e));
                 } else if let Some(parent) = path.parent() {
                     dirs.insert(parent.to_path_buf());
@@ -263,7 +316,8 @@ fn sync_blobs(
                 if let Err(e) = crate::blob::sync_dir(&d) {
                     let msg = e.to_string();
                     for (job, p) in batch.iter().zip(prepared.iter_mut()) {
-                        if p.is_ok() && job.blob.path().parent() == Some(d.as_path()) {
+                        let parent = job.content.file().and_then(|b| b.path().parent());
+                        if p.is_ok() && parent == Some(d.as_path()) {
                             *p = Err(Error::GroupCommit(msg.clone()));
                         }
                     }
@@ -318,7 +372,7 @@ mod tests {
         let (reply, answer) = mpsc::sync_channel(1);
         let job = Job {
             submission,
-            blob,
+            content: Content::File(blob),
             reply,
         };
         (job, answer)

@@ -42,7 +42,7 @@ mod verify;
 mod tests;
 
 pub use backup::{BACKUP_FORMAT, BACKUP_VERSION, BackupSummary, RestoreSummary};
-pub use blob::{BlobWriter, PendingBlob};
+pub use blob::{BlobWriter, INLINE_MAX, PendingBlob};
 pub use chain::EventRecord;
 pub use confirmation::{Confirmation, ConfirmationKind, ConfirmationRecorded, NewConfirmation};
 pub use digest::{Digest, OriginKey, ParseDigestError};

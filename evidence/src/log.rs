@@ -5,9 +5,7 @@ use rusqlite::params;
 
 use crate::chain::{KIND_CONFIRMATION, KIND_PRUNE, KIND_QES_CHECK, KIND_SUBMISSION};
 use crate::prune::{self, PruneRecord};
-use crate::{
-    Confirmation, Digest, Error, Result, Store, Submission, blob, confirmation, submission,
-};
+use crate::{Confirmation, Digest, Error, Result, Store, Submission, confirmation, submission};
 
 /// One event of the log, decoded.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,10 +74,10 @@ impl Store {
         .collect()
     }
 
-    /// The length of a stored blob from its file's metadata, without reading it;
-    /// `BlobMissing` when there is no such file (never stored, or pruned).
+    /// The length of a stored blob without reading it; `BlobMissing` when it is neither in
+    /// the database nor a file (never stored, or pruned).
     pub fn blob_len(&self, d: &Digest) -> Result<u64> {
-        blob::stored_len(self.blob_dir(), d)
+        self.blobs().len(d)
     }
 }
 

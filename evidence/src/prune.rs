@@ -4,15 +4,15 @@
 //! when a later prune event names it. Event payloads (metadata) therefore stay.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
 use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::blob::Blobs;
 use crate::chain::{self, KIND_PRUNE, NewEvent};
-use crate::{Digest, Error, Result, blob};
+use crate::{Digest, Error, Result};
 
 /// One removed blob and the (first) event that referenced it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,13 +97,13 @@ struct Case {
 /// Plans and (unless `dry_run`) records the prune event, then deletes the files. The plan is
 /// made under the write lock, so no event can be appended between plan and record.
 pub(crate) fn run(
-    conn: &Connection,
-    blob_dir: &Path,
+    blobs: Blobs<'_>,
     years: u32,
     now: OffsetDateTime,
     dry_run: bool,
 ) -> Result<PruneOutcome> {
     let cutoff = cutoff(now, years)?;
+    let conn = blobs.conn;
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let already = pruned_blobs(&tx)?;
     let mut cases: HashMap<String, Case> = HashMap::new();
@@ -153,9 +153,11 @@ pub(crate) fn run(
             if live.contains(&digest) || already.contains_key(&digest) || !seen.insert(digest) {
                 continue;
             }
-            let path = blob::blob_path(blob_dir, &digest);
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue; // missing and not pruned: verification reports it
+            let size = match blobs.len(&digest) {
+                Ok(size) => size,
+                // Missing and not pruned: verification reports it.
+                Err(Error::BlobMissing { .. }) => continue,
+                Err(e) => return Err(e),
             };
             removed.push(PrunedBlob {
                 digest,
@@ -165,7 +167,7 @@ pub(crate) fn run(
                 } else {
                     (*key).clone()
                 },
-                size: meta.len(),
+                size,
             });
         }
     }
@@ -196,17 +198,16 @@ pub(crate) fn run(
             blobs: &[],
         },
     )?;
+    // Rows go with the event that records their removal, atomically; files after the commit.
+    for b in &outcome.removed {
+        blobs.remove_inline(&b.digest)?;
+    }
     tx.commit()?;
     outcome.event_id = Some(id);
     // After the commit: a crash now leaves blobs that are listed as pruned yet present, which
     // verification accepts (and checks).
     for b in &outcome.removed {
-        let path = blob::blob_path(blob_dir, &b.digest);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(path, e)),
-        }
+        blobs.remove_file(&b.digest)?;
     }
     Ok(outcome)
 }

@@ -51,6 +51,7 @@ CREATE TRIGGER submissions_no_delete BEFORE DELETE ON submissions
 "#,
     crate::confirmation::MIGRATION,
     crate::qes::MIGRATION,
+    crate::blob::MIGRATION,
 ];
 
 pub(crate) fn version() -> i64 {

@@ -86,7 +86,14 @@ impl Store {
         BlobWriter::create(&self.blobs)
     }
 
+    /// Stores `bytes` durably (in the database up to [`crate::INLINE_MAX`], else as a file).
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        if bytes.len() as u64 <= blob::INLINE_MAX {
+            let d = Digest::of(bytes);
+            // Autocommit: with synchronous=FULL the row is durable on return.
+            self.blobs().put_inline(&d, bytes)?;
+            return Ok(d);
+        }
         let mut w = self.blob_writer()?;
         std::io::Write::write_all(&mut w, bytes).map_err(|e| Error::io(&self.blobs, e))?;
         Ok(w.finish()?.0)
@@ -94,16 +101,42 @@ impl Store {
 
     /// The whole blob; fails with `BlobMismatch` if it does not hash to `d`.
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
-        blob::read(&self.blobs, d)
+        self.blobs().read(d)
     }
 
-    /// Hashes the stored blob in chunks (bounded memory) and returns its length.
+    /// The blob if the database holds it (hash-checked); `None` when it is a file at
+    /// [`Store::blob_path`] (or missing), for readers that stream large files themselves.
+    pub fn read_inline_blob(&self, d: &Digest) -> Result<Option<Vec<u8>>> {
+        self.blobs().read_inline(d)
+    }
+
+    /// Hashes the stored blob (files in chunks, bounded memory) and returns its length.
     pub fn verify_blob(&self, d: &Digest) -> Result<u64> {
-        blob::verify(&self.blobs, d)
+        self.blobs().verify(d)
     }
 
+    /// Where the blob is or would be as a file. Blobs up to [`crate::INLINE_MAX`] bytes
+    /// recorded since schema version 4 are in the database instead: read them with
+    /// [`Store::read_blob`].
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
         blob::blob_path(&self.blobs, d)
+    }
+
+    /// Where the blob is, for reports: `database` or the file's path.
+    pub fn blob_location(&self, d: &Digest) -> Result<String> {
+        Ok(if self.blobs().is_inline(d)? {
+            format!("{}#blobs/{}", self.database.display(), d.hex())
+        } else {
+            self.blob_path(d).display().to_string()
+        })
+    }
+
+    pub(crate) fn blobs(&self) -> blob::Blobs<'_> {
+        blob::Blobs {
+            conn: &self.conn,
+            database: &self.database,
+            dir: &self.blobs,
+        }
     }
 
     /// Records an outbound De-Mail in one SQLite transaction, fsynced (synchronous=FULL) before
@@ -113,7 +146,8 @@ impl Store {
     /// The content blob must be stored already, with exactly `s.size` bytes: the evidence
     /// must be complete before the milter accepts the message.
     pub fn record_submission(&self, s: &NewSubmission) -> Result<Recorded> {
-        let prepared = prepare_submission(&self.blobs, s)?;
+        check_content(self.blobs(), s)?;
+        let prepared = prepare_submission(s)?;
         // IMMEDIATE: take the write lock before reading, so the existence check, the chain
         // head and the insert see one state even with other writers around.
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
@@ -190,7 +224,7 @@ impl Store {
     pub fn record_confirmation(&self, c: &NewConfirmation) -> Result<ConfirmationRecorded> {
         confirmation::validate(c)?;
         for d in confirmation::blobs_of(c) {
-            blob::stored_len(&self.blobs, &d)?;
+            self.blobs().len(&d)?;
         }
         let payload = serde_json::to_string(c).map_err(|e| Error::Invalid {
             field: "confirmation",
@@ -234,7 +268,7 @@ impl Store {
     /// again return `AlreadyPresent` with the stored record. The raw blob must be stored.
     pub fn record_qes_check(&self, c: &NewQesCheck) -> Result<QesCheckRecorded> {
         qes::validate(c)?;
-        blob::stored_len(&self.blobs, &c.raw)?;
+        self.blobs().len(&c.raw)?;
         let payload = serde_json::to_string(c).map_err(|e| Error::Invalid {
             field: "qes_check",
             reason: e.to_string(),
@@ -337,7 +371,7 @@ impl Store {
         now: OffsetDateTime,
         dry_run: bool,
     ) -> Result<PruneOutcome> {
-        prune::run(&self.conn, &self.blobs, retention_years, now, dry_run)
+        prune::run(self.blobs(), retention_years, now, dry_run)
     }
 
     /// The newest event (for anchoring the chain outside the store).
@@ -349,7 +383,7 @@ impl Store {
     /// hashes every referenced blob, and compares the lookup tables with the events.
     /// Tampering is reported in the `ChainReport`; `Err` means the walk itself failed.
     pub fn verify_chain(&self) -> Result<ChainReport> {
-        verify::verify(&self.conn, &self.blobs)
+        verify::verify(&self.conn, &self.database, &self.blobs)
     }
 
     /// Backs the whole store up into one ustar file at `out` while other connections keep
@@ -409,17 +443,21 @@ pub(crate) struct Prepared {
     time: i64,
 }
 
-/// Everything about a submission that needs no database: field rules, the blob's presence
-/// and size, the payload encoding.
-pub(crate) fn prepare_submission(blobs: &Path, s: &NewSubmission) -> Result<Prepared> {
-    submission::validate(s)?;
-    let stored = blob::stored_len(blobs, &s.content)?;
+/// The submission's content blob is stored, with the size the submission names.
+pub(crate) fn check_content(blobs: blob::Blobs<'_>, s: &NewSubmission) -> Result<()> {
+    let stored = blobs.len(&s.content)?;
     if stored != s.size {
         return Err(Error::Invalid {
             field: "size",
             reason: format!("{} bytes, but blob {} holds {stored}", s.size, s.content),
         });
     }
+    Ok(())
+}
+
+/// Everything about a submission that needs no database: field rules and the payload encoding.
+pub(crate) fn prepare_submission(s: &NewSubmission) -> Result<Prepared> {
+    submission::validate(s)?;
     let payload = serde_json::to_string(s).map_err(|e| Error::Invalid {
         field: "submission",
         reason: e.to_string(),

@@ -12,8 +12,16 @@ pub(crate) fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// Records submission `n`; its content is a blob file for even `n`, a database row for odd.
 pub(crate) fn record(store: &Store, n: u32) -> NewSubmission {
     let body = format!("message {n}");
+    let content = if n.is_multiple_of(2) {
+        let mut w = store.blob_writer().unwrap();
+        std::io::Write::write_all(&mut w, body.as_bytes()).unwrap();
+        w.finish().unwrap().0
+    } else {
+        store.put_blob(body.as_bytes()).unwrap()
+    };
     let s = NewSubmission {
         private_id: format!("p{n}"),
         origin_key: Digest::of(body.as_bytes()),
@@ -26,7 +34,7 @@ pub(crate) fn record(store: &Store, n: u32) -> NewSubmission {
         message_id: format!("<{n}@t.example>"),
         queue_id: "Q".into(),
         options: vec![],
-        content: store.put_blob(body.as_bytes()).unwrap(),
+        content,
         size: body.len() as u64,
         time: time::macros::datetime!(2026-11-02 9:00 UTC),
     };

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+use crate::blob::Blobs;
 use crate::chain::{
     self, EventRow, KIND_CONFIRMATION, KIND_PRUNE, KIND_QES_CHECK, KIND_SUBMISSION,
 };
@@ -15,7 +16,7 @@ use crate::confirmation::{self, Confirmation};
 use crate::prune;
 use crate::qes::{self, QesCheck};
 use crate::submission::{self, Submission};
-use crate::{Digest, Error, Result, blob};
+use crate::{Digest, Error, Result};
 
 /// More problems than this are counted, not listed.
 const MAX_LISTED: usize = 1000;
@@ -182,7 +183,7 @@ impl fmt::Display for Problem {
     }
 }
 
-pub(crate) fn verify(conn: &Connection, blobs: &Path) -> Result<ChainReport> {
+pub(crate) fn verify(conn: &Connection, database: &Path, dir: &Path) -> Result<ChainReport> {
     // One read transaction: a consistent snapshot while writers keep appending.
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Deferred)?;
     let mut report = ChainReport {
@@ -197,7 +198,11 @@ pub(crate) fn verify(conn: &Connection, blobs: &Path) -> Result<ChainReport> {
     let pruned = prune::pruned_blobs(&tx)?;
     let mut ctx = Ctx {
         conn: &tx,
-        blob_dir: blobs,
+        blobs: Blobs {
+            conn: &tx,
+            database,
+            dir,
+        },
         checked: &mut checked_blobs,
         pruned: &pruned,
         pruned_seen: HashSet::new(),
@@ -302,7 +307,7 @@ fn lossy_digest(bytes: &[u8]) -> Digest {
 
 struct Ctx<'a> {
     conn: &'a Connection,
-    blob_dir: &'a Path,
+    blobs: Blobs<'a>,
     checked: &'a mut HashSet<Digest>,
     /// Blob -> the prune event that removed it.
     pruned: &'a std::collections::HashMap<Digest, i64>,
@@ -321,7 +326,7 @@ fn check_payload(ctx: &mut Ctx<'_>, ev: &EventRow) -> Result<Vec<Problem>> {
     };
     for d in &digests {
         if ctx.checked.insert(*d) {
-            match check_blob(ctx.blob_dir, ev.id, d) {
+            match check_blob(ctx.blobs, ev.id, d) {
                 // Missing is fine once a later prune event recorded its removal.
                 Some(Problem::BlobMissing { .. })
                     if ctx.pruned.get(d).is_some_and(|&p| p > ev.id) =>
@@ -439,8 +444,8 @@ fn check_qes_projection(conn: &Connection, c: &QesCheck) -> Result<Option<String
     })
 }
 
-fn check_blob(dir: &Path, event_id: i64, digest: &Digest) -> Option<Problem> {
-    match blob::verify(dir, digest) {
+fn check_blob(blobs: Blobs<'_>, event_id: i64, digest: &Digest) -> Option<Problem> {
+    match blobs.verify(digest) {
         Ok(_) => None,
         Err(Error::BlobMissing { path, .. }) => Some(Problem::BlobMissing {
             event_id,

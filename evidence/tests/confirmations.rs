@@ -220,14 +220,7 @@ fn tampered_confirmation_blob_or_event_is_named() {
         .unwrap()
         .confirmation()
         .event_id;
-    let pdf = store.blob_path(&c.pdf.unwrap());
-    let mut bytes = std::fs::read(&pdf).unwrap();
-    bytes[0] ^= 1;
-    let mut perm = std::fs::metadata(&pdf).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perm.set_readonly(false);
-    std::fs::set_permissions(&pdf, perm).unwrap();
-    std::fs::write(&pdf, &bytes).unwrap();
+    f.flip_blob_bit(&c.pdf.unwrap(), 0);
     let report = store.verify_chain().unwrap();
     assert_eq!(report.first_bad_event(), Some(id), "{report:?}");
     assert!(
@@ -265,12 +258,15 @@ fn prune_removes_only_expired_blobs_and_the_chain_still_verifies() {
     let later = recorded + time::Duration::days(11 * 366);
     let dry = store.prune(10, later, true).unwrap();
     assert_eq!(dry.removed.len(), 4); // message, raw, xml, pdf
-    assert!(store.blob_path(&old.content).exists());
+    assert!(store.read_blob(&old.content).is_ok());
     // A newer submission sharing nothing stays intact.
     let done = store.prune(10, later, false).unwrap();
     assert_eq!(done.removed.len(), 4);
     assert!(done.event_id.is_some());
-    assert!(!store.blob_path(&old.content).exists());
+    assert!(matches!(
+        store.read_blob(&old.content),
+        Err(demail_evidence::Error::BlobMissing { .. })
+    ));
     let report = store.verify_chain().unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.pruned_blobs, 4);

@@ -100,12 +100,7 @@ fn tampered_report_or_blob_is_named() {
     let store = f.open();
     let c = check(&store, 7);
     let id = store.record_qes_check(&c).unwrap().check().event_id;
-    let path = store.blob_path(&c.raw);
-    let mut perm = std::fs::metadata(&path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perm.set_readonly(false);
-    std::fs::set_permissions(&path, perm).unwrap();
-    std::fs::write(&path, b"something else").unwrap();
+    f.flip_blob_bit(&c.raw, 3);
     let report = store.verify_chain().unwrap();
     assert_eq!(report.first_bad_event(), Some(id), "{report:?}");
     assert!(matches!(report.problems[0], Problem::BlobMismatch { .. }));

@@ -42,11 +42,13 @@ fn round_trip_keeps_every_field() {
     let bytes = store.read_blob(&found.content).unwrap();
     assert_eq!(Digest::of(&bytes), found.content);
     assert_eq!(bytes.len() as u64, found.size);
-    assert!(store.blob_path(&found.content).ends_with(format!(
-        "{}/{}",
-        &found.content.hex()[..2],
-        found.content.hex()
-    )));
+    // Small: kept in the database, not as a file.
+    let location = store.blob_location(&found.content).unwrap();
+    assert!(
+        location.ends_with(&format!("#blobs/{}", found.content.hex())),
+        "{location}"
+    );
+    assert!(!store.blob_path(&found.content).exists());
     assert_eq!(
         store.submission_by_origin_key(&new.origin_key).unwrap(),
         Some(found)
@@ -340,6 +342,8 @@ fn opening_and_reading_do_not_wait_for_a_writer() {
         .record_submission(&submission(&store, "stendal", 1, T0))
         .unwrap()
         .into_submission();
+    // Its blob is a database row: stored before the lock is taken.
+    let second = submission(&store, "stendal", 2, T0);
     // Another process holds the write lock (a milter mid-transaction).
     let writer = fx.raw();
     writer.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -360,15 +364,8 @@ fn opening_and_reading_do_not_wait_for_a_writer() {
     store
         .set_busy_timeout(std::time::Duration::from_millis(200))
         .unwrap();
-    let err = store
-        .record_submission(&submission(&store, "stendal", 2, T0))
-        .unwrap_err();
+    let err = store.record_submission(&second).unwrap_err();
     assert!(err.to_string().contains("locked"), "{err}");
     writer.execute_batch("COMMIT").unwrap();
-    assert!(
-        store
-            .record_submission(&submission(&store, "stendal", 2, T0))
-            .unwrap()
-            .is_inserted()
-    );
+    assert!(store.record_submission(&second).unwrap().is_inserted());
 }

@@ -29,6 +29,13 @@ pub const REQUIRED_ACTIONS: Actions = Actions::ADD_HEADER
 /// that leave, which are what the evidence records.
 pub const REQUIRED_OPTS: ProtoOpts = ProtoOpts::LEADING_SPACE;
 
+/// Stages whose answer is always "continue" (a refusal found in a header field is answered at
+/// end of header): where the MTA offers it, it sends them without waiting for a reply, which
+/// saves a round trip per header field.
+pub const NOREPLY_OPTS: ProtoOpts = ProtoOpts::NOREPLY_CONNECT
+    .union(ProtoOpts::NOREPLY_HELO)
+    .union(ProtoOpts::NOREPLY_HEADER);
+
 /// How often a long end-of-message step tells the MTA it is still working.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
@@ -64,14 +71,19 @@ pub fn make(shared: Arc<Shared>) -> Callbacks<Session> {
                     None => Session::new(shared),
                 };
                 let verdict = span.in_scope(|| session.connect(daemon.as_deref()));
+                let quiet = session.no_reply.contains(ProtoOpts::NOREPLY_CONNECT);
                 cx.data = Some(session);
-                answer(&mut cx.reply, verdict)
+                unanswered(quiet, answer(&mut cx.reply, verdict))
             })
         })
         .on_helo(|cx, _host| {
             Box::pin(async move {
                 tls_peer(cx);
-                Status::Continue
+                let quiet = cx
+                    .data
+                    .as_ref()
+                    .is_some_and(|s| s.no_reply.contains(ProtoOpts::NOREPLY_HELO));
+                unanswered(quiet, Status::Continue)
             })
         })
         .on_mail(|cx, args| {
@@ -107,9 +119,14 @@ pub fn make(shared: Arc<Shared>) -> Callbacks<Session> {
         })
         .on_data(|cx| Box::pin(async move { stage(cx, true, Session::data) }))
         .on_header(|cx, name, value| {
-            Box::pin(
-                async move { stage(cx, true, |s| s.header(name.as_bytes(), value.as_bytes())) },
-            )
+            Box::pin(async move {
+                let quiet = cx
+                    .data
+                    .as_ref()
+                    .is_some_and(|s| s.no_reply.contains(ProtoOpts::NOREPLY_HEADER));
+                let status = stage(cx, true, |s| s.header(name.as_bytes(), value.as_bytes()));
+                unanswered(quiet, status)
+            })
         })
         .on_eoh(|cx| Box::pin(async move { stage(cx, true, Session::eoh) }))
         .on_body(|cx, chunk| {
@@ -166,7 +183,7 @@ fn negotiate(
         return Status::Reject;
     }
     cx.requested_actions = REQUIRED_ACTIONS | (actions & Actions::REQUEST_MACROS);
-    cx.requested_opts |= REQUIRED_OPTS;
+    cx.requested_opts |= REQUIRED_OPTS | (opts & NOREPLY_OPTS);
     for (stage, names) in MACROS {
         if let Ok(names) = CString::new(names) {
             cx.requested_macros.insert(stage, names);
@@ -176,6 +193,7 @@ fn negotiate(
     // skipped only then.
     let mut session = Session::new(shared);
     session.skip_body = cx.requested_opts.contains(ProtoOpts::SKIP);
+    session.no_reply = cx.requested_opts & NOREPLY_OPTS;
     cx.data = Some(session);
     Status::Continue
 }
@@ -320,6 +338,19 @@ async fn apply(
 
 fn cstring(what: &str, bytes: Vec<u8>) -> Result<CString, Error> {
     CString::new(bytes).map_err(|_| Error::Nul(what.to_string()))
+}
+
+/// The status of a stage the MTA expects no reply for: `Noreply` where negotiated. Such a stage
+/// only ever continues (`Session` defers what a header field decides to end of header).
+fn unanswered(quiet: bool, status: Status) -> Status {
+    match (quiet, status) {
+        (false, status) => status,
+        (true, Status::Continue) => Status::Noreply,
+        (true, status) => {
+            error!(?status, "a stage without reply decided {status:?}; ignored");
+            Status::Noreply
+        }
+    }
 }
 
 /// Turns a verdict into the indymilter status, setting the custom reply for a rejection.

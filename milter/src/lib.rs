@@ -73,6 +73,9 @@ pub(crate) struct Shared {
 
 /// Serves MTA connections on `listener` until `shutdown` completes; sessions in progress finish
 /// the command they are processing. Errors only when the listener fails.
+/// Concurrent MTA connections served; each is a small task (a few KiB when idle).
+pub const MAX_CONNECTIONS: usize = 1000;
+
 pub async fn run(
     listener: Listener,
     config: Arc<Config>,
@@ -116,6 +119,10 @@ pub async fn serve(
     let callbacks = callbacks::make(shared);
     let milter_config = indymilter::Config {
         actions: REQUIRED_ACTIONS,
+        // One connection per smtpd process: Postfix allows 100 per service by default
+        // (default_process_limit), and the milter serves several services. indymilter's own
+        // default of 100 made the 101st smtpd tempfail its mail.
+        max_connections: MAX_CONNECTIONS,
         ..Default::default()
     };
     indymilter::run(listener, callbacks, milter_config, shutdown).await

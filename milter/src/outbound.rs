@@ -100,9 +100,34 @@ impl Rewrite<'_> {
 }
 
 /// `private_id` is set to the message's private-id once it is recorded.
+///
+/// The whole end of message runs on one blocking thread: lookup, rewrite and the durable
+/// record are one hop off the runtime, not one per store access.
 pub async fn finish(
+    config: Arc<Config>,
+    evidence: Arc<Evidence>,
+    msg: Message,
+    private_id: &mut Option<String>,
+) -> Result<End, Error> {
+    let (end, id) =
+        tokio::task::spawn_blocking(move || finish_blocking(&config, &evidence, msg)).await??;
+    *private_id = id;
+    Ok(end)
+}
+
+fn finish_blocking(
     config: &Config,
-    evidence: &Arc<Evidence>,
+    evidence: &Evidence,
+    msg: Message,
+) -> Result<(End, Option<String>), Error> {
+    let mut private_id = None;
+    let end = decide(config, evidence, msg, &mut private_id)?;
+    Ok((end, private_id))
+}
+
+fn decide(
+    config: &Config,
+    evidence: &Evidence,
     msg: Message,
     private_id: &mut Option<String>,
 ) -> Result<End, Error> {
@@ -154,7 +179,7 @@ pub async fn finish(
         .ok_or(Error::State("end of message before end of header"))?
         .finish()
         .0;
-    let previous = evidence.lookup(Digest(origin_key)).await?;
+    let previous = evidence.lookup(Digest(origin_key))?;
     let mut reused = previous.is_some();
     let mut identity = match &previous {
         Some(s) => Identity::reuse(s),
@@ -204,13 +229,9 @@ pub async fn finish(
                 .collect(),
             time: identity.time,
         };
-        let (stored, spool) = evidence
-            .store(head, body, move |content, size| {
-                draft.complete(content, size)
-            })
-            .await;
-        body = spool;
-        let stored = stored?;
+        let stored = evidence.store(&head, &mut body, move |content, size| {
+            draft.complete(content, size)
+        })?;
 
         let same = |s: &Submission| s.content.0 == stored.content.0;
         match &stored.recorded {

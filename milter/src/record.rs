@@ -89,39 +89,27 @@ impl Evidence {
         result
     }
 
-    /// The submission recorded earlier for a message with this origin key, if any.
-    pub async fn lookup(self: &Arc<Self>, origin_key: Digest) -> Result<Option<Submission>, Error> {
-        let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            this.with_store(|s| {
-                s.submission_by_origin_key(&origin_key)
-                    .map_err(|e| this.error(e))
-            })
+    /// The submission recorded earlier for a message with this origin key, if any. Blocking.
+    pub fn lookup(&self, origin_key: Digest) -> Result<Option<Submission>, Error> {
+        self.with_store(|s| {
+            s.submission_by_origin_key(&origin_key)
+                .map_err(|e| self.error(e))
         })
-        .await?
     }
 
     /// Writes `head` + the spooled body as a blob, then records the submission with that
-    /// blob's digest and size through the group committer (both durable on return). `build` completes the record from the digest.
-    /// The spool is handed back for a possible second attempt.
-    pub async fn store(
-        self: &Arc<Self>,
-        head: Vec<u8>,
-        mut body: SpooledTempFile,
-        build: impl FnOnce(Digest, u64) -> NewSubmission + Send + 'static,
-    ) -> (Result<Stored, Error>, SpooledTempFile) {
-        let this = Arc::clone(self);
-        let task = tokio::task::spawn_blocking(move || {
-            let result = this.timed(Record::Submission, || {
-                this.store_blocking(&head, &mut body, build)
-            });
-            (result, body)
-        });
-        match task.await {
-            Ok(done) => done,
-            // The spool went down with the task; the caller only needs one to return.
-            Err(e) => (Err(Error::Task(e)), SpooledTempFile::new(0)),
-        }
+    /// blob's digest and size through the group committer (both durable on return). `build`
+    /// completes the record from the digest. The spool stays the caller's, for a possible
+    /// second attempt. Blocking.
+    pub fn store(
+        &self,
+        head: &[u8],
+        body: &mut SpooledTempFile,
+        build: impl FnOnce(Digest, u64) -> NewSubmission,
+    ) -> Result<Stored, Error> {
+        self.timed(Record::Submission, || {
+            self.store_blocking(head, body, build)
+        })
     }
 
     /// Stores `raw` (the message as received and verified) as a blob, fsynced, then records
@@ -195,9 +183,27 @@ impl Evidence {
         build: impl FnOnce(Digest, u64) -> NewSubmission,
     ) -> Result<Stored, Error> {
         let committer = self.committer()?;
+        body.seek(SeekFrom::Start(0)).map_err(Error::Spool)?;
+        let body_len = body.seek(SeekFrom::End(0)).map_err(Error::Spool)?;
+        body.seek(SeekFrom::Start(0)).map_err(Error::Spool)?;
+        let size = head.len() as u64 + body_len;
+        if size <= demail_evidence::INLINE_MAX {
+            // The common case: the bytes go into the batch's transaction, no file at all.
+            let mut bytes = Vec::with_capacity(size as usize);
+            bytes.extend_from_slice(head);
+            body.read_to_end(&mut bytes).map_err(Error::Spool)?;
+            let content = Digest::of(&bytes);
+            let recorded = committer
+                .submit_inline(build(content, size), bytes)
+                .map_err(|e| self.error(e))?;
+            return Ok(Stored {
+                recorded,
+                content,
+                size,
+            });
+        }
         let mut writer = committer.blob_writer().map_err(|e| self.error(e))?;
         writer.write_all(head).map_err(Error::Blob)?;
-        body.seek(SeekFrom::Start(0)).map_err(Error::Spool)?;
         copy(body, &mut writer)?;
         // The blob is not flushed yet: the committer flushes it, with those of the messages
         // recorded alongside, before the commit that names it; `submit` returns after both.

@@ -31,6 +31,11 @@ pub struct Session {
     pub tls_client: Option<TlsClient>,
     /// The MTA granted SMFIP_SKIP: the body of ordinary mail can be skipped.
     pub skip_body: bool,
+    /// Stages the MTA sends without waiting for a reply (negotiated; see `callbacks`).
+    pub no_reply: indymilter::ProtoOpts,
+    /// A verdict reached while reading header fields, answered at end of header: the MTA
+    /// waits for no reply per field (SMFIP_NR_HDR), so nothing can be answered earlier.
+    deferred: Option<Verdict>,
     /// The transaction since MAIL whose end is not yet logged and counted.
     pending: Option<Pending>,
 }
@@ -61,6 +66,8 @@ impl Session {
             provider_service: false,
             tls_client: None,
             skip_body: false,
+            no_reply: indymilter::ProtoOpts::empty(),
+            deferred: None,
             pending: None,
         }
     }
@@ -71,6 +78,7 @@ impl Session {
         self.abandon();
         let mut s = Session::new(self.shared);
         s.skip_body = self.skip_body;
+        s.no_reply = self.no_reply;
         s
     }
 
@@ -103,6 +111,7 @@ impl Session {
         queue_id: Option<&str>,
     ) -> Verdict {
         self.abandon();
+        self.deferred = None;
         self.config = Arc::clone(&self.shared.config.borrow());
         self.pending = Some(Pending {
             queue_id: queue_id.map(str::to_string),
@@ -265,7 +274,19 @@ impl Session {
         }
     }
 
+    /// A header field. Never refuses by itself (the MTA does not wait for an answer per
+    /// field): a refusal found here is kept and answered at end of header.
     pub fn header(&mut self, name: &[u8], value: &[u8]) -> Verdict {
+        if self.deferred.is_none() {
+            let verdict = self.read_field(name, value);
+            if verdict != Verdict::Continue {
+                self.deferred = Some(verdict);
+            }
+        }
+        Verdict::Continue
+    }
+
+    fn read_field(&mut self, name: &[u8], value: &[u8]) -> Verdict {
         let verdict = self.data();
         if verdict != Verdict::Continue {
             return verdict;
@@ -285,6 +306,7 @@ impl Session {
         msg.received_len += (name.len() + value.len() + 3) as u64;
         msg.fields.push(field);
         // Inbound mail is not ours to refuse: beyond the limit it is just not verified.
+        // Once refused, the fields that follow are not kept (bounded memory).
         if msg.received_len > limit && msg.kind == Kind::DeMail {
             debug!(limit, "De-Mail too large (header)");
             return Verdict::Reject(Reply::too_large(limit));
@@ -295,6 +317,9 @@ impl Session {
     /// End of header: the received header section starts the origin key. Ordinary mail with
     /// nothing to neutralise is accepted here.
     pub fn eoh(&mut self) -> Verdict {
+        if let Some(verdict) = self.deferred.take() {
+            return verdict;
+        }
         let verdict = self.data();
         if verdict != Verdict::Continue {
             return verdict;
@@ -419,7 +444,13 @@ impl Session {
                     .await
                 }
                 Kind::DeMail => {
-                    crate::outbound::finish(&config, &shared.evidence, msg, &mut private_id).await
+                    crate::outbound::finish(
+                        config,
+                        Arc::clone(&shared.evidence),
+                        msg,
+                        &mut private_id,
+                    )
+                    .await
                 }
             }?;
             Ok(Finished { end, private_id })

@@ -112,10 +112,7 @@ async fn authorised_clerk_with_retrieve_tag() {
     assert_eq!(record.private_id, private_id);
     assert_eq!(record.content, demail_evidence::Digest::of(&expected));
     assert_eq!(record.size, expected.len() as u64);
-    assert_eq!(
-        std::fs::read(milter.blob_path(&record.content)).unwrap(),
-        expected
-    );
+    assert_eq!(milter.store().read_blob(&record.content).unwrap(), expected);
     assert_eq!(record.tenant, "Landeshauptstadt Magdeburg");
     assert_eq!(record.account, "info@magdeburg.de-mail.de");
     assert_eq!(record.clerk, "erika.muster@magdeburg.example");

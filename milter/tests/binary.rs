@@ -55,11 +55,17 @@ async fn rcpt_status(socket: &Path) -> Status {
     conn.macros(MacroStage::Connect, [("{daemon_name}", "submission")])
         .await
         .unwrap();
-    assert_eq!(
-        conn.connect("client", [192, 0, 2, 1]).await.unwrap(),
-        Status::Continue
+    // Connect and HELO go unanswered where the MTA offers it (no-reply stages).
+    let connect = conn.connect("client", [192, 0, 2, 1]).await.unwrap();
+    assert!(
+        matches!(connect, Status::Continue | Status::Noreply),
+        "{connect:?}"
     );
-    assert_eq!(conn.helo("client").await.unwrap(), Status::Continue);
+    let helo = conn.helo("client").await.unwrap();
+    assert!(
+        matches!(helo, Status::Continue | Status::Noreply),
+        "{helo:?}"
+    );
     assert_eq!(
         conn.mail(["<robot@example.org>"]).await.unwrap(),
         Status::Continue

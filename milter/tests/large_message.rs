@@ -29,9 +29,6 @@ async fn large_body_is_recorded_byte_for_byte() {
     let expected = postfix_result(&mail, &actions);
     let record = recorded(&milter, &mail).expect("recorded");
     assert_eq!(record.size, expected.len() as u64);
-    assert_eq!(
-        std::fs::read(milter.blob_path(&record.content)).unwrap(),
-        expected
-    );
+    assert_eq!(milter.store().read_blob(&record.content).unwrap(), expected);
     milter.stop().await;
 }

@@ -41,7 +41,7 @@ async fn miltertest_outbound_script() {
     assert_eq!(s.subject, "Ihr Antrag");
     assert_eq!(s.recipients, vec!["buerger@example.de-mail.de".to_string()]);
     assert_eq!(s.options, vec!["dispatch", "receipt", "private"]);
-    let blob = String::from_utf8(std::fs::read(milter.blob_path(&s.content)).unwrap()).unwrap();
+    let blob = String::from_utf8(milter.store().read_blob(&s.content).unwrap()).unwrap();
     assert!(
         blob.starts_with(
             "From: \"Landeshauptstadt Magdeburg\" <info@magdeburg.de-mail.de>\r\n\

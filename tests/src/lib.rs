@@ -47,6 +47,7 @@ mod postfix;
 mod process;
 pub mod proxy_city;
 mod smtp;
+pub mod tamper;
 mod tools;
 
 pub use city::{City, CityOptions};

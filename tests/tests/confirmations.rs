@@ -291,12 +291,12 @@ fn all_three_confirmations_end_retrieved_and_the_export_reverifies() {
         .iter()
         .find(|c| c.data.raw.hex() == raw)
         .expect("the retrieve confirmation");
-    let blob = store.blob_path(&retrieve.data.raw);
+    let digest = retrieve.data.raw;
     drop(store);
-    let mut bytes = std::fs::read(&blob).expect("blob");
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x01;
-    std::fs::write(&blob, &bytes).expect("write blob");
+    let flip = || {
+        demail_e2e::tamper::flip_blob_bit(city.evidence_database(), city.evidence_blobs(), &digest)
+    };
+    flip();
     let verify = city.demailctl(&["evidence", "verify"]);
     let out = text(&verify);
     assert!(!verify.status.success(), "{out}");
@@ -305,8 +305,7 @@ fn all_three_confirmations_end_retrieved_and_the_export_reverifies() {
 
     // Blob restored; one byte of the receipt's event row changed past the append-only
     // trigger, as someone with write access to the database could: the walk names the event.
-    bytes[middle] ^= 0x01;
-    std::fs::write(&blob, &bytes).expect("restore blob");
+    flip();
     let event = confirmations_of(&show, "receipt")[0]["event_id"]
         .as_i64()
         .expect("event id");
@@ -485,7 +484,7 @@ fn unknown_recipient_ends_failed_with_the_notification_stored() {
     assert_eq!(n[0]["indication"], "TOTAL_PASSED");
     let store = city.evidence().expect("store");
     let stored = store.confirmations(&id).expect("confirmations");
-    let raw = std::fs::read(store.blob_path(&stored[0].data.raw)).expect("raw blob");
+    let raw = store.read_blob(&stored[0].data.raw).expect("raw blob");
     let raw = String::from_utf8_lossy(&raw);
     assert!(
         raw.contains("X-de-mail-notification-type: unknown-recipient"),

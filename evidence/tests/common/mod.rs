@@ -29,6 +29,35 @@ impl Fixture {
     pub fn raw(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(&self.db).expect("raw connection")
     }
+
+    /// Flips bit 0 of byte `at` of blob `d`, as someone with write access to the files could:
+    /// in its database row (past the trigger), or in its file.
+    pub fn flip_blob_bit(&self, d: &Digest, at: usize) {
+        let raw = self.raw();
+        let key = &d.0[..];
+        let row = raw.query_row("SELECT bytes FROM blobs WHERE digest = ?1", [key], |r| {
+            r.get::<_, Vec<u8>>(0)
+        });
+        if let Ok(mut bytes) = row {
+            bytes[at] ^= 1;
+            raw.execute_batch("DROP TRIGGER IF EXISTS blobs_no_update")
+                .unwrap();
+            raw.execute(
+                "UPDATE blobs SET bytes = ?1 WHERE digest = ?2",
+                rusqlite::params![bytes, key],
+            )
+            .unwrap();
+            return;
+        }
+        let path = self.open().blob_path(d);
+        let mut perm = std::fs::metadata(&path).expect("blob file").permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perm.set_readonly(false);
+        std::fs::set_permissions(&path, perm).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[at] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+    }
 }
 
 pub const T0: OffsetDateTime = datetime!(2026-11-02 09:00 UTC);

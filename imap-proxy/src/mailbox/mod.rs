@@ -167,6 +167,12 @@ enum Source {
     Notice(Arc<Notice>),
 }
 
+/// A blob as found under the lock: read already (from the database), or a file to read after.
+enum Place {
+    Read(Vec<u8>),
+    File(std::path::PathBuf),
+}
+
 struct Entry {
     uid: u32,
     modseq: u64,
@@ -338,7 +344,7 @@ impl Mailboxes {
         uid: u32,
     ) -> Result<Option<Arc<Vec<u8>>>, MailboxError> {
         let login = demail_policy::login_key(login);
-        let (source, path) = {
+        let (source, place) = {
             let mut inner = self.lock();
             let Some(source) = inner.source(&login, role, uid)? else {
                 return Ok(None);
@@ -357,36 +363,46 @@ impl Mailboxes {
             let Some(store) = inner.store.as_ref() else {
                 return Ok(None);
             };
-            (source, store.blob_path(&blob))
+            // A blob in the database is small (at most INLINE_MAX): read under the lock.
+            match store.read_inline_blob(&blob)? {
+                Some(bytes) => (source, Place::Read(bytes)),
+                None => (source, Place::File(store.blob_path(&blob))),
+            }
         };
         // Read outside the lock: a large blob must not hold up the other sessions.
         let (key, blob) = match &source {
             Source::Blob(d) => (*d, *d),
             Source::Notice(n) => (n.key, n.original),
         };
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut inner = self.lock();
-                inner.refresh()?;
-                if inner.catalog.pruned.contains(&blob) {
-                    return Ok(None);
+        let bytes = match place {
+            // Hash-checked by the store.
+            Place::Read(bytes) => bytes,
+            Place::File(path) => match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let actual = Digest::of(&bytes);
+                    if actual != blob {
+                        return Err(demail_evidence::Error::BlobMismatch {
+                            expected: blob,
+                            actual,
+                            path,
+                        }
+                        .into());
+                    }
+                    bytes
                 }
-                return Err(demail_evidence::Error::BlobMissing { digest: blob, path }.into());
-            }
-            Err(e) => {
-                return Err(demail_evidence::Error::Io { path, source: e }.into());
-            }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let mut inner = self.lock();
+                    inner.refresh()?;
+                    if inner.catalog.pruned.contains(&blob) {
+                        return Ok(None);
+                    }
+                    return Err(demail_evidence::Error::BlobMissing { digest: blob, path }.into());
+                }
+                Err(e) => {
+                    return Err(demail_evidence::Error::Io { path, source: e }.into());
+                }
+            },
         };
-        let actual = Digest::of(&bytes);
-        if actual != blob {
-            return Err(demail_evidence::Error::BlobMismatch {
-                expected: blob,
-                actual,
-                path,
-            }
-            .into());
-        }
         let bytes = Arc::new(match &source {
             Source::Blob(_) => bytes,
             Source::Notice(n) => n.assemble(&bytes),

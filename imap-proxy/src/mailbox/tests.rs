@@ -426,12 +426,11 @@ fn a_tampered_blob_is_an_error_not_served() {
     let c = fx.confirm(Some(&a.private_id), ConfirmationKind::Dispatch, T0, true);
     let m = fx.mailboxes();
     let uid = m.snapshot(ANNA, Role::Dispatch).unwrap().items[0].uid;
-    let path = fx.store.blob_path(&Digest::of(&c));
-    let mut perms = std::fs::metadata(&path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&path, perms).unwrap();
-    std::fs::write(&path, b"forged").unwrap();
+    demail_e2e::tamper::flip_blob_bit(
+        fx.store.database_path(),
+        fx.store.blob_dir(),
+        &Digest::of(&c),
+    );
     let err = m.content(ANNA, Role::Dispatch, uid).unwrap_err();
     assert!(err.to_string().contains("hashes to"), "{err}");
 }

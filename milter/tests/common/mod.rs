@@ -5,7 +5,6 @@
 
 use std::ffi::CString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -165,10 +164,6 @@ impl Milter {
             .expect("open evidence store")
     }
 
-    pub fn blob_path(&self, d: &Digest) -> PathBuf {
-        self.store().blob_path(d)
-    }
-
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -309,15 +304,19 @@ pub async fn transact(conn: &mut TestConnection, mail: &Mail) -> Outcome {
         content: None,
         eom: None,
     };
-    if connect != Status::Continue {
+    if !goes_on(&connect) {
         return out;
     }
-    assert_eq!(
-        conn.helo("client.magdeburg.example").await.expect("helo"),
-        Status::Continue
-    );
+    let helo = conn.helo("client.magdeburg.example").await.expect("helo");
+    assert!(goes_on(&helo), "{helo:?}");
     envelope(conn, mail, &mut out).await;
     out
+}
+
+/// Whether the transaction goes on after a stage: it continues, or the milter asked the MTA
+/// not to wait for its answer (negotiated no-reply stages never refuse).
+pub fn goes_on(status: &Status) -> bool {
+    matches!(status, Status::Continue | Status::Noreply)
 }
 
 /// MAIL .. EOM of one transaction on an open connection (several per connection are allowed).
@@ -360,7 +359,7 @@ pub async fn envelope(conn: &mut TestConnection, mail: &Mail, out: &mut Outcome)
         .expect("eoh macros");
     for (n, v) in &mail.headers {
         let s = conn.header(n.as_str(), v.as_str()).await.expect("header");
-        if s != Status::Continue {
+        if !goes_on(&s) {
             out.content = Some(s);
             return;
         }

@@ -300,12 +300,11 @@ pub async fn deliver_as(milter: &Milter, mail: &Mail, tls: Option<(&str, &str)>)
     )
     .await
     .unwrap();
-    assert_eq!(
-        conn.connect("gw.provider.example", [192, 0, 2, 77])
-            .await
-            .unwrap(),
-        Status::Continue
-    );
+    let connect = conn
+        .connect("gw.provider.example", [192, 0, 2, 77])
+        .await
+        .unwrap();
+    assert!(super::common::goes_on(&connect), "{connect:?}");
     let mut mail_macros = vec![("i", mail.queue_id.clone())];
     if let Some((subject, issuer)) = tls {
         mail_macros.push(("{cert_subject}", subject.to_string()));
@@ -330,7 +329,7 @@ pub async fn deliver_as(milter: &Milter, mail: &Mail, tls: Option<(&str, &str)>)
     };
     for (n, v) in &mail.headers {
         let s = conn.header(n.as_str(), v.as_str()).await.unwrap();
-        if s != Status::Continue {
+        if !super::common::goes_on(&s) {
             ended.content = Some(s);
             conn.close().await.unwrap();
             return ended;
