@@ -32,7 +32,8 @@ pub const REQUIRED_OPTS: ProtoOpts = ProtoOpts::LEADING_SPACE;
 /// How often a long end-of-message step tells the MTA it is still working.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
-const MACROS: [(MacroStage, &str); 7] = [
+/// The macros requested at each stage (the benchmark's null milter asks for the same).
+pub const MACROS: [(MacroStage, &str); 7] = [
     (MacroStage::Connect, "{daemon_name} {client_addr} j"),
     (MacroStage::Helo, "{cert_subject} {cert_issuer}"),
     (
