@@ -32,8 +32,7 @@ pub const REQUIRED_OPTS: ProtoOpts = ProtoOpts::LEADING_SPACE;
 /// How often a long end-of-message step tells the MTA it is still working.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
-/// The macros requested at each stage (the benchmark's null milter asks for the same).
-pub const MACROS: [(MacroStage, &str); 7] = [
+const MACROS: [(MacroStage, &str); 7] = [
     (MacroStage::Connect, "{daemon_name} {client_addr} j"),
     (MacroStage::Helo, "{cert_subject} {cert_issuer}"),
     (
@@ -166,6 +165,18 @@ fn negotiate(
         );
         return Status::Reject;
     }
+    request(cx, actions);
+    // indymilter requests SKIP whenever the MTA offers it; the body of ordinary mail is
+    // skipped only then.
+    let mut session = Session::new(shared);
+    session.skip_body = cx.requested_opts.contains(ProtoOpts::SKIP);
+    cx.data = Some(session);
+    Status::Continue
+}
+
+/// What the milter asks of an MTA that offers `actions`: its actions, protocol options and
+/// macros. Public so that the benchmark's null milter negotiates exactly the same.
+pub fn request<T: Send>(cx: &mut NegotiateContext<T>, actions: Actions) {
     cx.requested_actions = REQUIRED_ACTIONS | (actions & Actions::REQUEST_MACROS);
     cx.requested_opts |= REQUIRED_OPTS;
     for (stage, names) in MACROS {
@@ -173,12 +184,6 @@ fn negotiate(
             cx.requested_macros.insert(stage, names);
         }
     }
-    // indymilter requests SKIP whenever the MTA offers it; the body of ordinary mail is
-    // skipped only then.
-    let mut session = Session::new(shared);
-    session.skip_body = cx.requested_opts.contains(ProtoOpts::SKIP);
-    cx.data = Some(session);
-    Status::Continue
 }
 
 /// Runs a synchronous session stage inside the message's log span. A verdict that ends the

@@ -1,17 +1,16 @@
 //! `bench-null-milter SOCKET`: the milter protocol's floor for bench-milter. It negotiates
-//! what demail-milter negotiates (the same actions, protocol options and macros, taken from
-//! demail-milter's constants, and every callback registered, as demail-milter registers
+//! what demail-milter negotiates (the same actions, protocol options and macros, through
+//! demail-milter's own `request`, and every callback registered, as demail-milter registers
 //! them), then lets every message through without looking at it: continue at each stage,
 //! accept at end of message. Serves a unix socket (mode 0666, so Postfix's smtpd can reach
 //! it) until SIGTERM or SIGINT.
 
-use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use demail_milter::{MACROS, REQUIRED_ACTIONS, REQUIRED_OPTS};
-use indymilter::{Actions, Callbacks, Status};
+use demail_milter::{REQUIRED_ACTIONS, REQUIRED_OPTS};
+use indymilter::{Callbacks, Status};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -73,13 +72,7 @@ fn callbacks() -> Callbacks<()> {
                 if !actions.contains(REQUIRED_ACTIONS) || !opts.contains(REQUIRED_OPTS) {
                     return Status::Reject;
                 }
-                cx.requested_actions = REQUIRED_ACTIONS | (actions & Actions::REQUEST_MACROS);
-                cx.requested_opts |= REQUIRED_OPTS;
-                for (stage, names) in MACROS {
-                    if let Ok(names) = CString::new(names) {
-                        cx.requested_macros.insert(stage, names);
-                    }
-                }
+                demail_milter::request(cx, actions);
                 Status::Continue
             })
         })
