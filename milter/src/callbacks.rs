@@ -182,13 +182,7 @@ fn negotiate(
         );
         return Status::Reject;
     }
-    cx.requested_actions = REQUIRED_ACTIONS | (actions & Actions::REQUEST_MACROS);
-    cx.requested_opts |= REQUIRED_OPTS | (opts & NOREPLY_OPTS);
-    for (stage, names) in MACROS {
-        if let Ok(names) = CString::new(names) {
-            cx.requested_macros.insert(stage, names);
-        }
-    }
+    request(cx, actions, opts);
     // indymilter requests SKIP whenever the MTA offers it; the body of ordinary mail is
     // skipped only then.
     let mut session = Session::new(shared);
@@ -196,6 +190,19 @@ fn negotiate(
     session.no_reply = cx.requested_opts & NOREPLY_OPTS;
     cx.data = Some(session);
     Status::Continue
+}
+
+/// What the milter asks of an MTA that offers `actions` and `opts`: its actions, protocol
+/// options (the no-reply stages among them, [`NOREPLY_OPTS`]) and macros. Public so that the
+/// benchmark's null milter negotiates exactly the same.
+pub fn request<T: Send>(cx: &mut NegotiateContext<T>, actions: Actions, opts: ProtoOpts) {
+    cx.requested_actions = REQUIRED_ACTIONS | (actions & Actions::REQUEST_MACROS);
+    cx.requested_opts |= REQUIRED_OPTS | (opts & NOREPLY_OPTS);
+    for (stage, names) in MACROS {
+        if let Ok(names) = CString::new(names) {
+            cx.requested_macros.insert(stage, names);
+        }
+    }
 }
 
 /// Runs a synchronous session stage inside the message's log span. A verdict that ends the

@@ -52,7 +52,7 @@ use tokio::sync::watch;
 
 use crate::record::Evidence;
 
-pub use callbacks::{REQUIRED_ACTIONS, REQUIRED_OPTS};
+pub use callbacks::{NOREPLY_OPTS, REQUIRED_ACTIONS, REQUIRED_OPTS, request};
 pub use daemon::daemon;
 pub use error::Error;
 pub use listener::{Listener, UnixSocket, bind};

@@ -31,6 +31,7 @@
 //! [`City`]. The binaries (`demail-milter`, `demailctl`) must be built first:
 //! `cargo build --workspace --bins`.
 
+pub mod bench_results;
 pub mod city;
 mod clients;
 mod demailctl;
@@ -45,6 +46,7 @@ mod milter_tap;
 mod net;
 mod postfix;
 mod process;
+pub mod procfs;
 pub mod proxy_city;
 mod smtp;
 pub mod tamper;

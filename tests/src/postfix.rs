@@ -117,6 +117,12 @@ impl Postfix {
         }
     }
 
+    /// The pid of Postfix's master process: every other Postfix process is its child.
+    pub fn master_pid(&self) -> Option<i32> {
+        self.pid
+            .or_else(|| read_pid(&self.root.join("queue/pid/master.pid")))
+    }
+
     /// Everything Postfix logged so far (its `maillog_file`).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.join("maillog")).unwrap_or_default()
@@ -243,10 +249,7 @@ impl Drop for Postfix {
                 String::from_utf8_lossy(&run("postqueue", &["-c", &self.dir(), "-p"]).stdout)
             );
         }
-        let pid = self
-            .pid
-            .or_else(|| read_pid(&self.root.join("queue/pid/master.pid")));
-        if let Some(pid) = pid {
+        if let Some(pid) = self.master_pid() {
             terminate(pid, Duration::from_secs(10));
         }
     }

@@ -2,19 +2,23 @@
 
 pub const USAGE: &str = "\
 Usage: bench-milter [--messages N] [--size BYTES] [--sessions N] [--rounds N]
-                    [--warmup N] [--big-mib N]
+                    [--warmup N] [--big-mib N] [--concurrent N] [--city-dir DIR]
 
-  --messages N   messages per run (default 2000)
+  --messages N   messages per run, each stream and variant (default 2000)
   --size BYTES   payload per message (default 20480)
   --sessions N   parallel SMTP sessions (default 20)
-  --rounds N     runs each way, alternating; medians are reported (default 3)
-  --warmup N     messages sent each way before measuring (default 200)
+  --rounds N     rounds; each runs every variant once per stream, in an order that rotates
+                 from round to round; medians are reported (default 3)
+  --warmup N     messages sent to each variant and stream before measuring (default 200)
   --big-mib N    size of the single big message for the memory figure (default 50)
+  --concurrent N SMTP connections held open in DATA at once for the memory figure
+                 (default 200)
   --city-dir DIR keep the city's files (demail.toml, evidence store, milter log) in DIR, e.g.
                  on tmpfs to see what fsync costs (default: a temporary directory in $TMPDIR)
 
-Needs root (Postfix) and smtp-source (package postfix). Build release binaries first:
-bench/milter-throughput does all of it.";
+Quick look (about a minute): --messages 300 --rounds 1 --warmup 50
+Needs root (Postfix), smtp-source (package postfix) and opendkim (package opendkim). Build
+release binaries first: bench/milter-throughput does all of it.";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Args {
@@ -24,6 +28,7 @@ pub struct Args {
     pub rounds: usize,
     pub warmup: usize,
     pub big_mib: u64,
+    pub concurrent: usize,
     pub city_dir: Option<std::path::PathBuf>,
 }
 
@@ -36,6 +41,7 @@ impl Args {
             rounds: 3,
             warmup: 200,
             big_mib: 50,
+            concurrent: 200,
             city_dir: None,
         };
         let mut it = args.into_iter();
@@ -54,6 +60,7 @@ impl Args {
                     a.warmup = usize::try_from(value("--warmup")?).map_err(|e| e.to_string())?
                 }
                 "--big-mib" => a.big_mib = value("--big-mib")?,
+                "--concurrent" => a.concurrent = count(value("--concurrent")?)?,
                 "--city-dir" => {
                     let dir = it.next().ok_or("--city-dir needs a directory")?;
                     a.city_dir = Some(dir.into());
@@ -96,6 +103,9 @@ mod tests {
         assert!(parse(&["--size"]).is_err());
         assert!(parse(&["--size", "20k"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+        assert_eq!(d.concurrent, 200);
+        assert_eq!(parse(&["--concurrent", "5"]).expect("ok").concurrent, 5);
+        assert!(parse(&["--concurrent", "0"]).is_err());
         let c = parse(&["--city-dir", "/dev/shm/x"]).expect("ok");
         assert_eq!(c.city_dir, Some("/dev/shm/x".into()));
     }

@@ -5,7 +5,7 @@ use std::process::Command;
 use crate::args::Args;
 
 pub fn print_header(args: &Args) {
-    println!("bench-milter: Postfix with vs. without demail-milter");
+    println!("bench-milter: Postfix with demail-milter, a null milter, OpenDKIM and no milter");
     println!(
         "date          {}",
         command("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -30,11 +30,12 @@ pub fn print_header(args: &Args) {
         }
     );
     println!(
-        "stream        {} messages of {} bytes payload, {} parallel sessions, De-Mail recipient, authorised clerk",
+        "streams       {} messages of {} bytes payload per run, {} parallel sessions: De-Mails \
+         (authorised clerk to a De-Mail recipient) and ordinary inbound mail",
         args.messages, args.size, args.sessions
     );
     println!(
-        "rounds        {} each way, alternating; medians below",
+        "rounds        {}; each runs every variant once per stream, rotating the order; medians below",
         args.rounds
     );
     println!();

@@ -1,24 +1,29 @@
-//! `bench-milter`: Postfix throughput with and without demail-milter, side by side in one run,
-//! and the milter's peak memory. See bench/README.md; run it with bench/milter-throughput.
+//! `bench-milter`: Postfix throughput with demail-milter, with a null milter (the milter
+//! protocol's floor), with OpenDKIM verifying (the peer) and without any milter (the limit),
+//! side by side in one run, for a stream of De-Mails and one of ordinary inbound mail; the
+//! CPU each milter and Postfix spend per message; demail-milter's memory with many connections
+//! and with one big message. See bench/README.md; run it with bench/milter-throughput.
 //!
-//! One Postfix (configured by `demailctl postfix-config`) gets two smtpd listeners that differ
-//! only in `smtpd_milters`. The same smtp-source stream (De-Mail recipients, from the
-//! authorised clerk, so the milter does its full work including the fsynced evidence) goes to
-//! each in turn, alternating, several rounds; every message is put on hold by a header check,
-//! so delivery does not compete for the CPU. The time is from starting smtp-source until it
-//! exits, i.e. until the last message was accepted. Nothing here asserts a time.
+//! One Postfix (configured by `demailctl postfix-config`) gets one smtpd listener per variant,
+//! differing only in `smtpd_milters`. Every message is put on hold by a header check, so
+//! delivery does not compete for the CPU. The time is from starting smtp-source until it exits,
+//! i.e. until the last message was accepted. Nothing here asserts a time.
 
 mod args;
 mod machine;
+mod memory;
+mod peers;
+mod report;
 mod stream;
 
 use std::time::Duration;
 
-use demail_e2e::city::{CITIZEN, CLERK};
 use demail_e2e::{City, CityOptions, PostfixOptions, free_port};
 
 use args::Args;
-use stream::{Stream, Variant};
+use peers::Peers;
+use report::Figures;
+use stream::{Kind, Stream, Variant};
 
 fn main() {
     let args = match Args::parse(std::env::args().skip(1)) {
@@ -33,8 +38,14 @@ fn main() {
         std::process::exit(1);
     }
 
-    let plain_port = free_port();
-    let city = City::start(CityOptions {
+    let peers = Peers::start();
+    let bare_port = free_port();
+    let null_port = free_port();
+    let opendkim_port = free_port();
+    let listener = |port: u16, milters: &str| {
+        format!("127.0.0.1:{port} inet n - n - - smtpd\n  -o smtpd_milters={milters}")
+    };
+    let mut city = City::start(CityOptions {
         simulator: false,
         // Room for the big message; Postfix's limit follows.
         max_message_size: (args.big_mib + 8) << 20,
@@ -44,121 +55,90 @@ fn main() {
                 ("header_checks".into(), "regexp:{dir}/bench_hold".into()),
                 // Inflow control would pace smtpd by qmgr, which never sees held mail.
                 ("in_flow_delay".into(), "0".into()),
+                // One smtpd per connection: room for the concurrent connections.
+                (
+                    "default_process_limit".into(),
+                    (args.concurrent + 50).to_string(),
+                ),
             ],
-            master_cf: vec![format!(
-                "127.0.0.1:{plain_port} inet n - n - - smtpd\n  -o smtpd_milters="
-            )],
+            master_cf: vec![
+                listener(bare_port, ""),
+                listener(null_port, &peers.null_addr.listen()),
+                listener(opendkim_port, &peers.opendkim_addr.listen()),
+            ],
             extra_files: vec![("bench_hold".into(), b"/^Subject: bench/ HOLD\n".to_vec())],
-            ..PostfixOptions::default()
+            // Accept mail for the city's own domain (the ordinary stream). Nothing listens
+            // there, and nothing is ever delivered: all mail is held.
+            lmtp_port: Some(free_port()),
         },
         dir: args.city_dir.clone(),
         ..CityOptions::default()
     });
-    if let Err(e) = demail_e2e::wait_for_port(plain_port, Duration::from_secs(30)) {
-        panic!("the smtpd without milter: {e}");
+    for port in [bare_port, null_port, opendkim_port] {
+        if let Err(e) = demail_e2e::wait_for_port(port, Duration::from_secs(30)) {
+            panic!("the benchmark's smtpd on port {port}: {e}");
+        }
     }
 
     machine::print_header(&args);
-    let stream = Stream {
-        messages: args.messages,
+    let port = |v: Variant| match v {
+        Variant::DemailMilter => city.smtp_port(),
+        Variant::NullMilter => null_port,
+        Variant::OpenDkim => opendkim_port,
+        Variant::Bare => bare_port,
+    };
+    let milter_pid = |v: Variant| match v {
+        Variant::DemailMilter => city.milter().map(|m| m.pid()),
+        Variant::NullMilter => Some(peers.null.pid()),
+        Variant::OpenDkim => Some(peers.opendkim.pid()),
+        Variant::Bare => None,
+    };
+    let stream = |kind: Kind, messages: usize| Stream {
+        kind,
+        messages,
         size: args.size,
         sessions: args.sessions,
-        from: CLERK,
-        to: CITIZEN,
     };
-    let ports = |v: Variant| match v {
-        Variant::WithMilter => city.smtp_port(),
-        Variant::WithoutMilter => plain_port,
-    };
+    let kinds = [Kind::DeMail, Kind::Ordinary];
 
     if args.warmup > 0 {
-        for v in [Variant::WithMilter, Variant::WithoutMilter] {
-            let warm = Stream {
-                messages: args.warmup,
-                ..stream
-            };
-            stream::run(&city, &warm, ports(v), v);
+        for kind in kinds {
+            for v in Variant::ALL {
+                stream::run(&city, &stream(kind, args.warmup), port(v), v, milter_pid(v));
+            }
         }
-        println!("warm-up: {} messages each way", args.warmup);
+        println!("warm-up: {} messages per stream and variant", args.warmup);
     }
 
-    let mut with = Vec::new();
-    let mut without = Vec::new();
-    let mut cpu = Vec::new();
+    let mut figures = Figures::default();
     for round in 1..=args.rounds {
-        // Alternate which goes first, so neither always meets a fuller disk cache.
-        let order = if round % 2 == 1 {
-            [Variant::WithMilter, Variant::WithoutMilter]
-        } else {
-            [Variant::WithoutMilter, Variant::WithMilter]
-        };
-        for v in order {
-            let m = stream::run(&city, &stream, ports(v), v);
-            let rate = m.mails_per_second;
-            match m.milter_cpu_per_mail {
-                Some(c) => {
-                    println!(
-                        "round {round}  {:<15} {rate:>8.1} mails/s   milter CPU {:>6} us/mail",
-                        v.name(),
-                        c.as_micros()
-                    );
-                    cpu.push(c.as_secs_f64() * 1e6);
-                }
-                None => println!("round {round}  {:<15} {rate:>8.1} mails/s", v.name()),
-            }
-            match v {
-                Variant::WithMilter => with.push(rate),
-                Variant::WithoutMilter => without.push(rate),
+        for kind in kinds {
+            // Rotate which variant goes first, so none always meets the same disk cache.
+            let mut order = Variant::ALL;
+            order.rotate_left((round - 1) % Variant::ALL.len());
+            for v in order {
+                let m = stream::run(
+                    &city,
+                    &stream(kind, args.messages),
+                    port(v),
+                    v,
+                    milter_pid(v),
+                );
+                report::print_run(round, kind, v, &m);
+                figures.add(kind, v, &m);
             }
         }
     }
-    let (mw, mo) = (median(&mut with), median(&mut without));
+    let milter = city.milter().expect("the milter runs");
+    let stream_peak = milter.peak_rss_kib();
     println!();
-    println!("median with milter      {mw:>8.1} mails/s");
-    println!("median without milter   {mo:>8.1} mails/s");
-    println!("ratio with/without      {:>8.3} (target >= 0.95)", mw / mo);
-    println!(
-        "milter CPU per mail     {:>8.0} us (median)",
-        median(&mut cpu)
-    );
-    let milter = city.milter().expect("the milter runs");
-    println!(
-        "milter peak RSS over the stream runs   {}",
-        machine::mib(milter.peak_rss_kib())
-    );
-    println!("load average at the end {}", machine::load_average());
+    figures.print_and_emit(args.rounds);
+    println!("load average at the end  {}", machine::load_average());
 
-    big_message(city, &args);
-}
-
-/// A fresh milter process takes one big message; its peak RSS is the figure.
-fn big_message(mut city: City, args: &Args) {
-    city.stop_milter();
-    let idle = city.start_milter().peak_rss_kib();
-    let big = Stream {
-        messages: 1,
-        size: args.big_mib << 20,
-        sessions: 1,
-        from: CLERK,
-        to: CITIZEN,
-    };
-    let port = city.smtp_port();
-    let rate = stream::run(&city, &big, port, Variant::WithMilter).mails_per_second;
-    let milter = city.milter().expect("the milter runs");
-    println!(
-        "milter peak RSS, fresh process          {} before, {} after one {} MiB message ({:.1} s, target < 64 MiB)",
-        machine::mib(idle),
-        machine::mib(milter.peak_rss_kib()),
-        args.big_mib,
-        1.0 / rate
-    );
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
+    println!();
+    let conc = memory::concurrent(&mut city, args.concurrent);
+    let big = memory::big_message(&mut city, args.big_mib);
+    report::memory(stream_peak, args.concurrent, &conc, args.big_mib, big);
+    drop(city);
+    drop(peers);
 }
