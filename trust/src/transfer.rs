@@ -64,15 +64,20 @@ pub fn base64(input: &[u8]) -> Option<Vec<u8>> {
             _ if padding => return None, // data after padding
             _ => {}
         }
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
+        push_sextet(&mut out, &mut acc, &mut bits, v);
     }
     Some(out)
+}
+
+/// Adds one sextet to the bit accumulator and emits a byte once 8 bits are there.
+fn push_sextet(out: &mut Vec<u8>, acc: &mut u32, bits: &mut u32, v: u8) {
+    *acc = (*acc << 6) | u32::from(v);
+    *bits += 6;
+    if *bits >= 8 {
+        *bits -= 8;
+        out.push((*acc >> *bits) as u8);
+        *acc &= (1 << *bits) - 1;
+    }
 }
 
 /// Decodes quoted-printable (RFC 2045 §6.7): `=XX`, soft line breaks, and a lone `=` kept
@@ -168,13 +173,7 @@ mod tests {
             if padding {
                 return None;
             }
-            acc = (acc << 6) | u32::from(v);
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-                acc &= (1 << bits) - 1;
-            }
+            push_sextet(&mut out, &mut acc, &mut bits, v);
         }
         Some(out)
     }
