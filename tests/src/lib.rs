@@ -46,6 +46,7 @@ mod net;
 mod postfix;
 mod process;
 pub mod proxy_city;
+pub mod result_lines;
 mod smtp;
 mod tools;
 
