@@ -6,11 +6,10 @@
 //! `bench-report context` at each end, and per benchmark
 //! `{"benchmark", "command", "sections", "exit", "seconds", "log"}`.
 
-use std::fmt::Write as _;
-use std::process::Command;
-
+use demail_e2e::machine::{command, cpu_model, load_average, mem_total};
 use demail_e2e::result_lines::{Figure, Target};
 use serde_json::{Value, json};
+use std::fmt::Write as _;
 
 const USAGE: &str = "\
 Usage: bench-report context before|after
@@ -121,9 +120,7 @@ fn context(when: &str) -> Value {
     let mut v = json!({
         "context": when,
         "date": command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-        "load": std::fs::read_to_string("/proc/loadavg")
-            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_else(|_| "?".into()),
+        "load": load_average(),
     });
     if when == "before" {
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -150,43 +147,6 @@ fn context(when: &str) -> Value {
         ]);
     }
     v
-}
-
-fn command(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "?".into())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
-fn mem_total() -> String {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or_else(
-            || "?".into(),
-            |kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0),
-        )
 }
 
 fn log_tail(path: &str, n: usize) -> Option<String> {
