@@ -94,7 +94,7 @@ fn thousands(n: u64) -> String {
     let d = n.to_string();
     d.char_indices()
         .flat_map(|(i, c)| {
-            (i > 0 && (d.len() - i) % 3 == 0)
+            (i > 0 && (d.len() - i).is_multiple_of(3))
                 .then_some(',')
                 .into_iter()
                 .chain([c])

@@ -245,7 +245,7 @@ fn main() {
             let met = if t.met(p / d) { "met" } else { "not met" };
             format!(" (target {}: {met})", t.text("ratio"))
         });
-        let what = format!("pass-through over {transport}");
+        let what = format!("pass-through, {transport}");
         record(
             "proxy",
             &format!("{what}, proxy / Dovecot"),
