@@ -91,6 +91,8 @@ pub struct CityOptions {
     /// Dovecot also listens for implicit TLS ([`City::dovecot_imaps_port`]) with the same
     /// certificate as the proxy, so a client can reach either the way clerks do.
     pub dovecot_tls: bool,
+    /// Appended to dovecot.conf (e.g. process limits for many sessions).
+    pub dovecot_conf: String,
     /// The milter listens on TCP 127.0.0.1 instead of its default unix socket (for a test that
     /// puts a TCP tap between Postfix and the milter).
     pub milter_tcp: bool,
@@ -115,6 +117,7 @@ impl Default for CityOptions {
             imap_proxy: false,
             proxy_toml: String::new(),
             dovecot_tls: false,
+            dovecot_conf: String::new(),
             simulator: true,
             provider_sends: false,
             provider_known_recipients: Vec::new(),
@@ -218,10 +221,11 @@ impl City {
                 .iter()
                 .map(|(u, p)| (u.as_str(), p.as_str()))
                 .collect();
-            match (&imap_cert, opts.dovecot_tls) {
-                (Some(cert), true) => Dovecot::start_with_tls(&users, &cert.cert, &cert.key),
-                _ => Dovecot::start(&users),
-            }
+            let tls = match (&imap_cert, opts.dovecot_tls) {
+                (Some(cert), true) => Some((cert.cert.as_path(), cert.key.as_path())),
+                _ => None,
+            };
+            Dovecot::start_with(&users, tls, &opts.dovecot_conf)
         });
         let mut extra = opts.extra_toml.clone();
         let proxy_ports = match (&dovecot, &imap_cert, opts.imap_proxy) {

@@ -30,16 +30,22 @@ impl Dovecot {
     /// Starts Dovecot with these `(login, password)` users and waits until IMAP and LMTP
     /// answer.
     pub fn start(users: &[(&str, &str)]) -> Dovecot {
-        Self::start_inner(users, None)
+        Self::start_with(users, None, "")
     }
 
     /// As [`Dovecot::start`], plus an implicit TLS listener ([`Dovecot::imaps_port`]) with this
     /// PEM certificate and key, as a city's clients reach Dovecot when there is no proxy.
     pub fn start_with_tls(users: &[(&str, &str)], cert: &Path, key: &Path) -> Dovecot {
-        Self::start_inner(users, Some((cert, key)))
+        Self::start_with(users, Some((cert, key)), "")
     }
 
-    fn start_inner(users: &[(&str, &str)], tls: Option<(&Path, &Path)>) -> Dovecot {
+    /// Either of the above (`tls`: certificate and key), with `extra_conf` appended to
+    /// dovecot.conf (e.g. higher process limits).
+    pub fn start_with(
+        users: &[(&str, &str)],
+        tls: Option<(&Path, &Path)>,
+        extra_conf: &str,
+    ) -> Dovecot {
         // The login, auth and mail processes run as other users and must reach their files.
         let tmp = instance_dir("e2e-dovecot-");
         let dir = tmp.path().to_path_buf();
@@ -60,7 +66,10 @@ impl Dovecot {
         let lmtp_port = free_port();
         let imaps_port = tls.map(|_| free_port());
         let conf = dir.join("dovecot.conf");
-        write(&conf, config(&dir, imap_port, lmtp_port, imaps_port, tls));
+        write(
+            &conf,
+            config(&dir, imap_port, lmtp_port, imaps_port, tls) + extra_conf,
+        );
 
         let mut dc = Dovecot {
             imap_port,

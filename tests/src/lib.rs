@@ -31,7 +31,6 @@
 //! [`City`]. The binaries (`demail-milter`, `demailctl`) must be built first:
 //! `cargo build --workspace --bins`.
 
-pub mod bench_results;
 pub mod city;
 mod clients;
 mod demailctl;
@@ -40,6 +39,7 @@ mod files;
 pub mod imap_client;
 pub mod imap_proxy;
 pub mod imap_replay;
+pub mod machine;
 pub mod message;
 mod milter;
 mod milter_tap;
@@ -48,6 +48,7 @@ mod postfix;
 mod process;
 pub mod procfs;
 pub mod proxy_city;
+pub mod result_lines;
 mod smtp;
 pub mod tamper;
 mod tools;

@@ -10,8 +10,11 @@
 //!    Versandbestätigungen folder of M confirmations (recorded straight into the evidence store
 //!    with the demail_evidence API, trusted and matched to one De-Mail of the clerk) vs. a real
 //!    Dovecot folder of M messages (MULTIAPPEND); milliseconds and their ratio.
+//! 3. Memory: K more users log in through the proxy over TLS and stay, every second one in
+//!    IDLE, the rest with INBOX selected; the proxy's RSS before and with them, and per session.
 //!
-//! Nothing here asserts a time.
+//! Nothing here asserts a time. With `BENCH_RESULTS` set, the figures are also appended there
+//! as result lines (sections "proxy" and "memory", see bench/README.md).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,13 +22,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use demail_e2e::city::{ACCOUNT, CITIZEN, CLERK, TENANT};
+use demail_e2e::result_lines::{Target, record};
 use demail_e2e::{City, CityOptions, ImapClient};
 use demail_evidence::{ConfirmationKind, Digest, NewConfirmation, NewSubmission, Store};
 use time::OffsetDateTime;
 
 const USAGE: &str = "\
 Usage: bench-imap-proxy [--sessions N] [--seconds S] [--rounds N] [--messages N]
-                        [--folder-size N] [--city-dir DIR]
+                        [--folder-size N] [--idle-sessions N] [--city-dir DIR]
 
   --sessions N     parallel pass-through sessions, one user each (default 20)
   --seconds S      length of one pass-through run (default 10)
@@ -33,6 +37,8 @@ Usage: bench-imap-proxy [--sessions N] [--seconds S] [--rounds N] [--messages N]
   --messages N     messages in each session user's INBOX (default 50)
   --folder-size N  confirmations in the virtual folder and messages in the Dovecot folder
                    (default 100000)
+  --idle-sessions N  sessions held open through the proxy for its memory figure, every second
+                   one in IDLE; 0 skips it (default 1000)
   --city-dir DIR   the city's files (evidence store, proxy state) here (default: a new
                    directory in /dev/shm when it exists, so filling the store costs no fsync)
 
@@ -49,6 +55,7 @@ struct Args {
     rounds: usize,
     messages: usize,
     folder_size: usize,
+    idle_sessions: usize,
     city_dir: Option<PathBuf>,
 }
 
@@ -59,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
         rounds: 3,
         messages: 50,
         folder_size: 100_000,
+        idle_sessions: 1000,
         city_dir: None,
     };
     let mut it = std::env::args().skip(1);
@@ -85,6 +93,12 @@ fn parse_args() -> Result<Args, String> {
             "--rounds" => a.rounds = num("--rounds", value("--rounds")?)?,
             "--messages" => a.messages = num("--messages", value("--messages")?)?,
             "--folder-size" => a.folder_size = num("--folder-size", value("--folder-size")?)?,
+            "--idle-sessions" => {
+                let v = value("--idle-sessions")?;
+                a.idle_sessions = v
+                    .parse()
+                    .map_err(|_| format!("--idle-sessions: {v:?} is not a whole number"))?;
+            }
             "--city-dir" => a.city_dir = Some(value("--city-dir")?.into()),
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -116,6 +130,8 @@ fn main() {
         }
     };
     print_header(&args, &dir);
+    // Raised before the city starts: the proxy and Dovecot inherit it.
+    raise_fd_limit(args.idle_sessions + args.sessions);
 
     let started = Instant::now();
     fill_evidence(&dir, args.folder_size);
@@ -131,14 +147,23 @@ fn main() {
     let mut dovecot_users: Vec<(String, String)> =
         users.iter().map(|u| (u.clone(), PW.to_string())).collect();
     dovecot_users.push((CLERK.to_string(), PW.to_string()));
+    let idle_users: Vec<String> = (1..=args.idle_sessions)
+        .map(|i| format!("idle{i:04}@example.test"))
+        .collect();
+    dovecot_users.extend(idle_users.iter().map(|u| (u.clone(), PW.to_string())));
+    let connections = args.sessions + args.idle_sessions;
     let city = City::start(CityOptions {
         dovecot_users,
         imap_proxy: true,
         dovecot_tls: true,
         // One address opens every session.
-        proxy_toml: format!(
-            "max_connections_per_ip = {}\n",
-            (args.sessions * 4).max(100)
+        proxy_toml: format!("max_connections_per_ip = {}\n", (connections * 2).max(100)),
+        // One imap process per session; Dovecot's defaults stop at 100 processes and at
+        // 1000 clients of its log and auth services.
+        dovecot_conf: format!(
+            "default_process_limit = {}\ndefault_client_limit = {}\n",
+            connections + 100,
+            connections * 4 + 1000
         ),
         simulator: false,
         milter: false,
@@ -215,14 +240,33 @@ fn main() {
     println!("|---|---|---|---|");
     for (i, (transport, d, p)) in ratios.iter().enumerate() {
         // The target is for the way clients connect (TLS); plaintext is the worst case, shown.
-        let verdict = if i == 0 {
-            format!(
-                " (target >= 0.9: {})",
-                if p / d >= 0.9 { "met" } else { "not met" }
-            )
-        } else {
-            String::new()
-        };
+        let target = (i == 0).then(|| Target::at_least(0.9));
+        let verdict = target.map_or(String::new(), |t| {
+            let met = if t.met(p / d) { "met" } else { "not met" };
+            format!(" (target {}: {met})", t.text("ratio"))
+        });
+        let what = format!("pass-through, {transport}");
+        record(
+            "proxy",
+            &format!("{what}, proxy / Dovecot"),
+            p / d,
+            "ratio",
+            target,
+        );
+        record(
+            "proxy",
+            &format!("{what}, Dovecot directly"),
+            *d,
+            "loops/s",
+            None,
+        );
+        record(
+            "proxy",
+            &format!("{what}, through the proxy"),
+            *p,
+            "loops/s",
+            None,
+        );
         println!(
             "| {transport} | {d:.1} | {p:.1} | **{:.3}**{verdict} |",
             p / d
@@ -232,7 +276,24 @@ fn main() {
         "proxy RSS after the runs: {}",
         rss.map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
     );
+    if let Some(k) = rss {
+        record(
+            "memory",
+            &format!(
+                "proxy RSS after the pass-through runs ({} confirmations loaded)",
+                args.folder_size
+            ),
+            k as f64 / 1024.0,
+            "MiB",
+            None,
+        );
+    }
     println!();
+
+    // 3. Memory with many idle sessions, as clerks' clients leave them open all day.
+    if args.idle_sessions > 0 {
+        idle_sessions(&city, &Way::Tls(imaps_proxy, ca.clone()), &idle_users);
+    }
 
     // 2. The big folder. The first opening of each builds its index / UID state: warm-up.
     println!(
@@ -274,10 +335,30 @@ fn main() {
     println!("|---|---|");
     println!("| Dovecot folder | {r:.1} |");
     println!("| proxy's virtual folder | {v:.1} |");
+    let target = Target::at_most(1.0);
     println!(
         "| **proxy / Dovecot time** | **{:.3}** (target <= 1.0: {}) |",
         v / r,
-        if v <= r { "met" } else { "not met" }
+        if target.met(v / r) { "met" } else { "not met" }
+    );
+    let what = format!(
+        "{} messages, SELECT + UID FETCH 1:* (UID FLAGS)",
+        args.folder_size
+    );
+    record(
+        "proxy",
+        &format!("{what}, virtual folder / Dovecot folder time"),
+        v / r,
+        "ratio",
+        Some(target),
+    );
+    record("proxy", &format!("{what}, Dovecot folder"), r, "ms", None);
+    record(
+        "proxy",
+        &format!("{what}, proxy's virtual folder"),
+        v,
+        "ms",
+        None,
     );
     println!(
         "proxy RSS at the end: {}",
@@ -329,6 +410,7 @@ fn print_header(args: &Args, dir: &std::path::Path) {
         "runs          {} sessions, {} s each, {} rounds; folder of {}",
         args.sessions, args.seconds, args.rounds, args.folder_size
     );
+    println!("idle sessions {} (memory)", args.idle_sessions);
     println!("city dir      {}", dir.display());
 }
 
@@ -384,6 +466,119 @@ fn fill_evidence(dir: &std::path::Path, n: usize) {
         };
         store.record_confirmation(&c).expect("confirmation");
     }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit when `sessions` connections may not fit:
+/// this process holds one socket per session, the proxy two.
+fn raise_fd_limit(sessions: usize) {
+    let need = (2 * sessions + 200) as libc::rlim_t;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            panic!("getrlimit: {}", std::io::Error::last_os_error());
+        }
+        if lim.rlim_cur >= need {
+            println!(
+                "open files    limit {} (enough for {sessions} sessions)",
+                lim.rlim_cur
+            );
+            return;
+        }
+        if lim.rlim_max < need {
+            panic!(
+                "open files: the hard limit {} is below the {need} that {sessions} sessions need \
+                 (raise it, or pass a smaller --idle-sessions)",
+                lim.rlim_max
+            );
+        }
+        let old = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+            panic!("setrlimit: {}", std::io::Error::last_os_error());
+        }
+        println!(
+            "open files    limit raised from {old} to {} for {sessions} sessions (the proxy and \
+             Dovecot inherit it)",
+            lim.rlim_cur
+        );
+    }
+}
+
+/// Opens one session per user through the proxy, logs in, selects INBOX and leaves every
+/// second one in IDLE; reports the proxy's RSS before and with them. Every session must
+/// still answer afterwards, so a session that died cannot pass for a cheap one.
+fn idle_sessions(city: &City, way: &Way, users: &[String]) {
+    let rss = || {
+        city.proxy()
+            .and_then(|p| p.rss_kib())
+            .expect("the proxy's RSS")
+    };
+    let before = rss();
+    let started = Instant::now();
+    let mut open: Vec<(ImapClient, Option<String>)> = Vec::with_capacity(users.len());
+    for (i, u) in users.iter().enumerate() {
+        let mut c = login_via(way, u);
+        ok(&c.run_raw(b"SELECT INBOX"));
+        let idle = (i % 2 == 0).then(|| {
+            let tag = c.next_tag();
+            c.send_raw(format!("{tag} IDLE\r\n").as_bytes());
+            let cont = c.read_response();
+            assert!(cont.starts_with(b"+"), "{u}: {:?}", cont.escape_ascii());
+            tag
+        });
+        open.push((c, idle));
+    }
+    let opened = started.elapsed().as_secs_f64();
+    // Let the proxy settle (buffers of the logins freed) before reading its RSS.
+    std::thread::sleep(Duration::from_secs(2));
+    let with = rss();
+    let n = users.len();
+    let per_session = with.saturating_sub(before) as f64 / n as f64;
+    for (c, idle) in &mut open {
+        match idle {
+            Some(tag) => {
+                c.send_raw(b"DONE\r\n");
+                ok(&c.until_tagged(tag));
+            }
+            None => ok(&c.run_raw(b"NOOP")),
+        }
+    }
+    drop(open);
+    let mib = |k: u64| k as f64 / 1024.0;
+    println!(
+        "idle sessions: {n} logged in over TLS through the proxy in {opened:.1} s, {} in IDLE; \
+         proxy RSS {:.1} MiB before, {:.1} MiB with them: {per_session:.1} KiB per session",
+        n.div_ceil(2),
+        mib(before),
+        mib(with)
+    );
+    println!();
+    let n = n.to_string();
+    record(
+        "memory",
+        &format!("proxy RSS with {n} idle sessions"),
+        mib(with),
+        "MiB",
+        None,
+    );
+    record(
+        "memory",
+        &format!("proxy RSS per idle session ({n} sessions, half in IDLE, over TLS)"),
+        per_session,
+        "KiB",
+        None,
+    );
+    record(
+        "memory",
+        &format!("proxy RSS before the {n} idle sessions"),
+        mib(before),
+        "MiB",
+        None,
+    );
 }
 
 /// How a bench client reaches a server.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use demail_e2e::bench_results::{Target, emit};
+use demail_e2e::result_lines::{Target, record as emit};
 
 use crate::machine::mib;
 use crate::memory::Concurrent;
@@ -107,7 +107,7 @@ impl Figures {
                 );
                 if v != Variant::Bare {
                     let target = (v == Variant::DemailMilter && kind == Kind::DeMail)
-                        .then_some(Target::AtMost(0.5));
+                        .then_some(Target::at_most(0.5));
                     emit(
                         "milter",
                         &format!("{stream}, {} CPU per message", v.name()),
@@ -126,12 +126,12 @@ impl Figures {
             }
             let ratios: &[(Variant, Option<Target>)] = match kind {
                 Kind::DeMail => &[
-                    (Variant::Bare, Some(Target::AtLeast(0.5))),
-                    (Variant::OpenDkim, Some(Target::AtLeast(2.0))),
+                    (Variant::Bare, Some(Target::at_least(0.5))),
+                    (Variant::OpenDkim, Some(Target::at_least(2.0))),
                     (Variant::NullMilter, None),
                 ],
                 Kind::Ordinary => &[
-                    (Variant::Bare, Some(Target::AtLeast(0.8))),
+                    (Variant::Bare, Some(Target::at_least(0.8))),
                     (Variant::NullMilter, None),
                 ],
             };
@@ -149,7 +149,7 @@ impl Figures {
             }
             let cpu = self.median_of(kind, Variant::DemailMilter, |r| &r.milter_us);
             if kind == Kind::DeMail {
-                let t = Target::AtMost(0.5);
+                let t = Target::at_most(0.5);
                 println!(
                     "  demail-milter CPU per De-Mail {:>24.3} ms (target {}: {})",
                     cpu / 1000.0,
@@ -213,7 +213,7 @@ pub fn memory(
         None,
     );
     let (idle, peak, seconds) = big;
-    let target = Target::Below(64.0);
+    let target = Target::below(64.0);
     let peak_mib = mib_value(peak);
     println!(
         "fresh demail-milter, one {big_mib} MiB message ({seconds:.1} s): RSS {} before, peak {} (target {}: {})",
