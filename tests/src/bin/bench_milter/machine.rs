@@ -1,6 +1,6 @@
 //! What the figures were measured on, printed before them.
 
-use std::process::Command;
+use demail_e2e::machine::{command, cpu_model, load_average, mem_total};
 
 use crate::args::Args;
 
@@ -49,51 +49,6 @@ pub fn mib(kib: Option<u64>) -> String {
     }
 }
 
-fn command(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "?".into())
-}
-
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(0, |n| n.get())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
-fn mem_total() -> String {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<u64>().ok())
-        })
-        .map_or_else(
-            || "?".into(),
-            |k| format!("{:.1} GiB", k as f64 / 1024.0 / 1024.0),
-        )
-}
-
-/// The 1, 5 and 15 minute load averages.
-pub fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "?".into())
 }

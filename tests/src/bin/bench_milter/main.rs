@@ -133,7 +133,10 @@ fn main() {
     let stream_peak = milter.peak_rss_kib();
     println!();
     figures.print_and_emit(args.rounds);
-    println!("load average at the end  {}", machine::load_average());
+    println!(
+        "load average at the end  {}",
+        demail_e2e::machine::load_average()
+    );
 
     println!();
     let conc = memory::concurrent(&mut city, args.concurrent);
