@@ -21,6 +21,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use demail_sql::{Conn, args};
 use rusqlite::Connection;
 use rusqlite::backup::StepResult;
 use serde::{Deserialize, Serialize};
@@ -175,20 +176,20 @@ struct Snapshot {
     pruned: BTreeSet<Digest>,
 }
 
-fn read_snapshot(conn: &Connection, path: &Path) -> Result<Snapshot> {
+fn read_snapshot(db: &Conn, path: &Path) -> Result<Snapshot> {
+    let conn = db.sqlite().expect("a backup snapshot is an SQLite file");
     let schema_version = schema::check_identity(conn, path)?;
     let events: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
-    let head = chain::head(conn)?.map(|(event_id, hash)| ChainHead { event_id, hash });
-    let pruned_map = prune::pruned_blobs(conn)?;
+    let head = chain::head(db)?.map(|(event_id, hash)| ChainHead { event_id, hash });
+    let pruned_map = prune::pruned_blobs(db)?;
     let mut named = BTreeSet::new();
-    let mut stmt = conn.prepare("SELECT id, blobs FROM events ORDER BY id")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let (id, list): (i64, String) = (r.get(0)?, r.get(1)?);
+    db.for_each("SELECT id, blobs FROM events ORDER BY id", args![], |r| {
+        let (id, list) = (r.int(0)?, r.text(1)?);
         let digests = chain::parse_blobs(&list)
             .map_err(|e| Error::Corrupt(format!("event {id}: blobs column: {e}")))?;
         named.extend(digests);
-    }
+        Ok::<_, Error>(())
+    })?;
     let (pruned, mut blobs): (BTreeSet<Digest>, BTreeSet<Digest>) =
         named.into_iter().partition(|d| pruned_map.contains_key(d));
     // Blobs kept in the database travel inside it; only files become members of their own.
@@ -266,6 +267,7 @@ pub(crate) fn backup(
     if !mode.eq_ignore_ascii_case("delete") {
         return Err(Error::backup(&snap, format!("journal_mode stays {mode:?}")));
     }
+    let dst = Conn::Sqlite(dst);
     let s = read_snapshot(&dst, &snap)?;
     drop(dst);
     let (db_sha, db_size) = hash_file(&snap)?;
@@ -518,7 +520,7 @@ pub(crate) fn restore(backup_file: &Path, database: &Path, blobs: &Path) -> Resu
         conn.pragma_update(None, "trusted_schema", false)?;
         schema::check_identity(&conn, &db_stage)?;
         schema::migrate(&conn, &db_stage)?;
-        verify::verify(&conn, &db_stage, &blobs_stage)?
+        verify::verify(&Conn::Sqlite(conn), &db_stage, &blobs_stage)?
     };
     if let Some(p) = report.problems.first() {
         return Err(refuse(format!(

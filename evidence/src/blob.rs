@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use demail_sql::{Conn, args};
 
 use crate::digest::Hasher;
 use crate::{Digest, Error, Result};
@@ -44,7 +44,7 @@ CREATE TRIGGER blobs_no_update BEFORE UPDATE ON blobs
 /// Where a store's blobs are: its database connection (the `blobs` table) and its directory.
 #[derive(Clone, Copy)]
 pub(crate) struct Blobs<'a> {
-    pub conn: &'a Connection,
+    pub conn: &'a Conn,
     pub database: &'a Path,
     pub dir: &'a Path,
 }
@@ -53,26 +53,30 @@ impl Blobs<'_> {
     /// Stores `bytes` in the table (already there: nothing to do). Durable with the
     /// transaction it runs in.
     pub fn put_inline(&self, d: &Digest, bytes: &[u8]) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT OR IGNORE INTO blobs (digest, bytes) VALUES (?1, ?2)")?
-            .execute(params![&d.0[..], bytes])?;
+        self.conn.execute(
+            "INSERT INTO blobs (digest, bytes) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            args![&d.0, bytes],
+        )?;
         Ok(())
     }
 
     fn inline(&self, d: &Digest) -> Result<Option<Vec<u8>>> {
         Ok(self
             .conn
-            .prepare_cached("SELECT bytes FROM blobs WHERE digest = ?1")?
-            .query_row(params![&d.0[..]], |r| r.get(0))
-            .optional()?)
+            .query_opt("SELECT bytes FROM blobs WHERE digest = ?1", args![&d.0])?
+            .map(|mut r| r.take_bytes(0))
+            .transpose()?)
     }
 
     fn inline_len(&self, d: &Digest) -> Result<Option<u64>> {
-        let len: Option<i64> = self
+        let len = self
             .conn
-            .prepare_cached("SELECT length(bytes) FROM blobs WHERE digest = ?1")?
-            .query_row(params![&d.0[..]], |r| r.get(0))
-            .optional()?;
+            .query_opt(
+                "SELECT length(bytes) FROM blobs WHERE digest = ?1",
+                args![&d.0],
+            )?
+            .map(|r| r.int(0))
+            .transpose()?;
         Ok(len.map(|n| n as u64))
     }
 
@@ -121,8 +125,7 @@ impl Blobs<'_> {
     /// Removes the blob's row, if it has one (in the caller's transaction).
     pub fn remove_inline(&self, d: &Digest) -> Result<()> {
         self.conn
-            .prepare_cached("DELETE FROM blobs WHERE digest = ?1")?
-            .execute(params![&d.0[..]])?;
+            .execute("DELETE FROM blobs WHERE digest = ?1", args![&d.0])?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! canonical encoding of all its columns including that `prev_hash`. Changing, removing or
 //! reordering a recorded event breaks a link that `verify_chain` finds.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use demail_sql::{Conn, Row, args};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -17,6 +17,12 @@ pub(crate) const KIND_CONFIRMATION: &str = "confirmation";
 pub(crate) const KIND_PRUNE: &str = "prune";
 pub(crate) const KIND_QES_CHECK: &str = "qes-check";
 
+/// The transaction every append runs in. On PostgreSQL the lock is an advisory lock of this
+/// number (the store's application id), held by one writer of all nodes at a time.
+pub(crate) const WRITE: demail_sql::TxKind = demail_sql::TxKind::Write {
+    lock: crate::schema::APPLICATION_ID,
+};
+
 /// One `events` row as stored.
 #[derive(Debug, Clone)]
 pub(crate) struct EventRow {
@@ -30,22 +36,25 @@ pub(crate) struct EventRow {
     pub hash: Vec<u8>,
 }
 
+#[cfg(test)]
 pub(crate) const SELECT_ALL: &str =
     "SELECT id, time, kind, private_id, payload, blobs, prev_hash, hash FROM events ORDER BY id";
+pub(crate) const SELECT_PAGE: &str = "SELECT id, time, kind, private_id, payload, blobs, prev_hash, hash \
+     FROM events WHERE id > ?1 ORDER BY id LIMIT ?2";
 pub(crate) const SELECT_ONE: &str =
     "SELECT id, time, kind, private_id, payload, blobs, prev_hash, hash FROM events WHERE id = ?1";
 
 impl EventRow {
-    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    pub(crate) fn from_row(mut r: Row) -> demail_sql::Result<EventRow> {
         Ok(EventRow {
-            id: r.get(0)?,
-            time: r.get(1)?,
-            kind: r.get(2)?,
-            private_id: r.get(3)?,
-            payload: r.get(4)?,
-            blobs: r.get(5)?,
-            prev_hash: r.get(6)?,
-            hash: r.get(7)?,
+            id: r.int(0)?,
+            time: r.text(1)?,
+            kind: r.text(2)?,
+            private_id: r.text(3)?,
+            payload: r.text(4)?,
+            blobs: r.text(5)?,
+            prev_hash: r.take_bytes(6)?,
+            hash: r.take_bytes(7)?,
         })
     }
 
@@ -118,9 +127,10 @@ pub(crate) struct NewEvent<'a> {
     pub blobs: &'a [Digest],
 }
 
-/// Appends after the current head. Must run inside an IMMEDIATE transaction, which holds the
-/// write lock from the head read to the commit, so concurrent writers cannot fork the chain.
-pub(crate) fn append(conn: &Connection, ev: &NewEvent<'_>) -> Result<i64> {
+/// Appends after the current head. Must run inside a write transaction ([`WRITE`]), which
+/// holds the write lock from the head read to the commit, so concurrent writers (on any node)
+/// cannot fork the chain.
+pub(crate) fn append(conn: &Conn, ev: &NewEvent<'_>) -> Result<i64> {
     let (id, prev) = match head(conn)? {
         None => (1, Digest::ZERO),
         Some((id, hash)) => (id + 1, hash),
@@ -134,29 +144,32 @@ pub(crate) fn append(conn: &Connection, ev: &NewEvent<'_>) -> Result<i64> {
         [&time, ev.kind, ev.private_id, ev.payload, &blobs],
         &prev.0,
     );
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO events (id, time, kind, private_id, payload, blobs, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        id,
-        time,
-        ev.kind,
-        ev.private_id,
-        ev.payload,
-        blobs,
-        &prev.0[..],
-        &hash.0[..]
-    ])?;
+        args![
+            id,
+            &time,
+            ev.kind,
+            ev.private_id,
+            ev.payload,
+            &blobs,
+            &prev.0,
+            &hash.0
+        ],
+    )?;
     Ok(id)
 }
 
 /// The newest event's id and hash.
-pub(crate) fn head(conn: &Connection) -> Result<Option<(i64, Digest)>> {
-    let row: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+pub(crate) fn head(conn: &Conn) -> Result<Option<(i64, Digest)>> {
+    let row = conn
+        .query_opt(
+            "SELECT id, hash FROM events ORDER BY id DESC LIMIT 1",
+            args![],
+        )?
+        .map(|mut r| Ok::<_, demail_sql::Error>((r.int(0)?, r.take_bytes(1)?)))
+        .transpose()?;
     match row {
         None => Ok(None),
         Some((id, hash)) => Ok(Some((

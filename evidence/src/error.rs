@@ -9,6 +9,9 @@ pub enum Error {
     #[error("evidence database: {0}")]
     Sqlite(#[from] rusqlite::Error),
 
+    #[error("evidence database: {0}")]
+    Database(#[from] demail_sql::Error),
+
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

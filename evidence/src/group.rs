@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use rusqlite::TransactionBehavior;
+use demail_sql::Location;
 
-use crate::blob::PendingBlob;
+use crate::blob::{self, PendingBlob};
 use crate::store::{self, Prepared};
 use crate::{BlobWriter, Digest, Error, NewSubmission, Recorded, Result, Store};
 
@@ -76,7 +76,12 @@ impl GroupCommitter {
     }
 
     pub fn open_with(database: &Path, blobs: &Path, barrier: Barrier) -> Result<GroupCommitter> {
-        let store = Store::open(database, blobs)?;
+        GroupCommitter::open_at(&Location::Sqlite(database.to_path_buf()), blobs, barrier)
+    }
+
+    /// [`GroupCommitter::open_with`] for either engine (see [`Store::open_at`]).
+    pub fn open_at(location: &Location, blobs: &Path, barrier: Barrier) -> Result<GroupCommitter> {
+        let store = Store::open_at(location, blobs)?;
         // Kept open for the writer's lifetime: syncfs reports write-back errors since the
         // descriptor was opened, so a fresh one per batch could miss some.
         let dir = File::open(blobs).map_err(|e| Error::io(blobs, e))?;
@@ -193,39 +198,48 @@ fn commit(store: &Store, dir: &File, barrier: Barrier, batch: &[Job]) -> Vec<Res
             store::prepare_submission(&j.submission)
         })
         .collect();
-    sync_blobs(store.blob_dir(), dir, barrier, batch, &mut prepared);
+    // On PostgreSQL the files are only a spool: their bytes go into the transaction.
+    let postgres = store.is_postgres();
+    if !postgres {
+        sync_blobs(store.blob_dir(), dir, barrier, batch, &mut prepared);
+    }
 
     let conn = store.conn();
-    let tx = match rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+    let tx = match conn.begin(crate::chain::WRITE) {
         Ok(tx) => tx,
-        Err(e) => return fail_all(prepared, &e),
+        Err(e) => return fail_all(prepared, &e.into()),
     };
     let mut results = Vec::with_capacity(batch.len());
     for (job, p) in batch.iter().zip(prepared) {
         let result = p.and_then(|p| {
-            conn.execute_batch("SAVEPOINT one")?;
+            conn.batch("SAVEPOINT one")?;
+            let d = &job.submission.content;
             let inserted = match &job.content {
-                Content::Inline(bytes) => store
-                    .blobs()
-                    .put_inline(&job.submission.content, bytes)
-                    .and_then(|()| store::insert_submission(conn, &job.submission, &p)),
-                Content::File(_) => store::insert_submission(conn, &job.submission, &p),
-            };
+                Content::Inline(bytes) => store.blobs().put_inline(d, bytes),
+                Content::File(_) if postgres => {
+                    let path = blob::blob_path(store.blob_dir(), d);
+                    std::fs::read(&path)
+                        .map_err(|e| Error::io(&path, e))
+                        .and_then(|bytes| store.blobs().put_inline(d, &bytes))
+                }
+                Content::File(_) => Ok(()),
+            }
+            .and_then(|()| store::insert_submission(conn, &job.submission, &p));
             match inserted {
                 Ok(r) => {
-                    conn.execute_batch("RELEASE one")?;
+                    conn.batch("RELEASE one")?;
                     Ok(r)
                 }
                 Err(e) => {
                     // Undo this submission's half, keep the others'.
-                    conn.execute_batch("ROLLBACK TO one; RELEASE one")?;
+                    conn.batch("ROLLBACK TO one; RELEASE one")?;
                     Err(e)
                 }
             }
         });
         // Some errors (disk full, I/O) make SQLite drop the whole transaction; carrying on
         // would run the rest outside one, so nothing of this batch can count as recorded.
-        if conn.is_autocommit() {
+        if !conn.in_transaction() {
             let why = match &result {
                 Err(e) => e.to_string(),
                 Ok(_) => "transaction ended early".to_string(),
@@ -238,13 +252,21 @@ fn commit(store: &Store, dir: &File, barrier: Barrier, batch: &[Job]) -> Vec<Res
         results.push(result);
     }
     if let Err(e) = tx.commit() {
-        return fail_all(results, &e);
+        return fail_all(results, &e.into());
+    }
+    if postgres {
+        // The database holds the bytes now; a file left by a crash here is only a duplicate.
+        for job in batch {
+            if job.content.file().is_some() {
+                let _ = store.blobs().remove_file(&job.submission.content);
+            }
+        }
     }
     results
 }
 
 /// Every result that was still `Ok` becomes the batch's error.
-fn fail_all<T>(results: Vec<Result<T>>, e: &rusqlite::Error) -> Vec<Result<Recorded>> {
+fn fail_all<T>(results: Vec<Result<T>>, e: &Error) -> Vec<Result<Recorded>> {
     results
         .into_iter()
         .map(|r| match r {
@@ -386,7 +408,7 @@ mod tests {
             // must take that event back out, or the chain would hold a record-less event.
             store
                 .conn()
-                .execute_batch(
+                .batch(
                     "CREATE TEMP TRIGGER boom BEFORE INSERT ON submissions
                      WHEN NEW.private_id = 'boom' BEGIN SELECT RAISE(ABORT, 'boom refused'); END",
                 )
@@ -412,7 +434,7 @@ mod tests {
                 })
             ));
             assert!(
-                matches!(&r[2], Err(Error::Sqlite(e)) if e.to_string().contains("boom refused"))
+                matches!(&r[2], Err(Error::Database(e)) if e.to_string().contains("boom refused"))
             );
             // The same private-id later in the batch sees the earlier one, as it would serially.
             let again = r[3].as_ref().unwrap();
@@ -438,7 +460,7 @@ mod tests {
         let (b, _) = job(&store, "b");
         // Another connection holds the write lock past the busy timeout.
         let other = Store::open(&dir.path().join("e.sqlite"), store.blob_dir()).unwrap();
-        other.conn().execute_batch("BEGIN IMMEDIATE").unwrap();
+        other.conn().batch("BEGIN IMMEDIATE").unwrap();
         store
             .set_busy_timeout(std::time::Duration::from_millis(50))
             .unwrap();
@@ -447,7 +469,7 @@ mod tests {
             r.iter().all(|r| matches!(r, Err(Error::GroupCommit(_)))),
             "{r:?}"
         );
-        other.conn().execute_batch("ROLLBACK").unwrap();
+        other.conn().batch("ROLLBACK").unwrap();
         assert_eq!(store.verify_chain().unwrap().events, 0);
     }
 

@@ -1,7 +1,7 @@
 //! Reading the event log in order, for readers that keep their own projection up to date
 //! (the IMAP proxy): each refresh reads only the events after the last one it saw.
 
-use rusqlite::params;
+use demail_sql::args;
 
 use crate::chain::{KIND_CONFIRMATION, KIND_PRUNE, KIND_QES_CHECK, KIND_SUBMISSION};
 use crate::prune::{self, PruneRecord};
@@ -43,35 +43,28 @@ impl Store {
     /// this version does not know is corruption (the schema check rules out a newer writer).
     pub fn events_after(&self, after_id: i64, limit: usize) -> Result<Vec<Event>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = self.conn().prepare_cached(AFTER_SQL)?;
-        let rows = stmt.query_map(params![after_id, limit], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (id, kind, time, payload) = row?;
-            Ok(match kind.as_str() {
-                KIND_SUBMISSION => Event::Submission(submission::decode(id, &payload)?),
-                KIND_CONFIRMATION => {
-                    Event::Confirmation(confirmation::decode(id, &time, &payload)?)
-                }
-                KIND_PRUNE => Event::Prune {
-                    event_id: id,
-                    record: prune::decode(id, &payload)?,
-                },
-                KIND_QES_CHECK => Event::QesCheck { event_id: id },
-                other => {
-                    return Err(Error::Corrupt(format!(
-                        "event {id}: unknown kind {other:?}"
-                    )));
-                }
+        let rows = self.conn().query(AFTER_SQL, args![after_id, limit])?;
+        rows.into_iter()
+            .map(|r| {
+                let (id, kind, time, payload) = (r.int(0)?, r.text(1)?, r.text(2)?, r.text(3)?);
+                Ok(match kind.as_str() {
+                    KIND_SUBMISSION => Event::Submission(submission::decode(id, &payload)?),
+                    KIND_CONFIRMATION => {
+                        Event::Confirmation(confirmation::decode(id, &time, &payload)?)
+                    }
+                    KIND_PRUNE => Event::Prune {
+                        event_id: id,
+                        record: prune::decode(id, &payload)?,
+                    },
+                    KIND_QES_CHECK => Event::QesCheck { event_id: id },
+                    other => {
+                        return Err(Error::Corrupt(format!(
+                            "event {id}: unknown kind {other:?}"
+                        )));
+                    }
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     /// The length of a stored blob without reading it; `BlobMissing` when it is neither in

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{Connection, TransactionBehavior};
+use demail_sql::{Conn, args};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -71,14 +71,14 @@ pub(crate) fn decode(event_id: i64, payload: &str) -> Result<PruneRecord> {
 }
 
 /// Every blob some prune event removed, with the id of that prune event.
-pub(crate) fn pruned_blobs(conn: &Connection) -> Result<HashMap<Digest, i64>> {
-    let mut stmt = conn.prepare_cached("SELECT id, payload FROM events WHERE kind = ?1")?;
-    let rows = stmt.query_map([KIND_PRUNE], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-    })?;
+pub(crate) fn pruned_blobs(conn: &Conn) -> Result<HashMap<Digest, i64>> {
+    let rows = conn.query(
+        "SELECT id, payload FROM events WHERE kind = ?1",
+        args![KIND_PRUNE],
+    )?;
     let mut out = HashMap::new();
-    for row in rows {
-        let (id, payload) = row?;
+    for r in rows {
+        let (id, payload) = (r.int(0)?, r.text(1)?);
         // A corrupt prune payload is reported by the walk; here it just prunes nothing.
         if let Ok(rec) = decode(id, &payload) {
             for b in rec.removed {
@@ -104,18 +104,17 @@ pub(crate) fn run(
 ) -> Result<PruneOutcome> {
     let cutoff = cutoff(now, years)?;
     let conn = blobs.conn;
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let tx = conn.begin(chain::WRITE)?;
     let already = pruned_blobs(&tx)?;
     let mut cases: HashMap<String, Case> = HashMap::new();
-    {
-        let mut stmt =
-            tx.prepare("SELECT id, time, kind, private_id, blobs FROM events ORDER BY id")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let (id, time, kind, pid, blobs): (i64, String, String, String, String) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+    tx.for_each(
+        "SELECT id, time, kind, private_id, blobs FROM events ORDER BY id",
+        args![],
+        |r| {
+            let (id, time, kind, pid, blobs) =
+                (r.int(0)?, r.text(1)?, r.text(2)?, r.text(3)?, r.text(4)?);
             if kind == KIND_PRUNE {
-                continue;
+                return Ok(());
             }
             let t = OffsetDateTime::parse(&time, &Rfc3339)
                 .map_err(|e| Error::Corrupt(format!("event {id}: time {time:?}: {e}")))?;
@@ -132,8 +131,9 @@ pub(crate) fn run(
             });
             case.newest = case.newest.max(t);
             case.blobs.extend(digests.into_iter().map(|d| (d, id)));
-        }
-    }
+            Ok::<_, Error>(())
+        },
+    )?;
     // A blob shared with a live case (same bytes sent again) stays.
     let live: HashSet<Digest> = cases
         .values()

@@ -1,10 +1,11 @@
-//! `Store`: one SQLite connection plus the blob directory.
+//! `Store`: one database connection (SQLite or PostgreSQL) plus the blob directory.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, TransactionBehavior, params};
+use demail_sql::{Conn, Location, Param, args};
+use rusqlite::{Connection, OpenFlags};
 use time::OffsetDateTime;
 
 use crate::chain::{self, KIND_CONFIRMATION, KIND_QES_CHECK, KIND_SUBMISSION, NewEvent};
@@ -28,8 +29,12 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// on SQLite's write lock (waiting up to the busy timeout), readers never block. Sharing one
 /// `Store` behind a `Mutex` works as well but serialises reads too; the milter should open one
 /// per worker or per connection.
+///
+/// On PostgreSQL, several nodes share one store: appends serialise on an advisory lock, every
+/// blob goes into the database, and the schema is migrated by `demailctl evidence migrate`.
 pub struct Store {
-    conn: Connection,
+    conn: Conn,
+    /// The database as messages name it: the SQLite path, or the server (never a secret).
     database: PathBuf,
     blobs: PathBuf,
 }
@@ -38,6 +43,27 @@ impl Store {
     /// Creates the database (schema migrations, WAL) and blob dir if missing.
     /// Also removes blob temp files left by a crashed writer.
     pub fn open(database: &Path, blobs: &Path) -> Result<Store> {
+        Store::open_at(&Location::Sqlite(database.to_path_buf()), blobs)
+    }
+
+    /// [`Store::open`] for either engine. A PostgreSQL schema must be current already.
+    pub fn open_at(location: &Location, blobs: &Path) -> Result<Store> {
+        let database = match location {
+            Location::Sqlite(path) => path,
+            Location::Postgres(pg) => {
+                fs::create_dir_all(blobs).map_err(|e| Error::io(blobs, e))?;
+                let conn = Conn::connect(pg)?;
+                let name = PathBuf::from(location.describe());
+                schema::pg_check_current(&conn, &name)?;
+                blob::remove_stale_temps(blobs)?;
+                return Ok(Store {
+                    conn,
+                    database: name,
+                    blobs: blobs.to_path_buf(),
+                });
+            }
+        };
+        let database = database.as_path();
         fs::create_dir_all(blobs).map_err(|e| Error::io(blobs, e))?;
         if let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -50,7 +76,7 @@ impl Store {
         schema::migrate(&conn, database)?;
         blob::remove_stale_temps(blobs)?;
         Ok(Store {
-            conn,
+            conn: Conn::Sqlite(conn),
             database: database.to_path_buf(),
             blobs: blobs.to_path_buf(),
         })
@@ -59,19 +85,69 @@ impl Store {
     /// Opens an existing store for reading only (no migrations, no temp clean-up): for
     /// readers such as the IMAP proxy that must never write evidence.
     pub fn open_read_only(database: &Path, blobs: &Path) -> Result<Store> {
+        Store::open_read_only_at(&Location::Sqlite(database.to_path_buf()), blobs)
+    }
+
+    /// [`Store::open_read_only`] for either engine (on PostgreSQL, read-only is the role's
+    /// grants and the session's default: the proxy's role needs SELECT alone).
+    pub fn open_read_only_at(location: &Location, blobs: &Path) -> Result<Store> {
+        let database = match location {
+            Location::Sqlite(path) => path.as_path(),
+            Location::Postgres(pg) => {
+                let conn = Conn::connect(pg)?;
+                conn.batch("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")?;
+                let name = PathBuf::from(location.describe());
+                schema::pg_check_current(&conn, &name)?;
+                return Ok(Store {
+                    conn,
+                    database: name,
+                    blobs: blobs.to_path_buf(),
+                });
+            }
+        };
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(database, flags)?;
         conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
         schema::check_current(&conn, database)?;
         Ok(Store {
-            conn,
+            conn: Conn::Sqlite(conn),
             database: database.to_path_buf(),
             blobs: blobs.to_path_buf(),
         })
     }
 
+    /// Brings the schema up to date; on PostgreSQL also grants each of `grant` (the gateway's
+    /// roles) SELECT and INSERT on the evidence tables. Returns the versions before and after.
+    pub fn migrate(location: &Location, blobs: &Path, grant: &[String]) -> Result<(i64, i64)> {
+        match location {
+            Location::Sqlite(path) => {
+                let before = if path.exists() {
+                    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                    schema::check_identity(&conn, path)?
+                } else {
+                    0
+                };
+                Store::open(path, blobs)?;
+                Ok((before, schema::version()))
+            }
+            Location::Postgres(pg) => {
+                let conn = Conn::connect(pg)?;
+                schema::pg_migrate(&conn, &PathBuf::from(location.describe()), grant)
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.conn.is_postgres()
+    }
+
+    /// How long a writer waits for another's write lock (SQLite; PostgreSQL writers queue on
+    /// the advisory lock without a limit).
     pub fn set_busy_timeout(&self, timeout: Duration) -> Result<()> {
-        Ok(self.conn.busy_timeout(timeout)?)
+        if let Some(c) = self.conn.sqlite() {
+            c.busy_timeout(timeout)?;
+        }
+        Ok(())
     }
 
     pub fn database_path(&self) -> &Path {
@@ -87,8 +163,9 @@ impl Store {
     }
 
     /// Stores `bytes` durably (in the database up to [`crate::INLINE_MAX`], else as a file).
+    /// On PostgreSQL every blob goes into the database.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
-        if bytes.len() as u64 <= blob::INLINE_MAX {
+        if bytes.len() as u64 <= blob::INLINE_MAX || self.conn.is_postgres() {
             let d = Digest::of(bytes);
             // Autocommit: with synchronous=FULL the row is durable on return.
             self.blobs().put_inline(&d, bytes)?;
@@ -148,9 +225,9 @@ impl Store {
     pub fn record_submission(&self, s: &NewSubmission) -> Result<Recorded> {
         check_content(self.blobs(), s)?;
         let prepared = prepare_submission(s)?;
-        // IMMEDIATE: take the write lock before reading, so the existence check, the chain
-        // head and the insert see one state even with other writers around.
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        // The write lock before reading, so the existence check, the chain head and the insert
+        // see one state even with other writers around (on other nodes too).
+        let tx = self.conn.begin(chain::WRITE)?;
         let recorded = insert_submission(&tx, s, &prepared)?;
         tx.commit()?;
         Ok(recorded)
@@ -159,7 +236,7 @@ impl Store {
     /// A previous submission recorded for the same original-message key (milter retries after a
     /// crash/tempfail reuse the private-id), if any; the newest if several.
     pub fn submission_by_origin_key(&self, key: &Digest) -> Result<Option<Submission>> {
-        self.one(submission::BY_ORIGIN_KEY_SQL, params![&key.0[..]])
+        self.one(submission::BY_ORIGIN_KEY_SQL, args![&key.0])
     }
 
     /// Look up by private-id, else by Message-ID (with or without angle brackets; the newest
@@ -169,14 +246,14 @@ impl Store {
         if id.is_empty() {
             return Ok(None);
         }
-        if let Some(s) = self.one(submission::BY_PRIVATE_ID_SQL, params![id])? {
+        if let Some(s) = self.one(submission::BY_PRIVATE_ID_SQL, args![id])? {
             return Ok(Some(s));
         }
         let key = submission::message_id_key(id);
         if key.is_empty() {
             return Ok(None);
         }
-        self.one(submission::BY_MESSAGE_ID_SQL, params![key])
+        self.one(submission::BY_MESSAGE_ID_SQL, args![key])
     }
 
     /// Newest first (by submission time); filters optional; `since` is inclusive.
@@ -189,8 +266,8 @@ impl Store {
         let since = since.map_or(i64::MIN, submission::unix_nanos_clamped);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         match tenant {
-            Some(t) => self.many(submission::LIST_TENANT_SQL, params![since, limit, t]),
-            None => self.many(submission::LIST_SQL, params![since, limit]),
+            Some(t) => self.many(submission::LIST_TENANT_SQL, args![since, limit, t]),
+            None => self.many(submission::LIST_SQL, args![since, limit]),
         }
     }
 
@@ -206,16 +283,18 @@ impl Store {
         private_id: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<RecipientStatus>> {
-        let mut stmt = self.conn.prepare_cached(submission::EVENTS_OF_SQL)?;
-        let rows = stmt.query_map(params![private_id], |r| {
+        let rows = self
+            .conn
+            .query(submission::EVENTS_OF_SQL, args![private_id])?;
+        let events = rows.into_iter().map(|r| {
             Ok(status::EventIn {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                payload: r.get(2)?,
-                time: r.get(3)?,
+                id: r.int(0)?,
+                kind: r.text(1)?,
+                payload: r.text(2)?,
+                time: r.text(3)?,
             })
-        })?;
-        status::project(rows.map(|r| r.map_err(Error::from)), now)
+        });
+        status::project(events, now)
     }
 
     /// Records a confirmation or notification in one transaction. Idempotent on the raw
@@ -231,7 +310,7 @@ impl Store {
             reason: e.to_string(),
         })?;
         let private_id = c.private_id.clone().unwrap_or_default();
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin(chain::WRITE)?;
         if let Some(existing) = self.confirmation_by_raw(&c.raw)? {
             return Ok(ConfirmationRecorded::AlreadyPresent(existing));
         }
@@ -242,8 +321,10 @@ impl Store {
             blobs: &confirmation::blobs_of(c),
         };
         let event_id = chain::append(&tx, &event)?;
-        tx.prepare_cached(confirmation::INSERT_SQL)?
-            .execute(params![&c.raw.0[..], event_id, private_id])?;
+        tx.execute(
+            confirmation::INSERT_SQL,
+            args![&c.raw.0, event_id, &private_id],
+        )?;
         let stored = self.confirmation_by_raw(&c.raw)?;
         tx.commit()?;
         stored
@@ -252,14 +333,10 @@ impl Store {
     }
 
     fn confirmation_by_raw(&self, raw: &Digest) -> Result<Option<Confirmation>> {
-        let row: Option<(i64, String, String)> = self
+        let row = self
             .conn
-            .prepare_cached(confirmation::BY_RAW_SQL)?
-            .query_row(params![&raw.0[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        row.map(|(id, t, p)| confirmation::decode(id, &t, &p))
+            .query_opt(confirmation::BY_RAW_SQL, args![&raw.0])?;
+        row.map(|r| confirmation::decode(r.int(0)?, &r.text(1)?, &r.text(2)?))
             .transpose()
     }
 
@@ -273,7 +350,7 @@ impl Store {
             field: "qes_check",
             reason: e.to_string(),
         })?;
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin(chain::WRITE)?;
         if let Some(existing) = self.qes_check_by_raw(&c.raw)? {
             return Ok(QesCheckRecorded::AlreadyPresent(existing));
         }
@@ -284,8 +361,7 @@ impl Store {
             blobs: &[c.raw],
         };
         let event_id = chain::append(&tx, &event)?;
-        tx.prepare_cached(qes::INSERT_SQL)?
-            .execute(params![&c.raw.0[..], event_id])?;
+        tx.execute(qes::INSERT_SQL, args![&c.raw.0, event_id])?;
         let stored = self.qes_check_by_raw(&c.raw)?;
         tx.commit()?;
         stored
@@ -295,72 +371,58 @@ impl Store {
 
     /// The QES check recorded for the message with this raw digest, if any.
     pub fn qes_check_by_raw(&self, raw: &Digest) -> Result<Option<QesCheck>> {
-        let row: Option<(i64, String, String)> = self
-            .conn
-            .prepare_cached(qes::BY_RAW_SQL)?
-            .query_row(params![&raw.0[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        row.map(|(id, t, p)| qes::decode(id, &t, &p)).transpose()
+        let row = self.conn.query_opt(qes::BY_RAW_SQL, args![&raw.0])?;
+        row.map(|r| qes::decode(r.int(0)?, &r.text(1)?, &r.text(2)?))
+            .transpose()
     }
 
     /// The confirmations matched to `private_id`, oldest first (trusted or not).
     pub fn confirmations(&self, private_id: &str) -> Result<Vec<Confirmation>> {
-        let mut stmt = self.conn.prepare_cached(confirmation::OF_PRIVATE_ID_SQL)?;
-        let rows = stmt.query_map(params![private_id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        rows.map(|r| {
-            let (id, t, p) = r?;
-            confirmation::decode(id, &t, &p)
-        })
-        .collect()
+        let rows = self
+            .conn
+            .query(confirmation::OF_PRIVATE_ID_SQL, args![private_id])?;
+        rows.into_iter()
+            .map(|r| confirmation::decode(r.int(0)?, &r.text(1)?, &r.text(2)?))
+            .collect()
     }
 
     /// One event as stored, with the exact bytes its hash covers.
     pub fn event(&self, id: i64) -> Result<Option<EventRecord>> {
-        let row = self
-            .conn
-            .prepare_cached(chain::SELECT_ONE)?
-            .query_row(params![id], chain::EventRow::from_row)
-            .optional()?;
-        Ok(row.map(EventRecord::from))
+        let row = self.conn.query_opt(chain::SELECT_ONE, args![id])?;
+        Ok(row
+            .map(chain::EventRow::from_row)
+            .transpose()?
+            .map(EventRecord::from))
     }
 
     /// `(id, prev_hash, hash)` of every event from `from` to the head: the links that tie an
     /// exported record to the head.
     pub fn links_from(&self, from: i64) -> Result<Vec<(i64, Digest, Digest)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, prev_hash, hash FROM events WHERE id >= ?1 ORDER BY id")?;
-        let rows = stmt.query_map(params![from], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        })?;
-        rows.map(|r| {
-            let (id, prev, hash) = r?;
-            Ok((
-                id,
-                Digest::from_slice(&prev, &format!("event {id} prev_hash"))?,
-                Digest::from_slice(&hash, &format!("event {id} hash"))?,
-            ))
-        })
-        .collect()
+        let rows = self.conn.query(
+            "SELECT id, prev_hash, hash FROM events WHERE id >= ?1 ORDER BY id",
+            args![from],
+        )?;
+        rows.into_iter()
+            .map(|mut r| {
+                let (id, prev, hash) = (r.int(0)?, r.take_bytes(1)?, r.take_bytes(2)?);
+                Ok((
+                    id,
+                    Digest::from_slice(&prev, &format!("event {id} prev_hash"))?,
+                    Digest::from_slice(&hash, &format!("event {id} hash"))?,
+                ))
+            })
+            .collect()
     }
 
     /// Ids of all events of `private_id`, oldest first.
     pub fn event_ids_of(&self, private_id: &str) -> Result<Vec<i64>> {
-        let mut stmt = self.conn.prepare_cached(submission::EVENTS_OF_SQL)?;
-        let rows = stmt.query_map(params![private_id], |r| r.get::<_, i64>(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = self
+            .conn
+            .query(submission::EVENTS_OF_SQL, args![private_id])?;
+        Ok(rows
+            .iter()
+            .map(|r| r.int(0))
+            .collect::<demail_sql::Result<_>>()?)
     }
 
     /// Deletes the blobs of cases whose newest event is more than `retention_years` before
@@ -392,13 +454,13 @@ impl Store {
     /// fsynced and renamed, mode 0640 or stricter; an existing `out` is replaced only with
     /// `overwrite`.
     pub fn backup_to(&self, out: &Path, overwrite: bool) -> Result<crate::BackupSummary> {
-        crate::backup::backup(
-            &self.conn,
-            &self.blobs,
-            out,
-            overwrite,
-            OffsetDateTime::now_utc(),
-        )
+        let conn = self.conn.sqlite().ok_or_else(|| Error::Invalid {
+            field: "database",
+            reason: "a PostgreSQL store holds every blob and is backed up with the server's \
+                     tools (pg_dump or its base backups); `evidence copy` moves it to SQLite"
+                .into(),
+        })?;
+        crate::backup::backup(conn, &self.blobs, out, overwrite, OffsetDateTime::now_utc())
     }
 
     /// Restores a backup of [`Store::backup_to`] to `database` and `blobs`, which must not hold
@@ -424,15 +486,15 @@ impl Store {
         crate::export::export(self, id, out, now)
     }
 
-    fn one<P: Params>(&self, sql: &str, p: P) -> Result<Option<Submission>> {
+    fn one(&self, sql: &str, p: &[Param<'_>]) -> Result<Option<Submission>> {
         query_one(&self.conn, sql, p)
     }
 
-    fn many<P: Params>(&self, sql: &str, p: P) -> Result<Vec<Submission>> {
+    fn many(&self, sql: &str, p: &[Param<'_>]) -> Result<Vec<Submission>> {
         query_many(&self.conn, sql, p)
     }
 
-    pub(crate) fn conn(&self) -> &Connection {
+    pub(crate) fn conn(&self) -> &Conn {
         &self.conn
     }
 }
@@ -467,13 +529,9 @@ pub(crate) fn prepare_submission(s: &NewSubmission) -> Result<Prepared> {
 }
 
 /// The existence check, chain append and lookup row of one submission. Must run inside an
-/// IMMEDIATE transaction (see [`chain::append`]); commits nothing itself.
-pub(crate) fn insert_submission(
-    conn: &Connection,
-    s: &NewSubmission,
-    p: &Prepared,
-) -> Result<Recorded> {
-    if let Some(existing) = query_one(conn, submission::BY_PRIVATE_ID_SQL, params![s.private_id])? {
+/// write transaction (see [`chain::append`]); commits nothing itself.
+pub(crate) fn insert_submission(conn: &Conn, s: &NewSubmission, p: &Prepared) -> Result<Recorded> {
+    if let Some(existing) = query_one(conn, submission::BY_PRIVATE_ID_SQL, args![&s.private_id])? {
         return Ok(Recorded::AlreadyPresent(existing));
     }
     let event = NewEvent {
@@ -483,33 +541,32 @@ pub(crate) fn insert_submission(
         blobs: &[s.content],
     };
     let event_id = chain::append(conn, &event)?;
-    conn.prepare_cached(submission::INSERT_SQL)?
-        .execute(params![
-            s.private_id,
+    conn.execute(
+        submission::INSERT_SQL,
+        args![
+            &s.private_id,
             event_id,
-            &s.origin_key.0[..],
+            &s.origin_key.0,
             submission::message_id_key(&s.message_id),
-            s.tenant,
+            &s.tenant,
             p.time
-        ])?;
+        ],
+    )?;
     Ok(Recorded::Inserted(Submission::from_new(
         s.clone(),
         event_id,
     )))
 }
 
-fn query_one<P: Params>(conn: &Connection, sql: &str, p: P) -> Result<Option<Submission>> {
+fn query_one(conn: &Conn, sql: &str, p: &[Param<'_>]) -> Result<Option<Submission>> {
     Ok(query_many(conn, sql, p)?.into_iter().next())
 }
 
-fn query_many<P: Params>(conn: &Connection, sql: &str, p: P) -> Result<Vec<Submission>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-    rows.map(|r| {
-        let (id, payload) = r?;
-        submission::decode(id, &payload)
-    })
-    .collect()
+fn query_many(conn: &Conn, sql: &str, p: &[Param<'_>]) -> Result<Vec<Submission>> {
+    conn.query(sql, p)?
+        .into_iter()
+        .map(|r| submission::decode(r.int(0)?, &r.text(1)?))
+        .collect()
 }
 
 // The milter moves stores and writers between threads.

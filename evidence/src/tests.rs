@@ -99,7 +99,7 @@ fn every_lookup_searches_an_index() {
         ),
     ];
     for (sql, params, access) in cases {
-        let steps = plan(store.conn(), sql, params);
+        let steps = plan(store.conn().sqlite().unwrap(), sql, params);
         let first = steps.first().map(String::as_str).unwrap_or_default();
         assert!(first.ends_with(access), "{sql}: {steps:?}");
         for step in &steps {
@@ -114,7 +114,7 @@ fn every_lookup_searches_an_index() {
         }
     }
     let head = plan(
-        store.conn(),
+        store.conn().sqlite().unwrap(),
         "SELECT id, hash FROM events ORDER BY id DESC LIMIT 1",
         &[],
     );
@@ -130,11 +130,15 @@ fn connection_syncs_fully() {
     let (_dir, store) = store();
     let sync: i64 = store
         .conn()
+        .sqlite()
+        .unwrap()
         .query_row("PRAGMA synchronous", [], |r| r.get(0))
         .unwrap();
     assert_eq!(sync, 2, "synchronous=FULL");
     let mode: String = store
         .conn()
+        .sqlite()
+        .unwrap()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
@@ -171,19 +175,15 @@ fn relinking_an_edited_event_breaks_the_next_prev_hash() {
     }
     let raw = Connection::open(dir.path().join("e.sqlite")).unwrap();
     raw.execute_batch("DROP TRIGGER events_no_update").unwrap();
-    let mut row = raw
-        .query_row(
-            &format!("{} LIMIT 1 OFFSET 1", chain::SELECT_ALL),
-            [],
-            chain::EventRow::from_row,
-        )
-        .unwrap();
+    let raw = demail_sql::Conn::Sqlite(raw);
+    let sql = format!("{} LIMIT 1 OFFSET 1", chain::SELECT_ALL);
+    let mut row = chain::EventRow::from_row(raw.query_opt(&sql, &[]).unwrap().unwrap()).unwrap();
     assert_eq!(row.id, 2);
     row.payload = row.payload.replace("\"s1\"", "\"s9\"");
     let rehashed = row.computed_hash();
     raw.execute(
         "UPDATE events SET payload = ?1, hash = ?2 WHERE id = 2",
-        rusqlite::params![row.payload, &rehashed.0[..]],
+        demail_sql::args![&row.payload, &rehashed.0],
     )
     .unwrap();
     let report = store.verify_chain().unwrap();
@@ -200,6 +200,8 @@ fn first_event_links_to_zero() {
     record(&store, 0);
     let prev: Vec<u8> = store
         .conn()
+        .sqlite()
+        .unwrap()
         .query_row("SELECT prev_hash FROM events WHERE id = 1", [], |r| {
             r.get(0)
         })

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use demail_sql::{Conn, TxKind, args};
 use serde::Serialize;
 
 use crate::blob::Blobs;
@@ -183,9 +183,13 @@ impl fmt::Display for Problem {
     }
 }
 
-pub(crate) fn verify(conn: &Connection, database: &Path, dir: &Path) -> Result<ChainReport> {
+/// Events read per query: the walk's memory stays bounded on either engine.
+const PAGE: i64 = 1000;
+
+pub(crate) fn verify(conn: &Conn, database: &Path, dir: &Path) -> Result<ChainReport> {
     // One read transaction: a consistent snapshot while writers keep appending.
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Deferred)?;
+    let tx = conn.begin(TxKind::Snapshot)?;
+    let tx: &Conn = &tx;
     let mut report = ChainReport {
         events: 0,
         blobs: 0,
@@ -195,11 +199,11 @@ pub(crate) fn verify(conn: &Connection, database: &Path, dir: &Path) -> Result<C
         problems_omitted: 0,
     };
     let mut checked_blobs = HashSet::new();
-    let pruned = prune::pruned_blobs(&tx)?;
+    let pruned = prune::pruned_blobs(tx)?;
     let mut ctx = Ctx {
-        conn: &tx,
+        conn: tx,
         blobs: Blobs {
-            conn: &tx,
+            conn: tx,
             database,
             dir,
         },
@@ -211,40 +215,47 @@ pub(crate) fn verify(conn: &Connection, database: &Path, dir: &Path) -> Result<C
     let mut confirmations = 0u64;
     let mut qes_checks = 0u64;
     let mut prev: Option<(i64, Vec<u8>)> = None;
-    let mut stmt = tx.prepare(chain::SELECT_ALL)?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let ev = EventRow::from_row(r)?;
-        report.events += 1;
-        check_link(&mut report, &ev, prev.as_ref());
-        match ev.kind.as_str() {
-            KIND_SUBMISSION => submissions += 1,
-            KIND_CONFIRMATION => confirmations += 1,
-            KIND_QES_CHECK => qes_checks += 1,
-            _ => {}
+    let mut after = i64::MIN;
+    loop {
+        let page = tx.query(chain::SELECT_PAGE, args![after, PAGE])?;
+        let Some(last) = page.last() else { break };
+        after = last.int(0)?;
+        for r in page {
+            let ev = EventRow::from_row(r)?;
+            report.events += 1;
+            check_link(&mut report, &ev, prev.as_ref());
+            match ev.kind.as_str() {
+                KIND_SUBMISSION => submissions += 1,
+                KIND_CONFIRMATION => confirmations += 1,
+                KIND_QES_CHECK => qes_checks += 1,
+                _ => {}
+            }
+            for p in check_payload(&mut ctx, &ev)? {
+                report.push(p);
+            }
+            report.blobs = (ctx.checked.len() - ctx.pruned_seen.len()) as u64;
+            report.pruned_blobs = ctx.pruned_seen.len() as u64;
+            if let Ok(hash) = Digest::from_slice(&ev.hash, "hash") {
+                report.head = Some(ChainHead {
+                    event_id: ev.id,
+                    hash,
+                });
+            }
+            prev = Some((ev.id, ev.hash));
         }
-        for p in check_payload(&mut ctx, &ev)? {
-            report.push(p);
-        }
-        report.blobs = (ctx.checked.len() - ctx.pruned_seen.len()) as u64;
-        report.pruned_blobs = ctx.pruned_seen.len() as u64;
-        if let Ok(hash) = Digest::from_slice(&ev.hash, "hash") {
-            report.head = Some(ChainHead {
-                event_id: ev.id,
-                hash,
-            });
-        }
-        prev = Some((ev.id, ev.hash));
     }
-    let rows_in_table: i64 = tx.query_row("SELECT count(*) FROM submissions", [], |r| r.get(0))?;
+    let count = |table: &str| -> Result<i64> {
+        let sql = format!("SELECT count(*) FROM {table}");
+        Ok(tx.query_opt(&sql, args![])?.map_or(Ok(0), |r| r.int(0))?)
+    };
+    let rows_in_table = count("submissions")?;
     if rows_in_table as u64 != submissions {
         report.push(Problem::Projection {
             event_id: None,
             reason: format!("{rows_in_table} submission rows for {submissions} submission events"),
         });
     }
-    let rows_in_table: i64 =
-        tx.query_row("SELECT count(*) FROM confirmations", [], |r| r.get(0))?;
+    let rows_in_table = count("confirmations")?;
     if rows_in_table as u64 != confirmations {
         report.push(Problem::Projection {
             event_id: None,
@@ -253,7 +264,7 @@ pub(crate) fn verify(conn: &Connection, database: &Path, dir: &Path) -> Result<C
             ),
         });
     }
-    let rows_in_table: i64 = tx.query_row("SELECT count(*) FROM qes_checks", [], |r| r.get(0))?;
+    let rows_in_table = count("qes_checks")?;
     if rows_in_table as u64 != qes_checks {
         report.push(Problem::Projection {
             event_id: None,
@@ -306,7 +317,7 @@ fn lossy_digest(bytes: &[u8]) -> Digest {
 }
 
 struct Ctx<'a> {
-    conn: &'a Connection,
+    conn: &'a Conn,
     blobs: Blobs<'a>,
     checked: &'a mut HashSet<Digest>,
     /// Blob -> the prune event that removed it.
@@ -413,11 +424,11 @@ fn check_payload(ctx: &mut Ctx<'_>, ev: &EventRow) -> Result<Vec<Problem>> {
 }
 
 /// The confirmations row of this event, compared with its payload.
-fn check_confirmation_projection(conn: &Connection, c: &Confirmation) -> Result<Option<String>> {
-    let row: Option<(Vec<u8>, String)> = conn
-        .prepare_cached(confirmation::BY_EVENT_SQL)?
-        .query_row(params![c.event_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+fn check_confirmation_projection(conn: &Conn, c: &Confirmation) -> Result<Option<String>> {
+    let row = conn
+        .query_opt(confirmation::BY_EVENT_SQL, args![c.event_id])?
+        .map(|mut r| Ok::<_, demail_sql::Error>((r.take_bytes(0)?, r.text(1)?)))
+        .transpose()?;
     let Some((raw, private_id)) = row else {
         return Ok(Some("no confirmations row".into()));
     };
@@ -432,11 +443,11 @@ fn check_confirmation_projection(conn: &Connection, c: &Confirmation) -> Result<
 }
 
 /// The qes_checks row of this event, compared with its payload.
-fn check_qes_projection(conn: &Connection, c: &QesCheck) -> Result<Option<String>> {
-    let raw: Option<Vec<u8>> = conn
-        .prepare_cached(qes::BY_EVENT_SQL)?
-        .query_row(params![c.event_id], |r| r.get(0))
-        .optional()?;
+fn check_qes_projection(conn: &Conn, c: &QesCheck) -> Result<Option<String>> {
+    let raw = conn
+        .query_opt(qes::BY_EVENT_SQL, args![c.event_id])?
+        .map(|mut r| r.take_bytes(0))
+        .transpose()?;
     Ok(match raw {
         None => Some("no qes_checks row".into()),
         Some(raw) if raw != c.data.raw.0 => Some("qes_checks row differs in raw".into()),
@@ -467,14 +478,19 @@ fn check_blob(blobs: Blobs<'_>, event_id: i64, digest: &Digest) -> Option<Proble
 }
 
 /// The submissions row of this event, compared with its payload.
-fn check_projection(conn: &Connection, s: &Submission) -> Result<Option<String>> {
-    type Row = (String, Vec<u8>, String, String, i64);
-    let row: Option<Row> = conn
-        .prepare_cached(submission::BY_EVENT_SQL)?
-        .query_row(params![s.event_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+fn check_projection(conn: &Conn, s: &Submission) -> Result<Option<String>> {
+    let row = conn
+        .query_opt(submission::BY_EVENT_SQL, args![s.event_id])?
+        .map(|mut r| {
+            Ok::<_, demail_sql::Error>((
+                r.text(0)?,
+                r.take_bytes(1)?,
+                r.text(2)?,
+                r.text(3)?,
+                r.int(4)?,
+            ))
         })
-        .optional()?;
+        .transpose()?;
     let Some((private_id, origin_key, message_id, tenant, time)) = row else {
         return Ok(Some("no submissions row".into()));
     };

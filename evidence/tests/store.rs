@@ -113,7 +113,7 @@ fn reopen_after_drop_sees_everything_and_continues_the_chain() {
         .record_submission(&submission(&fx.open(), "a", 3, T0))
         .unwrap_err();
     assert!(
-        matches!(err, Error::Sqlite(_)),
+        matches!(err, Error::Database(_)),
         "read-only store refuses writes: {err}"
     );
 }

@@ -202,6 +202,18 @@ impl Conn {
         }
     }
 
+    /// Whether a transaction is open (SQLite ends one by itself on some errors, such as a
+    /// full disk; PostgreSQL when the session is lost).
+    pub fn in_transaction(&self) -> bool {
+        match self {
+            Conn::Sqlite(c) => !c.is_autocommit(),
+            Conn::Postgres(pg) => {
+                let pg = pg.borrow();
+                pg.depth > 0 && !pg.client.is_closed()
+            }
+        }
+    }
+
     /// Runs one statement; returns the number of rows changed.
     pub fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
         match self {
@@ -223,7 +235,7 @@ impl Conn {
         let mut rows = Vec::new();
         self.for_each(sql, params, |r| {
             rows.push(r);
-            Ok(())
+            Ok::<_, Error>(())
         })?;
         Ok(rows)
     }
@@ -246,16 +258,19 @@ impl Conn {
 
     /// Calls `f` with each row. SQLite streams the rows and `f` may run other statements on
     /// this connection meanwhile; PostgreSQL fetches the result first.
-    pub fn for_each<F>(&self, sql: &str, params: &[Param<'_>], mut f: F) -> Result<()>
+    pub fn for_each<F, E>(&self, sql: &str, params: &[Param<'_>], mut f: F) -> Result<(), E>
     where
-        F: FnMut(Row) -> Result<()>,
+        F: FnMut(Row) -> Result<(), E>,
+        E: From<Error>,
     {
         match self {
             Conn::Sqlite(c) => {
-                let mut stmt = c.prepare_cached(sql)?;
+                let mut stmt = c.prepare_cached(sql).map_err(Error::from)?;
                 let n = stmt.column_count();
-                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-                while let Some(r) = rows.next()? {
+                let mut rows = stmt
+                    .query(rusqlite::params_from_iter(params.iter()))
+                    .map_err(Error::from)?;
+                while let Some(r) = rows.next().map_err(Error::from)? {
                     f(sqlite_row(r, n)?)?;
                 }
                 Ok(())
@@ -265,7 +280,7 @@ impl Conn {
                     let mut pg = pg_ready(pg)?;
                     let stmt = pg.statement(sql)?;
                     let args: Vec<&(dyn ToSql + Sync)> = params.iter().map(pg_param).collect();
-                    pg.client.query(&stmt, &args)?
+                    pg.client.query(&stmt, &args).map_err(Error::from)?
                 };
                 for r in &rows {
                     f(pg_row(r)?)?;
@@ -560,7 +575,7 @@ mod tests {
         c.for_each("SELECT id FROM t WHERE id < 3 ORDER BY id", args![], |r| {
             c.execute("INSERT INTO t (id) VALUES (?1)", args![100 + r.int(0)?])?;
             seen += 1;
-            Ok(())
+            Ok::<_, Error>(())
         })
         .unwrap();
         assert_eq!(seen, 3);
