@@ -45,6 +45,7 @@ pub use backup::{BACKUP_FORMAT, BACKUP_VERSION, BackupSummary, RestoreSummary};
 pub use blob::{BlobWriter, INLINE_MAX, PendingBlob};
 pub use chain::EventRecord;
 pub use confirmation::{Confirmation, ConfirmationKind, ConfirmationRecorded, NewConfirmation};
+pub use demail_sql::Location;
 pub use digest::{Digest, OriginKey, ParseDigestError};
 pub use error::{Error, Result};
 pub use export::ExportSummary;
