@@ -85,18 +85,16 @@ fn logins_need_tls_and_the_password_and_the_gateway_role_starts_without_rights()
 
     // The gateway role may connect and nothing else.
     let gw = connect(&pg.gateway_url(DATABASE), Some(pg.gateway_password_file())).unwrap();
-    let err = gw
-        .batch("CREATE TABLE t (x int)")
-        .err()
-        .expect("gateway may not create");
+    let Err(err) = gw.batch("CREATE TABLE t (x int)") else {
+        panic!("gateway may not create");
+    };
     assert!(err.to_string().contains("permission denied"), "{err}");
     // The owner may.
     let owner = connect(&pg.owner_url(DATABASE), Some(pg.owner_password_file())).unwrap();
     owner.batch("CREATE TABLE t (x int)").unwrap();
-    let err = gw
-        .query("SELECT * FROM t", &[])
-        .err()
-        .expect("no SELECT granted");
+    let Err(err) = gw.query("SELECT * FROM t", &[]) else {
+        panic!("no SELECT granted");
+    };
     assert!(err.to_string().contains("permission denied"), "{err}");
     assert_eq!(
         pg.psql(
