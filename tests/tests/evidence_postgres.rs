@@ -122,7 +122,7 @@ fn several_nodes_write_one_chain_and_the_gateway_role_cannot_change_it() {
     let report = reader.verify_chain().unwrap();
     assert!(report.is_intact(), "{:?}", report.problems);
     assert_eq!(report.events, (NODES as u64) * u64::from(PER_NODE));
-    let head = report.head.clone().expect("head");
+    let head = report.head.expect("head");
     assert_eq!(head.event_id, report.events as i64);
     let ids = pg.psql(
         DATABASE,
@@ -142,7 +142,7 @@ fn several_nodes_write_one_chain_and_the_gateway_role_cannot_change_it() {
         node1.record_submission(&retry).unwrap(),
         Recorded::AlreadyPresent(_)
     ));
-    assert_eq!(node1.head().unwrap(), Some(head.clone()));
+    assert_eq!(node1.head().unwrap(), Some(head));
     assert_eq!(
         node1
             .find("node3-000039")
