@@ -1,10 +1,10 @@
-//! `demailctl evidence verify|cat|prune|backup|restore`.
+//! `demailctl evidence verify|cat|prune|backup|restore|migrate|copy`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use demail_evidence::Store;
+use demail_evidence::{Location, Store};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -36,6 +36,40 @@ pub enum EvidenceCommand {
         /// Replace FILE if it exists.
         #[arg(long)]
         force: bool,
+    },
+    /// Create or bring up to date the store's schema. On PostgreSQL run it with the owning
+    /// role (`--database`, `--password-file`) and `--grant` the gateway's role, which may then
+    /// only read and append; the milter and the proxy never change the schema themselves.
+    Migrate {
+        /// The database (default: [evidence] database), as the configuration writes it.
+        #[arg(long)]
+        database: Option<String>,
+        /// The password of `--database`'s role (first line).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// A role that gets SELECT and INSERT on the evidence (PostgreSQL; repeatable).
+        #[arg(long)]
+        grant: Vec<String>,
+    },
+    /// Copy the whole store into an empty one on the same or the other engine (SQLite to
+    /// PostgreSQL and back): the same events and head hash, every blob; the copy is verified.
+    Copy {
+        /// The source (default: [evidence] database and blobs of the configuration).
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        from_password_file: Option<PathBuf>,
+        /// The source's blob directory (SQLite; default: [evidence] blobs).
+        #[arg(long)]
+        from_blobs: Option<PathBuf>,
+        /// The target: an SQLite file to create or a migrated, empty PostgreSQL database.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        to_password_file: Option<PathBuf>,
+        /// The target's blob directory (required for an SQLite target).
+        #[arg(long)]
+        to_blobs: Option<PathBuf>,
     },
     /// Restore a backup into an empty place (the configured [evidence] paths unless given);
     /// every member and the whole chain are checked before anything is put in place.
@@ -75,7 +109,15 @@ pub fn run(cmd: EvidenceCommand, config: &Path) -> Result<ExitCode, String> {
             (Some(d), Some(b)) => (d, b),
             (d, b) => {
                 let ev = crate::load(config)?.evidence;
-                (d.unwrap_or(ev.database), b.unwrap_or(ev.blobs))
+                let configured = match ev.database {
+                    Location::Sqlite(path) => path,
+                    Location::Postgres(pg) => {
+                        return Err(format!(
+                            "{pg}: a backup restores into SQLite; restore it to a file (--database), then `demailctl evidence copy` it into PostgreSQL"
+                        ));
+                    }
+                };
+                (d.unwrap_or(configured), b.unwrap_or(ev.blobs))
             }
         };
         let r = Store::restore_from(&file, &database, &blobs).map_err(|e| e.to_string())?;
@@ -94,9 +136,122 @@ pub fn run(cmd: EvidenceCommand, config: &Path) -> Result<ExitCode, String> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    if let EvidenceCommand::Migrate {
+        database,
+        password_file,
+        grant,
+    } = cmd
+    {
+        let (location, blobs) = endpoint(config, database, password_file, None)?;
+        let (before, after) =
+            Store::migrate(&location, &blobs, &grant).map_err(|e| format!("{location}: {e}"))?;
+        if before == after {
+            println!("{location}: schema version {after} is current");
+        } else {
+            println!("{location}: schema migrated from version {before} to {after}");
+        }
+        for role in &grant {
+            println!("{location}: role {role} may read and append evidence, nothing else");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let EvidenceCommand::Copy {
+        from,
+        from_password_file,
+        from_blobs,
+        to,
+        to_password_file,
+        to_blobs,
+    } = cmd
+    {
+        return copy(
+            endpoint(config, from, from_password_file, from_blobs)?,
+            endpoint(config, Some(to), to_password_file, to_blobs)?,
+        );
+    }
     let config = crate::load(config)?;
     let store = crate::report::open_store(&config)?;
     run_on(&store, cmd, config.evidence.retention_years)
+}
+
+/// A store named on the command line, or the configured one when `database` is `None`.
+/// A PostgreSQL store keeps its blobs in the database; its blob directory only spools.
+fn endpoint(
+    config: &Path,
+    database: Option<String>,
+    password_file: Option<PathBuf>,
+    blobs: Option<PathBuf>,
+) -> Result<(Location, PathBuf), String> {
+    let Some(database) = database else {
+        if password_file.is_some() {
+            return Err("a password file goes with a database given on the command line".into());
+        }
+        let ev = crate::load(config)?.evidence;
+        return Ok((ev.database, blobs.unwrap_or(ev.blobs)));
+    };
+    let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+    let location = Location::parse(&database, &cwd, password_file)
+        .map_err(|e| format!("{database:?}: {e}"))?;
+    let blobs = match (&location, blobs) {
+        (_, Some(b)) => b,
+        (Location::Postgres(_), None) => std::env::temp_dir().join("demailctl-spool"),
+        (Location::Sqlite(_), None) => {
+            return Err(format!(
+                "{location}: an SQLite store needs its blob directory (--from-blobs / --to-blobs)"
+            ));
+        }
+    };
+    Ok((location, blobs))
+}
+
+fn copy(
+    (from, from_blobs): (Location, PathBuf),
+    (to, to_blobs): (Location, PathBuf),
+) -> Result<ExitCode, String> {
+    if from == to {
+        return Err(format!("{from}: source and target are the same store"));
+    }
+    if from.is_missing() {
+        return Err(format!("{from}: no such evidence database"));
+    }
+    if let Location::Sqlite(path) = &to
+        && path.exists()
+    {
+        return Err(format!(
+            "{}: exists already; copy into a new file",
+            path.display()
+        ));
+    }
+    let started = std::time::Instant::now();
+    let source =
+        Store::open_read_only_at(&from, &from_blobs).map_err(|e| format!("{from}: {e}"))?;
+    let target = Store::open_at(&to, &to_blobs).map_err(|e| format!("{to}: {e}"))?;
+    let c = match source.copy_to(&target) {
+        Ok(c) => c,
+        Err(e) => {
+            drop(target);
+            // A new SQLite file that holds nothing of value goes again; its blob files are
+            // content-addressed and harmless.
+            if let Location::Sqlite(path) = &to {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+            return Err(format!("copy to {to}: {e}"));
+        }
+    };
+    println!(
+        "copied {from} to {to}: {} events, {} blobs ({} bytes), {} pruned blobs not present in either, in {:.1} s",
+        c.events,
+        c.blobs,
+        c.blob_bytes,
+        c.pruned_blobs,
+        started.elapsed().as_secs_f64()
+    );
+    println!("both verify with the same {}", head_text(c.head));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_on(store: &Store, cmd: EvidenceCommand, retention_years: u32) -> Result<ExitCode, String> {
@@ -112,7 +267,9 @@ fn run_on(store: &Store, cmd: EvidenceCommand, retention_years: u32) -> Result<E
                 .map_err(|e| format!("standard output: {e}"))?;
             Ok(ExitCode::SUCCESS)
         }
-        EvidenceCommand::Restore { .. } => Err("restore opens no store".into()),
+        EvidenceCommand::Restore { .. }
+        | EvidenceCommand::Migrate { .. }
+        | EvidenceCommand::Copy { .. } => Err("this command opens its stores itself".into()),
         EvidenceCommand::Backup { out, force } => {
             let started = std::time::Instant::now();
             let b = store.backup_to(&out, force).map_err(|e| e.to_string())?;

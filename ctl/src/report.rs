@@ -9,13 +9,13 @@ use time::{Duration, OffsetDateTime};
 
 pub fn open_store(config: &Config) -> Result<Store, String> {
     let ev = &config.evidence;
-    if !ev.database.exists() {
+    if ev.database.is_missing() {
         return Err(format!(
             "evidence database {} does not exist yet (nothing recorded, or wrong --config)",
-            ev.database.display()
+            ev.database
         ));
     }
-    Store::open(&ev.database, &ev.blobs).map_err(|e| format!("{}: {e}", ev.database.display()))
+    Store::open_at(&ev.database, &ev.blobs).map_err(|e| format!("{}: {e}", ev.database))
 }
 
 /// RFC 3339, a plain date (midnight UTC) or an age such as `90m`, `12h`, `7d`.

@@ -475,6 +475,13 @@ impl Store {
         crate::backup::restore(backup, database, blobs)
     }
 
+    /// Copies this whole store into `to`, which must be empty (see the `copy` module): the
+    /// same events, hashes and head, every blob that is not pruned. Verified on `to` before
+    /// it returns.
+    pub fn copy_to(&self, to: &Store) -> Result<crate::CopySummary> {
+        crate::copy::copy(self, to)
+    }
+
     /// Writes one tar archive with all evidence of `id` (private-id or Message-ID) and the
     /// chain proof; `None` if unknown. See the README inside the archive.
     pub fn export<W: std::io::Write>(

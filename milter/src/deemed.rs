@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use demail_daemon::metrics::{Exposition, Render, Type};
-use demail_evidence::Store;
+use demail_evidence::{Location, Store};
 use demail_policy::Config;
 use time::OffsetDateTime;
 use tracing::debug;
@@ -24,7 +24,7 @@ type Counts = BTreeMap<String, u64>;
 /// What the milter's endpoint shows: its counters and the store's deemed-served count.
 pub struct Scrape {
     metrics: Arc<Metrics>,
-    database: PathBuf,
+    database: Location,
     blobs: PathBuf,
     /// Tenants of the configuration at start, shown at zero until they have any.
     tenants: Vec<String>,
@@ -69,11 +69,11 @@ impl Scrape {
 
 /// Recipients deemed served at `now`, per tenant.
 pub fn deemed_served_at(
-    database: &std::path::Path,
+    database: &Location,
     blobs: &std::path::Path,
     now: OffsetDateTime,
 ) -> Result<Counts, demail_evidence::Error> {
-    let store = Store::open_read_only(database, blobs)?;
+    let store = Store::open_read_only_at(database, blobs)?;
     let mut counts = Counts::new();
     for s in store.list(None, None, usize::MAX)? {
         let served = store
@@ -157,10 +157,17 @@ mod tests {
             }
         }
         drop(store);
-        let at = |t| deemed_served_at(&db, &blobs, t).unwrap();
+        let at = |t| deemed_served_at(&Location::Sqlite(db.clone()), &blobs, t).unwrap();
         assert_eq!(at(datetime!(2026-11-03 10:00 UTC)).get("Stadt"), Some(&0));
         // Both recipients of the one that asked for an Abholbestätigung; never the other.
         assert_eq!(at(datetime!(2026-11-09 10:00 UTC)).get("Stadt"), Some(&2));
-        assert!(deemed_served_at(&dir.path().join("none.sqlite"), &blobs, sent).is_err());
+        assert!(
+            deemed_served_at(
+                &Location::Sqlite(dir.path().join("none.sqlite")),
+                &blobs,
+                sent
+            )
+            .is_err()
+        );
     }
 }

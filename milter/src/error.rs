@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("evidence store ({database}, {blobs}): {message}")]
     Evidence {
-        database: PathBuf,
+        database: String,
         blobs: PathBuf,
         message: String,
     },

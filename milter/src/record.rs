@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use demail_evidence::matching::{self, Claims, Found};
 use demail_evidence::{
-    ConfirmationRecorded, Digest, GroupCommitter, NewConfirmation, NewQesCheck, NewSubmission,
-    QesCheckRecorded, Recorded, Store, Submission,
+    Barrier, ConfirmationRecorded, Digest, GroupCommitter, Location, NewConfirmation, NewQesCheck,
+    NewSubmission, QesCheckRecorded, Recorded, Store, Submission,
 };
 use demail_policy::EvidenceSettings;
 use tempfile::SpooledTempFile;
@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::metrics::{Metrics, Record};
 
 pub struct Evidence {
-    database: PathBuf,
+    database: Location,
     blobs: PathBuf,
     /// Idle connections. A `Store` is one SQLite connection (`Send`, not `Sync`): each task
     /// takes its own, so messages are recorded in parallel and SQLite serialises the writes.
@@ -66,7 +66,7 @@ impl Evidence {
 
     fn error(&self, e: impl std::fmt::Display) -> Error {
         Error::Evidence {
-            database: self.database.clone(),
+            database: self.database.describe(),
             blobs: self.blobs.clone(),
             message: e.to_string(),
         }
@@ -79,7 +79,7 @@ impl Evidence {
         let taken = lock().pop();
         let store = match taken {
             Some(s) => s,
-            None => Store::open(&self.database, &self.blobs).map_err(|e| self.error(e))?,
+            None => Store::open_at(&self.database, &self.blobs).map_err(|e| self.error(e))?,
         };
         let result = f(&store);
         let mut idle = lock();
@@ -170,8 +170,9 @@ impl Evidence {
         if let Some(c) = slot.as_ref().filter(|c| c.is_running()) {
             return Ok(Arc::clone(c));
         }
-        let c =
-            Arc::new(GroupCommitter::open(&self.database, &self.blobs).map_err(|e| self.error(e))?);
+        let c = GroupCommitter::open_at(&self.database, &self.blobs, Barrier::default())
+            .map_err(|e| self.error(e))?;
+        let c = Arc::new(c);
         *slot = Some(Arc::clone(&c));
         Ok(c)
     }

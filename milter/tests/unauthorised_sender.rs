@@ -32,7 +32,7 @@ async fn unauthorised_sender_is_refused_at_rcpt() {
     conn.close().await.unwrap();
 
     assert!(
-        !milter.config.evidence.database.exists(),
+        milter.config.evidence.database.is_missing(),
         "the evidence store was not even opened"
     );
     assert!(recorded(&milter, &mail).is_none());

@@ -122,7 +122,8 @@ pub struct Inbound {
 /// `[evidence]`
 #[derive(Debug, Clone)]
 pub struct EvidenceSettings {
-    pub database: PathBuf,
+    /// An SQLite file (one node) or a PostgreSQL server shared by several nodes.
+    pub database: demail_sql::Location,
     pub blobs: PathBuf,
     pub retention_years: u32,
 }

@@ -72,6 +72,21 @@ impl Location {
         PgLocation::parse(value, base, password_file).map(Location::Postgres)
     }
 
+    /// The SQLite file, if this is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Location::Sqlite(p) => Some(p),
+            Location::Postgres(_) => None,
+        }
+    }
+
+    /// Whether the store may not have been created yet: an SQLite file that does not exist.
+    /// A PostgreSQL store always exists once configured (`demailctl evidence migrate` makes
+    /// its schema; opening it says so when that is missing).
+    pub fn is_missing(&self) -> bool {
+        self.sqlite_path().is_some_and(|p| !p.exists())
+    }
+
     /// For messages and reports: the path, or the server without any secret.
     pub fn describe(&self) -> String {
         match self {

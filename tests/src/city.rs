@@ -20,6 +20,9 @@
 //! its directory unless [`CityOptions::dir`] named one; it never panics.
 
 mod config;
+mod node;
+
+pub use node::Node;
 
 /// The `[[tenant]]` sections of the standard test city ([`CityOptions::default`]), to extend.
 pub fn default_tenants() -> String {
@@ -104,6 +107,9 @@ pub struct CityOptions {
     /// Keep the city's files here (created if needed, left in place) instead of a temporary
     /// directory that is removed on drop.
     pub dir: Option<PathBuf>,
+    /// `[evidence] database` and `password_file` of a PostgreSQL store (several cities given
+    /// the same one are the nodes of one gateway); the city's own SQLite file when `None`.
+    pub evidence_postgres: Option<(String, PathBuf)>,
 }
 
 impl Default for CityOptions {
@@ -126,6 +132,7 @@ impl Default for CityOptions {
             milter_log_level: "info".into(),
             postfix: PostfixOptions::default(),
             dir: None,
+            evidence_postgres: None,
         }
     }
 }
@@ -143,9 +150,12 @@ pub struct City {
     trusted_list: Option<TestTrustedList>,
     milter_addr: MilterAddr,
     inbound_port: u16,
+    /// What a further node's Postfix gets beside `demailctl postfix-config` ([`City::start_node`]).
+    node_main_cf: Vec<(String, String)>,
+    node_lmtp_port: Option<u16>,
     milter_log_level: String,
     config: PathBuf,
-    evidence_database: PathBuf,
+    evidence_location: demail_evidence::Location,
     evidence_blobs: PathBuf,
     pki: TestPki,
     dir: PathBuf,
@@ -252,6 +262,7 @@ impl City {
             opts.max_message_size,
             &opts.tenants,
             &extra,
+            opts.evidence_postgres.as_ref(),
         );
         let config = dir.join("demail.toml");
         write(&config, &toml);
@@ -307,15 +318,16 @@ impl City {
             .max_message_size
             .saturating_add(1 << 20)
             .max(10_240_000);
-        pf.main_cf
-            .push(("message_size_limit".into(), size_limit.to_string()));
-        pf.main_cf.extend(opts.postfix.main_cf.iter().cloned());
+        let mut node_main_cf = vec![("message_size_limit".to_string(), size_limit.to_string())];
+        node_main_cf.extend(opts.postfix.main_cf.iter().cloned());
+        pf.main_cf.extend(node_main_cf.iter().cloned());
         pf.master_cf.extend(opts.postfix.master_cf.iter().cloned());
         pf.extra_files = opts.postfix.extra_files.clone();
         pf.lmtp_port = dovecot
             .as_ref()
             .map(|d| d.lmtp_port)
             .or(opts.postfix.lmtp_port);
+        let node_lmtp_port = pf.lmtp_port;
         let postfix = Postfix::start(pf);
         let proxy = proxy_ports
             .as_ref()
@@ -332,9 +344,11 @@ impl City {
             trusted_list,
             milter_addr,
             inbound_port,
+            node_main_cf,
+            node_lmtp_port,
             milter_log_level: opts.milter_log_level,
             config,
-            evidence_database: policy.evidence.database.clone(),
+            evidence_location: policy.evidence.database.clone(),
             evidence_blobs: policy.evidence.blobs.clone(),
             pki,
             dir,
@@ -407,7 +421,13 @@ impl City {
     }
 
     pub fn evidence_database(&self) -> &Path {
-        &self.evidence_database
+        self.evidence_location
+            .sqlite_path()
+            .expect("City: the evidence store is on PostgreSQL, not an SQLite file")
+    }
+
+    pub fn evidence_location(&self) -> &demail_evidence::Location {
+        &self.evidence_location
     }
 
     pub fn evidence_blobs(&self) -> &Path {
@@ -547,17 +567,14 @@ impl City {
 
     /// The evidence store opened read-only; None until the milter created it.
     pub fn evidence(&self) -> Option<Store> {
-        if !self.evidence_database.exists() {
+        if self.evidence_location.is_missing() {
             return None;
         }
-        match Store::open_read_only(&self.evidence_database, &self.evidence_blobs) {
+        match Store::open_read_only_at(&self.evidence_location, &self.evidence_blobs) {
             Ok(store) => Some(store),
             // The milter has created the file but not yet its schema: not there yet.
             Err(demail_evidence::Error::SchemaVersion { found: 0, .. }) => None,
-            Err(e) => panic!(
-                "City: evidence store {}: {e}",
-                self.evidence_database.display()
-            ),
+            Err(e) => panic!("City: evidence store {}: {e}", self.evidence_location),
         }
     }
 

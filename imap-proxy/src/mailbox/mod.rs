@@ -470,10 +470,10 @@ impl Mailboxes {
 /// The evidence store, read-only; `None` while its database does not exist yet (the milter
 /// creates it with the first record), so the proxy can start first and show empty folders.
 fn open_store(config: &demail_policy::Config) -> Result<Option<Store>, MailboxError> {
-    if !config.evidence.database.exists() {
+    if config.evidence.database.is_missing() {
         return Ok(None);
     }
-    Ok(Some(Store::open_read_only(
+    Ok(Some(Store::open_read_only_at(
         &config.evidence.database,
         &config.evidence.blobs,
     )?))

@@ -88,7 +88,7 @@ impl Fx {
             Ok(c) => Arc::new(c),
             Err(e) => panic!("{e}"),
         };
-        let store = Store::open(&config.evidence.database, &config.evidence.blobs).unwrap();
+        let store = Store::open_at(&config.evidence.database, &config.evidence.blobs).unwrap();
         Fx {
             dir,
             config,
@@ -910,9 +910,12 @@ fn state_file_must_be_ours_and_its_directory_must_exist() {
     let fx = Fx::new();
     fx.submit(INFO, ANNA, None, "Bescheid", &["dispatch"], T0);
     // The evidence database given as the state file: refused, and left alone.
-    let err = Mailboxes::open(Arc::clone(&fx.config), &fx.config.evidence.database)
-        .err()
-        .unwrap();
+    let err = Mailboxes::open(
+        Arc::clone(&fx.config),
+        fx.config.evidence.database.sqlite_path().unwrap(),
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("not a proxy state file"), "{err}");
     assert_eq!(fx.store.events_after(0, 10).unwrap().len(), 1);
     let missing = fx.dir.path().join("no/such/dir/state.sqlite");

@@ -160,7 +160,7 @@ impl Milter {
 
     /// The evidence store as the milter configured it.
     pub fn store(&self) -> Store {
-        Store::open(&self.config.evidence.database, &self.config.evidence.blobs)
+        Store::open_at(&self.config.evidence.database, &self.config.evidence.blobs)
             .expect("open evidence store")
     }
 

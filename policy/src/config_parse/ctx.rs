@@ -60,6 +60,10 @@ impl<'t> Ctx<'t> {
         self.error(at.line, at.key.clone(), message);
     }
 
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
     /// Resolves a configured path against the configuration file's directory.
     pub fn path(&mut self, s: &Spanned<String>) -> PathBuf {
         if s.value.is_empty() {

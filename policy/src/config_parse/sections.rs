@@ -13,6 +13,7 @@ use crate::config::{
 };
 use crate::error::ConfigError;
 use crate::tags::SIGNER_PLACEHOLDER;
+use demail_sql::Location;
 
 pub(super) const INBOUND_KEYS: &[&str] = &[
     "provider_service",
@@ -26,7 +27,8 @@ pub(super) const INBOUND_KEYS: &[&str] = &[
     "certificate",
     "key",
 ];
-pub(super) const EVIDENCE_KEYS: &[&str] = &["database", "blobs", "retention_years"];
+pub(super) const EVIDENCE_KEYS: &[&str] =
+    &["database", "password_file", "blobs", "retention_years"];
 pub(super) const TRUST_KEYS: &[&str] = &[
     "trusted_lists",
     "anchors",
@@ -229,9 +231,50 @@ pub(super) fn evidence(ctx: &mut Ctx<'_>, s: &Section<'_>) -> EvidenceSettings {
         _ => 10,
     };
     EvidenceSettings {
-        database: ctx.path(&database),
+        database: evidence_location(ctx, s, &database),
         blobs: ctx.path(&blobs),
         retention_years,
+    }
+}
+
+/// `database` is an SQLite file or a PostgreSQL connection (URL or key/value form); the
+/// optional `password_file` belongs to the latter.
+fn evidence_location(ctx: &mut Ctx<'_>, s: &Section<'_>, database: &Spanned<String>) -> Location {
+    let password_file = s.string(ctx, "password_file").found();
+    if !Location::is_postgres(&database.value) {
+        if let Some(p) = &password_file {
+            ctx.bad(
+                p,
+                "a password file belongs to a PostgreSQL database; `database` names an SQLite file",
+            );
+        }
+        return Location::Sqlite(ctx.path(database));
+    }
+    let password_file = password_file.map(|p| ctx.readable_file(&p));
+    let base = ctx.base_dir().to_path_buf();
+    match Location::parse(&database.value, &base, password_file.clone()) {
+        Ok(location) => {
+            if let Location::Postgres(pg) = &location {
+                // Certificates named inside the connection string, reported at its line.
+                for f in pg
+                    .files()
+                    .into_iter()
+                    .filter(|f| Some(f) != password_file.as_ref())
+                {
+                    let shown = Spanned {
+                        value: f.display().to_string(),
+                        line: database.line,
+                        key: database.key.clone(),
+                    };
+                    ctx.readable_file(&shown);
+                }
+            }
+            location
+        }
+        Err(e) => {
+            ctx.bad(database, e);
+            Location::Sqlite(PathBuf::new())
+        }
     }
 }
 

@@ -383,7 +383,7 @@ fn defaults_when_sections_are_absent() {
     assert!(c.inbound.provider_client_fingerprints.is_empty());
     assert_eq!(
         c.evidence.database,
-        PathBuf::from("/var/lib/demail/evidence.sqlite")
+        demail_sql::Location::Sqlite(PathBuf::from("/var/lib/demail/evidence.sqlite"))
     );
     assert_eq!(c.evidence.blobs, PathBuf::from("/var/lib/demail/blobs"));
     assert_eq!(c.evidence.retention_years, 10);
@@ -797,4 +797,53 @@ fn metrics_are_off_by_default_and_a_bad_listen_is_named_where_it_stands() {
             .any(|e| e.key == "milter.metrics" && e.line == line_of(&text, "[milter.metrics]")),
         "{errs:#?}"
     );
+}
+
+/// `[evidence] database` names a PostgreSQL server in either libpq form; what would let the
+/// gateway talk to an unchecked server, or read a secret that is not there, is refused at its
+/// line.
+#[test]
+fn evidence_on_postgresql_is_checked_where_it_is_written() {
+    let f = Fixture::new();
+    let dir = f.file().parent().unwrap().to_path_buf();
+    let pw = dir.join("gateway.password");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let ca = dir.join("pg-ca.pem");
+    std::fs::write(&ca, "not checked here\n").unwrap();
+    let url = format!(
+        "[evidence]\ndatabase = \"postgresql://demail_gateway@db.example.test:5433/demail?sslrootcert={}\"\npassword_file = \"gateway.password\"\n",
+        ca.display()
+    );
+    let c = f.parse(&format!("{BASE}{url}")).unwrap();
+    let shown = c.evidence.database.describe();
+    assert!(shown.contains("db.example.test"), "{shown}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(c.evidence.database.sqlite_path().is_none());
+    let kv = "[evidence]\ndatabase = \"host=db.example.test dbname=demail user=demail_gateway sslmode=verify-full\"\npassword_file = \"gateway.password\"\n";
+    assert!(f.parse(&format!("{BASE}{kv}")).is_ok());
+
+    let text = format!(
+        "{BASE}[evidence]\ndatabase = \"host=db.example.test dbname=demail user=gw sslmode=require\"\n"
+    );
+    let e = one_error(&f, &text, "sslmode=require");
+    assert_eq!(e.key, "evidence.database");
+    assert!(e.message.contains("verify-full"), "{}", e.message);
+
+    let text = format!(
+        "{BASE}[evidence]\ndatabase = \"host=db.example.test dbname=demail user=gw\"\npassword_file = \"missing.password\"\n"
+    );
+    let e = one_error(&f, &text, "missing.password");
+    assert!(e.message.contains("file not found"), "{}", e.message);
+
+    let text = format!(
+        "{BASE}[evidence]\ndatabase = \"postgresql://gw@db.example.test/demail?sslrootcert=/nonexistent/ca.pem\"\n"
+    );
+    let e = one_error(&f, &text, "sslrootcert");
+    assert!(e.message.contains("/nonexistent/ca.pem"), "{}", e.message);
+
+    let text = format!(
+        "{BASE}[evidence]\ndatabase = \"evidence.sqlite\"\npassword_file = \"gateway.password\"\n"
+    );
+    let e = one_error(&f, &text, "password_file");
+    assert!(e.message.contains("PostgreSQL"), "{}", e.message);
 }

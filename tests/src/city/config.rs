@@ -1,6 +1,6 @@
 //! The test city's demail.toml.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use demail_provider_sim::pki::TestPki;
 
@@ -45,6 +45,7 @@ pub(super) fn demail_toml(
     max_message_size: u64,
     tenants: &str,
     extra: &str,
+    postgres: Option<&(String, PathBuf)>,
 ) -> String {
     let d = l.dir.display();
     let p = |p: &Path| toml_string(&p.display().to_string());
@@ -90,7 +91,11 @@ listen = {milter_listen}
         client_ca = p(l.provider_client_ca),
         client_cert = p(l.provider_client_cert),
         seal = p(l.provider_seal),
-        db = toml_string(&format!("{d}/evidence/evidence.sqlite")),
+        db = match postgres {
+            Some((url, password_file)) =>
+                format!("{}\npassword_file = {}", toml_string(url), p(password_file)),
+            None => toml_string(&format!("{d}/evidence/evidence.sqlite")),
+        },
         blobs = toml_string(&format!("{d}/evidence/blobs")),
         milter_listen = toml_string(&l.milter.listen()),
     )
