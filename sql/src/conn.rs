@@ -171,7 +171,7 @@ pub enum Conn {
 
 /// A PostgreSQL client with its prepared statements.
 pub struct Pg {
-    client: postgres::Client,
+    client: Client,
     statements: HashMap<String, Statement>,
     location: PgLocation,
     /// Open transactions (BEGIN and savepoints are issued as SQL).
@@ -181,7 +181,7 @@ pub struct Pg {
 impl Conn {
     /// Connects to a PostgreSQL server.
     pub fn connect(location: &PgLocation) -> Result<Conn> {
-        let client = pg_connect(location)?;
+        let client = off_runtime(|| pg_connect(location))?;
         Ok(Conn::Postgres(Box::new(RefCell::new(Pg {
             client,
             statements: HashMap::new(),
@@ -222,10 +222,13 @@ impl Conn {
                     .execute(rusqlite::params_from_iter(params.iter()))? as u64)
             }
             Conn::Postgres(pg) => {
-                let mut pg = pg_ready(pg)?;
-                let stmt = pg.statement(sql)?;
-                let args: Vec<&(dyn ToSql + Sync)> = params.iter().map(pg_param).collect();
-                Ok(pg.client.execute(&stmt, &args)?)
+                let mut guard = pg_ready(pg)?;
+                let pg: &mut Pg = &mut guard;
+                off_runtime(|| {
+                    let stmt = pg.statement(sql)?;
+                    let args: Vec<&(dyn ToSql + Sync)> = params.iter().map(pg_param).collect();
+                    Ok(pg.client.execute(&stmt, &args)?)
+                })
             }
         }
     }
@@ -277,10 +280,13 @@ impl Conn {
             }
             Conn::Postgres(pg) => {
                 let rows = {
-                    let mut pg = pg_ready(pg)?;
-                    let stmt = pg.statement(sql)?;
-                    let args: Vec<&(dyn ToSql + Sync)> = params.iter().map(pg_param).collect();
-                    pg.client.query(&stmt, &args).map_err(Error::from)?
+                    let mut guard = pg_ready(pg)?;
+                    let pg: &mut Pg = &mut guard;
+                    off_runtime(|| {
+                        let stmt = pg.statement(sql)?;
+                        let args: Vec<&(dyn ToSql + Sync)> = params.iter().map(pg_param).collect();
+                        pg.client.query(&stmt, &args).map_err(Error::from)
+                    })?
                 };
                 for r in &rows {
                     f(pg_row(r)?)?;
@@ -294,7 +300,11 @@ impl Conn {
     pub fn batch(&self, sql: &str) -> Result<()> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Conn::Postgres(pg) => Ok(pg_ready(pg)?.client.batch_execute(sql)?),
+            Conn::Postgres(pg) => {
+                let mut guard = pg_ready(pg)?;
+                let pg: &mut Pg = &mut guard;
+                off_runtime(|| Ok(pg.client.batch_execute(sql)?))
+            }
         }
     }
 
@@ -306,27 +316,31 @@ impl Conn {
                 TxKind::Snapshot => "BEGIN DEFERRED",
             })?,
             Conn::Postgres(pg) => {
-                let mut pg = pg_ready(pg)?;
-                match kind {
-                    TxKind::Write { lock } => {
-                        pg.client.batch_execute("BEGIN")?;
-                        pg.depth += 1;
-                        // Released at COMMIT or ROLLBACK, also when the session dies.
-                        let r = pg
-                            .client
-                            .execute("SELECT pg_advisory_xact_lock($1)", &[&lock]);
-                        if let Err(e) = r {
-                            let _ = pg.client.batch_execute("ROLLBACK");
-                            pg.depth -= 1;
-                            return Err(e.into());
+                let mut guard = pg_ready(pg)?;
+                let pg: &mut Pg = &mut guard;
+                off_runtime(|| -> Result<()> {
+                    match kind {
+                        TxKind::Write { lock } => {
+                            pg.client.batch_execute("BEGIN")?;
+                            pg.depth += 1;
+                            // Released at COMMIT or ROLLBACK, also when the session dies.
+                            let r = pg
+                                .client
+                                .execute("SELECT pg_advisory_xact_lock($1)", &[&lock]);
+                            if let Err(e) = r {
+                                let _ = pg.client.batch_execute("ROLLBACK");
+                                pg.depth -= 1;
+                                return Err(e.into());
+                            }
+                        }
+                        TxKind::Snapshot => {
+                            pg.client
+                                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+                            pg.depth += 1;
                         }
                     }
-                    TxKind::Snapshot => {
-                        pg.client
-                            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
-                        pg.depth += 1;
-                    }
-                }
+                    Ok(())
+                })?;
             }
         }
         Ok(Tx {
@@ -339,9 +353,10 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(pg) => {
-                let mut pg = pg.borrow_mut();
+                let mut guard = pg.borrow_mut();
+                let pg: &mut Pg = &mut guard;
                 pg.depth = pg.depth.saturating_sub(1);
-                Ok(pg.client.batch_execute(sql)?)
+                off_runtime(|| Ok(pg.client.batch_execute(sql)?))
             }
         }
     }
@@ -394,13 +409,55 @@ fn pg_ready(pg: &RefCell<Pg>) -> Result<RefMut<'_, Pg>> {
         if g.depth > 0 {
             return Err(Error::Closed);
         }
-        g.client = pg_connect(&g.location)?;
+        let location = g.location.clone();
+        g.client = off_runtime(move || pg_connect(&location))?;
         g.statements.clear();
     }
     Ok(g)
 }
 
-fn pg_connect(location: &PgLocation) -> Result<postgres::Client> {
+/// The synchronous driver runs a runtime of its own, which tokio refuses to start (or drop)
+/// on a thread that drives async tasks, as the IMAP proxy's does. There the call goes to a
+/// short-lived scoped thread; elsewhere (the milter's blocking pool, demailctl) it runs here.
+fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// The driver's client, dropped off any async runtime (see [`off_runtime`]).
+struct Client(Option<postgres::Client>);
+
+impl std::ops::Deref for Client {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        self.0.as_ref().expect("a client until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Client {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0.as_mut().expect("a client until dropped")
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            off_runtime(move || drop(c));
+        }
+    }
+}
+
+fn pg_connect(location: &PgLocation) -> Result<Client> {
+    pg_connect_driver(location).map(|c| Client(Some(c)))
+}
+
+fn pg_connect_driver(location: &PgLocation) -> Result<postgres::Client> {
     let mut config = location.config().map_err(Error::Config)?;
     match &location.tls {
         Tls::Disable => {
