@@ -39,6 +39,7 @@ mod files;
 pub mod imap_client;
 pub mod imap_proxy;
 pub mod imap_replay;
+pub mod load;
 pub mod machine;
 pub mod message;
 mod milter;

@@ -12,47 +12,12 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use demail_e2e::city::{CITIZEN, CLERK};
+use demail_e2e::city::CLERK;
+use demail_e2e::load::{message, submit};
 use demail_e2e::message::field_values;
-use demail_e2e::{City, CityOptions, ImapClient, SmtpClient, dot_stuff, wait_until};
+use demail_e2e::{City, CityOptions, ImapClient, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A clerk's De-Mail as a mail client writes it: with Date and Message-ID, so that Postfix adds
-/// neither and a retry has the bytes of the first attempt.
-fn message(id: &str) -> Vec<u8> {
-    format!(
-        "Date: Thu, 03 Dec 2026 10:00:00 +0100\r\nFrom: {CLERK}\r\nTo: {CITIZEN}\r\n\
-         Subject: Bescheid {id}\r\nMessage-ID: <{id}@example.test>\r\n\r\n\
-         Sehr geehrte Damen und Herren,\r\nanbei Ihr Bescheid.\r\n"
-    )
-    .into_bytes()
-}
-
-/// How one SMTP submission ended: `Ok` on 250 after the data, `Err(code)` on a refusal (or
-/// `Err(0)` when the connection failed).
-fn submit(port: u16, msg: &[u8]) -> Result<(), u16> {
-    let (mut c, greeting) = SmtpClient::connect(port, WAIT).map_err(|_| 0u16)?;
-    if greeting.code != 220 {
-        return Err(greeting.code);
-    }
-    let mut step = |line: &str, want: u16| -> Result<(), u16> {
-        let r = c.command(line).map_err(|_| 0u16)?;
-        if r.code == want { Ok(()) } else { Err(r.code) }
-    };
-    step("EHLO clerk-pc.example.test", 250)?;
-    step(&format!("MAIL FROM:<{CLERK}>"), 250)?;
-    step(&format!("RCPT TO:<{CITIZEN}>"), 250)?;
-    step("DATA", 354)?;
-    c.send(&dot_stuff(msg)).map_err(|_| 0u16)?;
-    let end = c.command(".").map_err(|_| 0u16)?;
-    let _ = c.command("QUIT");
-    if end.code == 250 {
-        Ok(())
-    } else {
-        Err(end.code)
-    }
-}
 
 /// Submits until accepted, as a client's outbox retries a temporary failure; a permanent
 /// refusal is a failure of the test. Returns the temporary failures seen.

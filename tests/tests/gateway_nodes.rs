@@ -15,10 +15,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use demail_e2e::city::{ACCOUNT, CITIZEN, CLERK, POSTSTELLE};
+use demail_e2e::load::{message, submit};
 use demail_e2e::message::field_values;
 use demail_e2e::postgres::GATEWAY;
 use demail_e2e::proxy_city::{self, DISPATCH_FOLDER, PW, RECEIPT_FOLDER};
-use demail_e2e::{City, CityOptions, PgServer, SmtpClient, dot_stuff, wait_until};
+use demail_e2e::{City, CityOptions, PgServer, wait_until};
 use demail_evidence::Status;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -59,6 +60,8 @@ fn migrated_database(pg: &PgServer) -> String {
     db
 }
 
+/// A city on `db`; with `proxy` also Dovecot, the proxy and a provider that sends
+/// confirmations.
 fn city_on(pg: &PgServer, db: &str, proxy: bool) -> City {
     City::start(CityOptions {
         tenants: proxy_city::tenants(),
@@ -68,7 +71,7 @@ fn city_on(pg: &PgServer, db: &str, proxy: bool) -> City {
             Vec::new()
         },
         imap_proxy: proxy,
-        provider_sends: true,
+        provider_sends: proxy,
         provider_known_recipients: vec!["*@example.de-mail.de".into()],
         // The provider starts once it knows which node's demail-in it delivers to.
         simulator: false,
@@ -255,39 +258,6 @@ fn a_de_mail_sent_through_node_a_is_confirmed_through_node_b_and_shown_by_its_pr
     ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("empty store"), "{}", text(&out));
-}
-
-/// A clerk's De-Mail with Date and Message-ID, so a retry has the bytes of the first attempt.
-fn message(id: &str) -> Vec<u8> {
-    format!(
-        "Date: Fri, 04 Dec 2026 10:00:00 +0100\r\nFrom: {CLERK}\r\nTo: {CITIZEN}\r\n\
-         Subject: Bescheid {id}\r\nMessage-ID: <{id}@example.test>\r\n\r\n\
-         Sehr geehrte Damen und Herren,\r\nanbei Ihr Bescheid.\r\n"
-    )
-    .into_bytes()
-}
-
-fn submit(port: u16, msg: &[u8]) -> Result<(), u16> {
-    let (mut c, greeting) = SmtpClient::connect(port, WAIT).map_err(|_| 0u16)?;
-    if greeting.code != 220 {
-        return Err(greeting.code);
-    }
-    let mut step = |line: &str, want: u16| -> Result<(), u16> {
-        let r = c.command(line).map_err(|_| 0u16)?;
-        if r.code == want { Ok(()) } else { Err(r.code) }
-    };
-    step("EHLO clerk-pc.example.test", 250)?;
-    step(&format!("MAIL FROM:<{CLERK}>"), 250)?;
-    step(&format!("RCPT TO:<{CITIZEN}>"), 250)?;
-    step("DATA", 354)?;
-    c.send(&dot_stuff(msg)).map_err(|_| 0u16)?;
-    let end = c.command(".").map_err(|_| 0u16)?;
-    let _ = c.command("QUIT");
-    if end.code == 250 {
-        Ok(())
-    } else {
-        Err(end.code)
-    }
 }
 
 /// As an MUA behind a load balancer: a temporary failure is retried on the other node.
