@@ -152,6 +152,7 @@ pub struct City {
     inbound_port: u16,
     /// What a further node's Postfix gets beside `demailctl postfix-config` ([`City::start_node`]).
     node_main_cf: Vec<(String, String)>,
+    node_extra_files: Vec<(String, Vec<u8>)>,
     node_lmtp_port: Option<u16>,
     milter_log_level: String,
     config: PathBuf,
@@ -345,6 +346,7 @@ impl City {
             milter_addr,
             inbound_port,
             node_main_cf,
+            node_extra_files: opts.postfix.extra_files.clone(),
             node_lmtp_port,
             milter_log_level: opts.milter_log_level,
             config,

@@ -19,6 +19,7 @@ pub struct Node {
     milter: Option<MilterProcess>,
     proxy: Option<ProxyProcess>,
     milter_addr: MilterAddr,
+    milter_log_level: String,
     inbound_port: u16,
     config: PathBuf,
     dir: PathBuf,
@@ -61,8 +62,10 @@ impl City {
             &self.milter_log_level,
         );
         let mut pf = demailctl_postfix_options(&config, &dir.join("postfix-demail"));
-        // The first node's settings (size limit, LMTP to the shared Dovecot) apply here too.
+        // The first node's settings (size limit, LMTP to the shared Dovecot, the files its
+        // main.cf names) apply here too; its extra master.cf services would take its ports.
         pf.main_cf.extend(self.node_main_cf.iter().cloned());
+        pf.extra_files = self.node_extra_files.clone();
         pf.lmtp_port = self.node_lmtp_port;
         let postfix = Postfix::start(pf);
         let proxy = proxy_ports
@@ -73,6 +76,7 @@ impl City {
             milter: Some(milter),
             proxy,
             milter_addr,
+            milter_log_level: self.milter_log_level.clone(),
             inbound_port,
             config,
             dir,
@@ -123,7 +127,7 @@ impl Node {
             &self.config,
             &self.milter_addr,
             &self.dir.join("milter.log"),
-            "info",
+            &self.milter_log_level,
         ));
     }
 
