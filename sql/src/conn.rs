@@ -417,16 +417,20 @@ fn pg_ready(pg: &RefCell<Pg>) -> Result<RefMut<'_, Pg>> {
 }
 
 /// The synchronous driver runs a runtime of its own, which tokio refuses to start (or drop)
-/// on a thread that drives async tasks, as the IMAP proxy's does. There the call goes to a
-/// short-lived scoped thread; elsewhere (the milter's blocking pool, demailctl) it runs here.
+/// on a thread that drives async tasks. On a multi-thread runtime (the milter; its blocking
+/// pool included) `block_in_place` lets it; a current-thread runtime (the IMAP proxy) has no
+/// such way out, so there the call goes to a short-lived scoped thread. Off any runtime
+/// (demailctl) it simply runs.
 fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return f();
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => f(),
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        Ok(_) => std::thread::scope(|s| match s.spawn(f).join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }),
     }
-    std::thread::scope(|s| match s.spawn(f).join() {
-        Ok(r) => r,
-        Err(panic) => std::panic::resume_unwind(panic),
-    })
 }
 
 /// The driver's client, dropped off any async runtime (see [`off_runtime`]).
