@@ -142,7 +142,7 @@ pub fn run(cmd: EvidenceCommand, config: &Path) -> Result<ExitCode, String> {
         grant,
     } = cmd
     {
-        let (location, blobs) = endpoint(config, database, password_file, None)?;
+        let (location, blobs, _spool) = endpoint(config, database, password_file, None)?;
         let (before, after) =
             Store::migrate(&location, &blobs, &grant).map_err(|e| format!("{location}: {e}"))?;
         if before == after {
@@ -175,38 +175,44 @@ pub fn run(cmd: EvidenceCommand, config: &Path) -> Result<ExitCode, String> {
 }
 
 /// A store named on the command line, or the configured one when `database` is `None`.
-/// A PostgreSQL store keeps its blobs in the database; its blob directory only spools.
+/// A PostgreSQL store keeps its blobs in the database; its blob directory only spools, and
+/// without `--*-blobs` it is a fresh private directory (the returned guard removes it).
+type Endpoint = (Location, PathBuf, Option<tempfile::TempDir>);
+
 fn endpoint(
     config: &Path,
     database: Option<String>,
     password_file: Option<PathBuf>,
     blobs: Option<PathBuf>,
-) -> Result<(Location, PathBuf), String> {
+) -> Result<Endpoint, String> {
     let Some(database) = database else {
         if password_file.is_some() {
             return Err("a password file goes with a database given on the command line".into());
         }
         let ev = crate::load(config)?.evidence;
-        return Ok((ev.database, blobs.unwrap_or(ev.blobs)));
+        return Ok((ev.database, blobs.unwrap_or(ev.blobs), None));
     };
     let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
     let location = Location::parse(&database, &cwd, password_file)
         .map_err(|e| format!("{database:?}: {e}"))?;
-    let blobs = match (&location, blobs) {
-        (_, Some(b)) => b,
-        (Location::Postgres(_), None) => std::env::temp_dir().join("demailctl-spool"),
-        (Location::Sqlite(_), None) => {
-            return Err(format!(
-                "{location}: an SQLite store needs its blob directory (--from-blobs / --to-blobs)"
-            ));
+    match (&location, blobs) {
+        (_, Some(b)) => Ok((location, b, None)),
+        (Location::Postgres(_), None) => {
+            let spool = tempfile::Builder::new()
+                .prefix("demailctl-spool-")
+                .tempdir()
+                .map_err(|e| format!("a spool directory for {location}: {e}"))?;
+            Ok((location, spool.path().to_path_buf(), Some(spool)))
         }
-    };
-    Ok((location, blobs))
+        (Location::Sqlite(_), None) => Err(format!(
+            "{location}: an SQLite store needs its blob directory (--from-blobs / --to-blobs)"
+        )),
+    }
 }
 
 fn copy(
-    (from, from_blobs): (Location, PathBuf),
-    (to, to_blobs): (Location, PathBuf),
+    (from, from_blobs, _from_spool): Endpoint,
+    (to, to_blobs, _to_spool): Endpoint,
 ) -> Result<ExitCode, String> {
     if from == to {
         return Err(format!("{from}: source and target are the same store"));
