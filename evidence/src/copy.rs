@@ -5,8 +5,8 @@
 //! same chain and the same head; the projections are copied row by row; every blob an event
 //! names is read hash-checked and stored the target's way (PostgreSQL keeps all of them in the
 //! database). Blobs a prune event removed stay removed. The source is read in one snapshot, the
-//! target written in one transaction that starts only into an empty store, and the target's
-//! chain is verified before the copy is reported.
+//! target written in one transaction that starts only into an empty store. The source's chain
+//! is verified before anything is written and the target's before the copy is reported.
 
 use std::collections::HashSet;
 
@@ -40,6 +40,16 @@ const PROJECTIONS: [(&str, &str); 3] = [
 ];
 
 pub(crate) fn copy(from: &Store, to: &Store) -> Result<CopySummary> {
+    // An altered source is refused before anything is written: the target would otherwise
+    // hold the damage, committed, before its own check found it.
+    let source = from.verify_chain()?;
+    if !source.is_intact() {
+        return Err(Error::Corrupt(format!(
+            "the source {} does not verify ({}): nothing copied",
+            from.database_path().display(),
+            source.problems[0]
+        )));
+    }
     let src = from.conn();
     let snapshot = src.begin(demail_sql::TxKind::Snapshot)?;
     let tx = to.conn().begin(chain::WRITE)?;
@@ -162,4 +172,59 @@ fn params(row: &demail_sql::Row) -> Result<Vec<Param<'_>>> {
             Value::Null => Err(Error::Corrupt("a NULL in an evidence row".into())),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use crate::Store;
+    use crate::tests::{record, store};
+
+    #[test]
+    fn a_copy_has_the_same_events_blobs_and_head() {
+        let (dir, from) = store();
+        for n in 0..5 {
+            record(&from, n);
+        }
+        let to = Store::open(
+            &dir.path().join("copy.sqlite"),
+            &dir.path().join("copy-blobs"),
+        )
+        .unwrap();
+        let c = from.copy_to(&to).unwrap();
+        assert_eq!(c.events, 5);
+        assert_eq!(c.blobs, 5, "one content blob per submission");
+        assert_eq!(c.head, from.head().unwrap());
+        assert_eq!(to.verify_chain().unwrap().head, from.head().unwrap());
+        let (a, b) = (
+            from.list(None, None, 10).unwrap(),
+            to.list(None, None, 10).unwrap(),
+        );
+        assert_eq!(a, b, "the projections came along");
+        // Into a store that holds anything: refused, and nothing added.
+        let err = from.copy_to(&to).unwrap_err();
+        assert!(err.to_string().contains("empty store"), "{err}");
+        assert_eq!(to.head().unwrap(), from.head().unwrap());
+    }
+
+    /// A source changed behind its triggers does not become a verified copy elsewhere.
+    #[test]
+    fn an_altered_source_is_not_copied_as_verified() {
+        let (dir, from) = store();
+        for n in 0..3 {
+            record(&from, n);
+        }
+        let raw = Connection::open(dir.path().join("e.sqlite")).unwrap();
+        raw.execute_batch(
+            "DROP TRIGGER events_no_update; UPDATE events SET payload = replace(payload, 's1', 's9') WHERE id = 2",
+        )
+        .unwrap();
+        let to_db = dir.path().join("copy.sqlite");
+        let to = Store::open(&to_db, &dir.path().join("copy-blobs")).unwrap();
+        let err = from.copy_to(&to).unwrap_err();
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        assert!(err.to_string().contains("nothing copied"), "{err}");
+        assert_eq!(to.head().unwrap(), None, "the target stays empty");
+    }
 }
