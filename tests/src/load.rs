@@ -1,9 +1,13 @@
 //! A clerk's mail client under load: De-Mails with fixed bytes (so a retry repeats the first
 //! attempt exactly) submitted over SMTP, each retried after a temporary failure.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::thread;
+use std::time::{Duration, Instant};
 
+use crate::City;
 use crate::city::{CITIZEN, CLERK};
+use crate::message::field_values;
 use crate::{SmtpClient, dot_stuff};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -42,4 +46,41 @@ pub fn submit(port: u16, msg: &[u8]) -> Result<(), u16> {
     } else {
         Err(end.code)
     }
+}
+
+/// Submits until accepted, as a client's outbox retries a temporary failure: first to
+/// `ports[first % len]`, each retry to the next port (one port: the same node again; several:
+/// a balancer's other node). A permanent refusal fails the test. Returns the temporary
+/// failures seen.
+pub fn submit_until_accepted(ports: &[u16], first: usize, msg: &[u8], deadline: Instant) -> usize {
+    let mut tempfails = 0;
+    let mut next = first;
+    loop {
+        match submit(ports[next % ports.len()], msg) {
+            Ok(()) => return tempfails,
+            Err(code) if code == 0 || (400..500).contains(&code) => {
+                tempfails += 1;
+                assert!(
+                    Instant::now() < deadline,
+                    "still not accepted after {tempfails} temporary failures (last {code})"
+                );
+                next += 1;
+                thread::sleep(Duration::from_millis(200));
+            }
+            Err(code) => panic!("permanent refusal {code}"),
+        }
+    }
+}
+
+/// The Message-IDs the city's provider received (waiting for `n` messages), with how often
+/// each came.
+pub fn received_ids(city: &City, n: usize) -> BTreeMap<String, usize> {
+    let sim = city.simulator().expect("simulator");
+    let mut ids = BTreeMap::new();
+    for m in sim.wait_for(n, WAIT) {
+        for id in field_values(&m.data, "Message-ID") {
+            *ids.entry(id).or_insert(0) += 1;
+        }
+    }
+    ids
 }

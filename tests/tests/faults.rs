@@ -13,44 +13,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use demail_e2e::city::CLERK;
-use demail_e2e::load::{message, submit};
-use demail_e2e::message::field_values;
+use demail_e2e::load::{message, received_ids, submit, submit_until_accepted};
 use demail_e2e::{City, CityOptions, ImapClient, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Submits until accepted, as a client's outbox retries a temporary failure; a permanent
-/// refusal is a failure of the test. Returns the temporary failures seen.
-fn submit_until_accepted(port: u16, msg: &[u8], deadline: Instant) -> usize {
-    let mut tempfails = 0;
-    loop {
-        match submit(port, msg) {
-            Ok(()) => return tempfails,
-            Err(code) if code == 0 || (400..500).contains(&code) => {
-                tempfails += 1;
-                assert!(
-                    Instant::now() < deadline,
-                    "still not accepted after {tempfails} temporary failures (last {code})"
-                );
-                thread::sleep(Duration::from_millis(200));
-            }
-            Err(code) => panic!("permanent refusal {code}"),
-        }
-    }
-}
-
-/// The Message-IDs the provider received, with how often each came.
-fn received_ids(city: &City, n: usize) -> BTreeMap<String, usize> {
-    let sim = city.simulator().expect("simulator");
-    let got = sim.wait_for(n, WAIT);
-    let mut ids = BTreeMap::new();
-    for m in got {
-        for id in field_values(&m.data, "Message-ID") {
-            *ids.entry(id).or_insert(0) += 1;
-        }
-    }
-    ids
-}
 
 fn verify_ok(city: &City) -> String {
     let out = city.demailctl(&["evidence", "verify"]);
@@ -75,7 +41,12 @@ fn milter_killed_during_a_loaded_run_loses_and_duplicates_nothing() {
             thread::spawn(move || {
                 (0..EACH)
                     .map(|i| {
-                        submit_until_accepted(port, &message(&format!("load-{t}-{i}")), deadline)
+                        submit_until_accepted(
+                            &[port],
+                            0,
+                            &message(&format!("load-{t}-{i}")),
+                            deadline,
+                        )
                     })
                     .sum::<usize>()
             })

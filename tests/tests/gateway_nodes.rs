@@ -15,8 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use demail_e2e::city::{ACCOUNT, CITIZEN, CLERK, POSTSTELLE};
-use demail_e2e::load::{message, submit};
-use demail_e2e::message::field_values;
+use demail_e2e::load::{message, received_ids, submit_until_accepted};
 use demail_e2e::postgres::GATEWAY;
 use demail_e2e::proxy_city::{self, DISPATCH_FOLDER, PW, RECEIPT_FOLDER};
 use demail_e2e::{City, CityOptions, PgServer, wait_until};
@@ -132,6 +131,14 @@ fn config_with_database(
     std::fs::write(out, doc.to_string()).expect("write demail.toml");
 }
 
+/// `demailctl --config CONFIG evidence copy --to TO ARGS..`: what it did.
+fn copy(config: &Path, to: &str, args: &[&str]) -> Output {
+    let config = config.display().to_string();
+    let mut all = vec!["--config", &config, "evidence", "copy", "--to", to];
+    all.extend_from_slice(args);
+    demailctl(&all)
+}
+
 /// `evidence verify` through `config`: OK, and the head it names.
 fn verified_head(config: &Path) -> String {
     let out = demailctl(&[
@@ -202,16 +209,11 @@ fn a_de_mail_sent_through_node_a_is_confirmed_through_node_b_and_shown_by_its_pr
     let head = verified_head(&pg_config);
     let sqlite = work.path().join("copy.sqlite");
     let sqlite_blobs = work.path().join("copy-blobs");
-    let out = demailctl(&[
-        "--config",
-        &pg_config.display().to_string(),
-        "evidence",
-        "copy",
-        "--to",
+    let out = copy(
+        &pg_config,
         &sqlite.display().to_string(),
-        "--to-blobs",
-        &sqlite_blobs.display().to_string(),
-    ]);
+        &["--to-blobs", &sqlite_blobs.display().to_string()],
+    );
     assert!(out.status.success(), "copy to SQLite:\n{}", text(&out));
     assert!(text(&out).contains(&head), "{}", text(&out));
     let sqlite_config = work.path().join("sqlite.toml");
@@ -225,16 +227,11 @@ fn a_de_mail_sent_through_node_a_is_confirmed_through_node_b_and_shown_by_its_pr
     assert_eq!(verified_head(&sqlite_config), head);
 
     let db2 = migrated_database(&pg);
-    let out = demailctl(&[
-        "--config",
-        &sqlite_config.display().to_string(),
-        "evidence",
-        "copy",
-        "--to",
-        &pg.gateway_url(&db2),
+    let gateway_pw = [
         "--to-password-file",
         &pg.gateway_password_file().display().to_string(),
-    ]);
+    ];
+    let out = copy(&sqlite_config, &pg.gateway_url(&db2), &gateway_pw);
     assert!(out.status.success(), "copy to PostgreSQL:\n{}", text(&out));
     let pg2_config = work.path().join("pg2.toml");
     config_with_database(
@@ -246,39 +243,26 @@ fn a_de_mail_sent_through_node_a_is_confirmed_through_node_b_and_shown_by_its_pr
     );
     assert_eq!(verified_head(&pg2_config), head);
     // A copy goes only into an empty store.
-    let out = demailctl(&[
-        "--config",
-        &sqlite_config.display().to_string(),
-        "evidence",
-        "copy",
-        "--to",
-        &pg.gateway_url(&db2),
-        "--to-password-file",
-        &pg.gateway_password_file().display().to_string(),
-    ]);
+    let out = copy(&sqlite_config, &pg.gateway_url(&db2), &gateway_pw);
     assert!(!out.status.success());
     assert!(text(&out).contains("empty store"), "{}", text(&out));
-}
 
-/// As an MUA behind a load balancer: a temporary failure is retried on the other node.
-fn submit_until_accepted(ports: [u16; 2], first: usize, msg: &[u8], deadline: Instant) -> usize {
-    let mut tempfails = 0;
-    let mut node = first;
-    loop {
-        match submit(ports[node % 2], msg) {
-            Ok(()) => return tempfails,
-            Err(code) if code == 0 || (400..500).contains(&code) => {
-                tempfails += 1;
-                assert!(
-                    Instant::now() < deadline,
-                    "still not accepted after {tempfails} temporary failures (last {code})"
-                );
-                node += 1;
-                thread::sleep(Duration::from_millis(200));
-            }
-            Err(code) => panic!("permanent refusal {code}"),
-        }
-    }
+    // SQLite's backup and restore name the way for a PostgreSQL store instead of half-working.
+    let pg_config_arg = pg_config.display().to_string();
+    let tar = work.path().join("backup.tar").display().to_string();
+    let out = demailctl(&[
+        "--config",
+        &pg_config_arg,
+        "evidence",
+        "backup",
+        "--out",
+        &tar,
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("pg_dump"), "{}", text(&out));
+    let out = demailctl(&["--config", &pg_config_arg, "evidence", "restore", &tar]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("evidence copy"), "{}", text(&out));
 }
 
 #[test]
@@ -298,7 +282,7 @@ fn a_node_killed_under_load_loses_and_duplicates_nothing() {
                 (0..EACH)
                     .map(|i| {
                         let msg = message(&format!("nodes-{t}-{i}"));
-                        submit_until_accepted(ports, t + i, &msg, deadline)
+                        submit_until_accepted(&ports, t + i, &msg, deadline)
                     })
                     .sum::<usize>()
             })
@@ -321,13 +305,7 @@ fn a_node_killed_under_load_loses_and_duplicates_nothing() {
     assert!(tempfails > 0, "the kills happened while mail was flowing");
 
     let total = SENDERS * EACH;
-    let got = a.simulator().expect("simulator").wait_for(total, WAIT);
-    let mut ids: BTreeMap<String, usize> = BTreeMap::new();
-    for m in got {
-        for id in field_values(&m.data, "Message-ID") {
-            *ids.entry(id).or_insert(0) += 1;
-        }
-    }
+    let ids = received_ids(&a, total);
     assert_eq!(ids.len(), total, "every De-Mail reached the provider");
     let twice: Vec<_> = ids.iter().filter(|(_, n)| **n != 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
